@@ -1,0 +1,126 @@
+"""The errors lindivc raises for conditions a user can cause.
+
+Every subclass of :class:`LindivcError` is printed by the CLI as one line on stderr with exit
+status 1 and no traceback. Any other exception is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+
+class LindivcError(Exception):
+    """Base class of all user-facing lindivc errors."""
+
+
+class NotARepository(LindivcError):
+    """No lindivc repository at or above a directory."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"not a lindivc repository (or any parent up to /): {path}")
+
+
+class AlreadyARepository(LindivcError):
+    """`init` inside an existing repository."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"already inside a lindivc repository: {path}")
+
+
+class InvalidLindiFile(LindivcError):
+    """A LINDI file that is not valid JSON or not a valid reference file system."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class ObjectMissing(LindivcError):
+    """An object named by a ref is in no store that was asked."""
+
+    def __init__(self, sha1: str, where: str = "the local object store") -> None:
+        self.sha1 = sha1
+        self.where = where
+        super().__init__(f"object {sha1} is missing from {where}")
+
+
+class ChecksumMismatch(LindivcError):
+    """Bytes read for an object do not hash to its name."""
+
+    def __init__(self, expected: str, got: str, where: str = "") -> None:
+        self.expected = expected
+        self.got = got
+        self.where = where
+        at = f" at {where}" if where else ""
+        super().__init__(f"corrupt object{at}: expected sha1 {expected}, got {got}")
+
+
+class RefConflict(LindivcError):
+    """A compare-and-swap ref update found a value other than the expected one."""
+
+    def __init__(self, name: str, expected: str | None, actual: str | None, hint: str = "") -> None:
+        self.name = name
+        self.expected = expected
+        self.actual = actual
+        msg = f"ref {name} changed concurrently (expected {expected or 'none'}, found {actual or 'none'})"
+        super().__init__(msg + (f"; {hint}" if hint else ""))
+
+
+class UnknownRevision(LindivcError):
+    """A revision name that resolves to no commit."""
+
+    def __init__(self, rev: str) -> None:
+        self.rev = rev
+        super().__init__(f"unknown revision: {rev}")
+
+
+class PathOutsideRepository(LindivcError):
+    """A path argument that is not inside the working tree."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"path is outside the working tree: {path}")
+
+
+class NothingToCommit(LindivcError):
+    """A commit whose tree equals its parent's."""
+
+    def __init__(self) -> None:
+        super().__init__("nothing to commit (working files match HEAD); change a file or use `lindivc add`")
+
+
+class ZoneError(LindivcError):
+    """A zone cannot be reached, refused an operation, or holds inconsistent data."""
+
+
+class ZoneUnreachable(ZoneError):
+    """The zone's endpoint did not answer."""
+
+
+class AccessDenied(ZoneError):
+    """The zone (or gateway) refused the credentials for this operation."""
+
+
+class NonFastForward(LindivcError):
+    """A push or pull whose histories diverged."""
+
+
+class ZoneKeyMissing(ZoneError):
+    """A key that is not in the zone."""
+
+    def __init__(self, key: str, zone: str = "") -> None:
+        self.key = key
+        self.zone = zone
+        super().__init__(f"{key} not found in zone {zone}".rstrip())
+
+
+class PreconditionFailed(ZoneError):
+    """A conditional write (if-none-match / if-match) found another value."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"conditional write of {key} failed: it changed concurrently")
+
+
+class InvalidKey(ZoneError):
+    """A zone key or zone URL outside the layout of docs/format.md."""

@@ -1,0 +1,250 @@
+"""The local object store: immutable byte strings named by the SHA-1 hex of their bytes.
+
+Layout (docs/format.md): ``.lindivc/objects/aa/bb/cc/<sha1>`` for loose objects and packs,
+``.lindivc/idx/<packsha1>`` for pack indexes. Objects are written atomically (temp file in the
+same directory, fsync, rename), never modified, and verified against their name whenever read
+in full.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from .errors import ChecksumMismatch, ObjectMissing
+
+SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
+COPY_BLOCK = 1 << 20
+
+
+def is_sha1(s: str) -> bool:
+    """True if ``s`` is 40 lowercase hex digits."""
+    return bool(SHA1_RE.match(s))
+
+
+def sha1_bytes(data: bytes) -> str:
+    """SHA-1 hex of ``data``."""
+    return hashlib.sha1(data).hexdigest()
+
+
+def fanout(sha1: str) -> str:
+    """The relative key of an object: ``aa/bb/cc/<sha1>`` (same fan-out locally and in zones)."""
+    return f"{sha1[0:2]}/{sha1[2:4]}/{sha1[4:6]}/{sha1}"
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """``size`` bytes starting at ``offset`` (both inclusive start, exclusive end at offset+size)."""
+
+    offset: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+
+def fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_stream(dest: str, chunks: Iterator[bytes] | list[bytes], *, fsync: bool = True) -> tuple[str, int]:
+    """Write ``chunks`` to ``dest`` atomically; return (sha1 hex, size) of what was written."""
+    d = os.path.dirname(dest)
+    os.makedirs(d, exist_ok=True)
+    h = hashlib.sha1()
+    n = 0
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for c in chunks:
+                h.update(c)
+                n += len(c)
+                f.write(c)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return h.hexdigest(), n
+
+
+class ObjectStore:
+    """A directory of loose objects (and packs) named by SHA-1.
+
+    ``root`` is the ``objects`` directory. Thread-safe for concurrent writers: writes go to
+    unique temp files and are renamed into place; an existing object is never rewritten (its
+    mtime is refreshed, so a running prune spares it).
+    """
+
+    def __init__(self, root: str, *, fsync: bool = True) -> None:
+        self.root = os.path.abspath(root)
+        self.fsync = fsync
+
+    def path(self, sha1: str) -> str:
+        """Absolute path where object ``sha1`` lives (whether or not it exists)."""
+        return os.path.join(self.root, fanout(sha1))
+
+    def __contains__(self, sha1: object) -> bool:
+        return isinstance(sha1, str) and os.path.exists(self.path(sha1))
+
+    def size(self, sha1: str) -> int:
+        try:
+            return os.path.getsize(self.path(sha1))
+        except FileNotFoundError:
+            raise ObjectMissing(sha1) from None
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data``; return its sha1. Idempotent."""
+        sha = sha1_bytes(data)
+        p = self.path(sha)
+        if os.path.exists(p):
+            _touch(p)
+            return sha
+        atomic_write_stream(p, [data], fsync=self.fsync)
+        return sha
+
+    def put_stream(self, stream: BinaryIO | Iterator[bytes], expected: str | None = None) -> tuple[str, int]:
+        """Store bytes read from a file object or iterator of blocks; return (sha1, size).
+
+        Memory stays bounded: the bytes go to a temp file while they are hashed. If ``expected``
+        is given and the bytes hash otherwise, nothing is stored and ChecksumMismatch is raised.
+        """
+        if hasattr(stream, "read"):
+            it: Iterator[bytes] = iter(lambda: stream.read(COPY_BLOCK), b"")  # type: ignore[union-attr]
+        else:
+            it = stream  # type: ignore[assignment]
+        os.makedirs(self.root, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        h = hashlib.sha1()
+        n = 0
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for c in it:
+                    h.update(c)
+                    n += len(c)
+                    f.write(c)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            sha = h.hexdigest()
+            if expected is not None and sha != expected:
+                raise ChecksumMismatch(expected, sha, "download")
+            p = self.path(sha)
+            if os.path.exists(p):
+                os.unlink(tmp)
+                _touch(p)
+            else:
+                os.makedirs(os.path.dirname(p), exist_ok=True)
+                os.replace(tmp, p)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return sha, n
+
+    def get(self, sha1: str) -> bytes:
+        """The whole object, verified against its name."""
+        try:
+            with open(self.path(sha1), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise ObjectMissing(sha1) from None
+        got = sha1_bytes(data)
+        if got != sha1:
+            raise ChecksumMismatch(sha1, got, self.path(sha1))
+        return data
+
+    def get_range(self, sha1: str, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of the object (not verified: a range has no name)."""
+        try:
+            with open(self.path(sha1), "rb") as f:
+                f.seek(offset)
+                data = f.read(size)
+        except FileNotFoundError:
+            raise ObjectMissing(sha1) from None
+        if len(data) != size:
+            raise ChecksumMismatch(sha1, "truncated", self.path(sha1))
+        return data
+
+    def open(self, sha1: str) -> BinaryIO:
+        """A binary file object for streaming reads of the object (unverified)."""
+        try:
+            return open(self.path(sha1), "rb")
+        except FileNotFoundError:
+            raise ObjectMissing(sha1) from None
+
+    def verify(self, sha1: str) -> None:
+        """Raise ChecksumMismatch/ObjectMissing unless the stored bytes hash to ``sha1``."""
+        h = hashlib.sha1()
+        with self.open(sha1) as f:
+            for c in iter(lambda: f.read(COPY_BLOCK), b""):
+                h.update(c)
+        if h.hexdigest() != sha1:
+            raise ChecksumMismatch(sha1, h.hexdigest(), self.path(sha1))
+
+    def delete(self, sha1: str) -> None:
+        try:
+            os.unlink(self.path(sha1))
+        except FileNotFoundError:
+            pass
+
+    def mtime(self, sha1: str) -> float:
+        try:
+            return os.path.getmtime(self.path(sha1))
+        except FileNotFoundError:
+            raise ObjectMissing(sha1) from None
+
+    def __iter__(self) -> Iterator[str]:
+        """Every object name in the store (loose objects and packs)."""
+        if not os.path.isdir(self.root):
+            return
+        for a in sorted(os.listdir(self.root)):
+            pa = os.path.join(self.root, a)
+            if len(a) != 2 or not os.path.isdir(pa):
+                continue
+            for b in sorted(os.listdir(pa)):
+                pb = os.path.join(pa, b)
+                if not os.path.isdir(pb):
+                    continue
+                for c in sorted(os.listdir(pb)):
+                    pc = os.path.join(pb, c)
+                    if not os.path.isdir(pc):
+                        continue
+                    for name in sorted(os.listdir(pc)):
+                        if is_sha1(name):
+                            yield name
+
+    def sha1_from_path(self, path: str) -> str | None:
+        """If ``path`` is an object path of this store, its sha1; else None."""
+        ap = os.path.abspath(path)
+        if not ap.startswith(self.root + os.sep):
+            return None
+        rel = ap[len(self.root) + 1:].split(os.sep)
+        if len(rel) == 4 and is_sha1(rel[3]) and fanout(rel[3]) == "/".join(rel):
+            return rel[3]
+        return None
+
+
+def _touch(p: str) -> None:
+    try:
+        os.utime(p, None)
+    except OSError:
+        pass

@@ -1,0 +1,110 @@
+"""One interface for every zone backend (DESIGN.md section 5).
+
+A zone is a prefix in an object store. Keys passed to a Zone are relative to that prefix and
+follow lindivc.layout. Every backend offers: get, ranged get, streaming get, put (bytes or a
+file, with optional conditions), head, list, delete, and the store's own clock.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from ..layout import ZoneURL
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a zone knows about one key. ``mtime`` is seconds since the epoch, by the store's clock."""
+
+    key: str
+    size: int
+    mtime: float
+    etag: str | None = None
+
+
+class Zone(abc.ABC):
+    """A zone: a key/value object store under one prefix.
+
+    Errors: ZoneKeyMissing for an absent key, PreconditionFailed for a failed condition,
+    AccessDenied for refused credentials, ZoneUnreachable when the endpoint does not answer,
+    ZoneError for the rest. Never a backend's own exception type.
+    """
+
+    #: the parsed URL this zone was opened with
+    location: ZoneURL
+
+    @property
+    def url(self) -> str:
+        return self.location.url
+
+    # capabilities (like zarr's Store)
+    @property
+    def supports_writes(self) -> bool:
+        return True
+
+    @property
+    def supports_deletes(self) -> bool:
+        return True
+
+    @property
+    def supports_listing(self) -> bool:
+        return True
+
+    @abc.abstractmethod
+    def get(self, key: str) -> bytes:
+        """The whole value at ``key``."""
+
+    @abc.abstractmethod
+    def get_range(self, key: str, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset``; exactly ``size`` bytes or ZoneError."""
+
+    @abc.abstractmethod
+    def open_read(self, key: str) -> BinaryIO:
+        """A streaming reader of the value at ``key`` (close it when done)."""
+
+    @abc.abstractmethod
+    def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
+        """Store ``data`` at ``key``; return the new etag.
+
+        ``if_none_match``: fail with PreconditionFailed if the key exists.
+        ``if_match``: fail with PreconditionFailed unless the current etag equals it.
+        """
+
+    @abc.abstractmethod
+    def put_file(self, key: str, path: str, *, progress: "callable | None" = None) -> str:
+        """Store the file at ``path`` (streamed; multipart where the backend needs it); return etag.
+
+        ``progress(nbytes)`` is called as bytes are sent.
+        """
+
+    @abc.abstractmethod
+    def head(self, key: str) -> ObjectInfo | None:
+        """Info about ``key``, or None if absent."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every key under ``prefix`` (relative keys), in lexicographic order."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; absent keys are not an error."""
+
+    @abc.abstractmethod
+    def now(self) -> float:
+        """The store's clock (seconds since the epoch), the one GC compares mtimes against."""
+
+    @abc.abstractmethod
+    def public_url(self, key: str) -> str:
+        """What a rendered LINDI file uses to name ``key``: an absolute path for a local zone, an
+        http(s) URL otherwise. Plain lindi must be able to read it (given access)."""
+
+    def siblings(self) -> Iterator["Zone"]:
+        """Every other zone of the same cloud (DESIGN.md section 5); empty if not in a cloud."""
+        return iter(())
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def close(self) -> None:
+        """Release connections."""
