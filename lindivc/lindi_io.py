@@ -1,0 +1,439 @@
+"""Opening LINDI files for reading and writing, converting HDF5 to LINDI, ingesting byte ranges.
+
+A LINDI file (``.lindi.json`` or ``.zarr.json``) is a JSON reference file system (rfs):
+``{"refs": {key: value}, "templates": {...}, ...}`` where a value is a dict (zarr metadata),
+a string (inline bytes, ``base64:`` or ASCII) or ``[url_or_path, offset, size]``.
+
+:func:`open_file` returns an h5py-compatible :class:`LindiFile`. Opened ``"r+"``, every zarr
+chunk of at least ``chunk_threshold`` bytes that h5py/pynwb writes is stored as an object of
+the local :class:`~lindivc.objects.ObjectStore` and referenced by its absolute path, so the
+working file stays small and any plain ``lindi`` reader can open it. Blosc threading is off
+while a file is open for writing, so the same data always encodes to the same objects.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+import threading
+from typing import Any, Callable, Iterator
+
+import numcodecs
+import numcodecs.blosc
+import zarr
+from lindi.LindiH5pyFile.LindiH5pyFile import LindiH5pyFile
+from lindi.LindiH5pyFile.LindiH5pyGroup import LindiH5pyGroup
+from lindi.LindiH5pyFile.LindiReferenceFileSystemStore import LindiReferenceFileSystemStore
+from lindi.LindiH5pyFile.writers.LindiH5pyGroupWriter import LindiH5pyGroupWriter
+from numcodecs.compat import ensure_bytes
+
+from .errors import InvalidLindiFile
+from .objects import COPY_BLOCK, ObjectStore
+
+DEFAULT_CHUNK_THRESHOLD = 64 * 1024
+META_SUFFIXES = (".zarray", ".zattrs", ".zgroup")
+
+ReadRange = Callable[[str, int, int], "bytes | None"]
+Save = Callable[[dict], None]
+
+__all__ = [
+    "LindiFile",
+    "open_file",
+    "load_rfs",
+    "validate_rfs",
+    "expand_templates",
+    "convert_hdf5",
+    "ingest",
+    "is_chunk_key",
+]
+
+
+# --------------------------------------------------------------------------- rfs helpers
+
+def is_chunk_key(key: str) -> bool:
+    """True if ``key`` names a zarr chunk: its last part is dot-separated ints (``a/b/0.0``)."""
+    base = key.rsplit("/", 1)[-1]
+    parts = base.split(".")
+    return bool(base) and all(p.isdigit() for p in parts)
+
+
+def _is_url(s: str) -> bool:
+    return s.startswith("http://") or s.startswith("https://")
+
+
+def _apply_templates(url: str, templates: dict) -> str:
+    if "{{" in url and "}}" in url:
+        for name, value in templates.items():
+            url = url.replace("{{" + name + "}}", value)
+    return url
+
+
+def expand_templates(rfs: dict) -> None:
+    """Replace ``{{name}}`` in every list ref by its template, in place, and drop ``templates``."""
+    templates = rfs.get("templates") or {}
+    for v in rfs["refs"].values():
+        if isinstance(v, list) and v and isinstance(v[0], str):
+            v[0] = _apply_templates(v[0], templates)
+    rfs.pop("templates", None)
+
+
+def validate_rfs(rfs: Any, path: str) -> None:
+    """Raise InvalidLindiFile unless ``rfs`` is a reference file system lindi can read."""
+    if not isinstance(rfs, dict):
+        raise InvalidLindiFile(path, f"top level is a JSON {type(rfs).__name__}, not an object")
+    if "refs" not in rfs:
+        raise InvalidLindiFile(path, "missing 'refs'")
+    refs = rfs["refs"]
+    if not isinstance(refs, dict):
+        raise InvalidLindiFile(path, "'refs' is not an object")
+    templates = rfs.get("templates", {})
+    if not isinstance(templates, dict) or not all(isinstance(t, str) for t in templates.values()):
+        raise InvalidLindiFile(path, "'templates' must map names to strings")
+    for key, v in refs.items():
+        if isinstance(v, (str, dict)):
+            continue
+        if isinstance(v, list):
+            if len(v) != 3:
+                raise InvalidLindiFile(path, f"ref {key!r} is a list of {len(v)} elements, expected [url, offset, size]")
+            url, offset, size = v
+            if not isinstance(url, str):
+                raise InvalidLindiFile(path, f"ref {key!r}: url must be a string, got {type(url).__name__}")
+            for what, n in (("offset", offset), ("size", size)):
+                if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                    raise InvalidLindiFile(path, f"ref {key!r}: {what} must be a non-negative integer, got {n!r}")
+            continue
+        raise InvalidLindiFile(path, f"ref {key!r} is a {type(v).__name__}; expected string, object or [url, offset, size]")
+
+
+def load_rfs(path: str) -> dict:
+    """Read and validate the LINDI JSON file at ``path``; raise InvalidLindiFile if malformed."""
+    try:
+        with open(path, "rb") as f:
+            rfs = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InvalidLindiFile(path, f"not valid JSON ({str(e).splitlines()[0]})") from None
+    validate_rfs(rfs, path)
+    return rfs
+
+
+def _write_json_atomic(path: str, rfs: dict) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(rfs, f, indent=1, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# --------------------------------------------------------------------------- deterministic blosc
+
+_blosc_lock = threading.Lock()
+_blosc_users = 0
+_blosc_saved: Any = None
+
+
+def _blosc_threads_off() -> None:
+    global _blosc_users, _blosc_saved
+    with _blosc_lock:
+        if _blosc_users == 0:
+            _blosc_saved = numcodecs.blosc.use_threads
+            numcodecs.blosc.use_threads = False
+        _blosc_users += 1
+
+
+def _blosc_threads_restore() -> None:
+    global _blosc_users
+    with _blosc_lock:
+        _blosc_users -= 1
+        if _blosc_users == 0:
+            numcodecs.blosc.use_threads = _blosc_saved
+
+
+# --------------------------------------------------------------------------- store
+
+class ObjectBackedStore(LindiReferenceFileSystemStore):
+    """lindi's reference-file-system store, with large chunks written to an ObjectStore.
+
+    Writes: a chunk of ``chunk_threshold`` bytes or more goes to ``objects`` and its ref becomes
+    ``[objects.path(sha1), 0, size]``; smaller chunks and metadata stay inline as lindi does.
+    Reads: for a list ref, ``read_range(url, offset, size)`` is asked first (when given) and its
+    bytes are used unless it returns None.
+    """
+
+    def __init__(
+        self,
+        rfs: dict,
+        *,
+        mode: str = "r",
+        objects: ObjectStore | None = None,
+        chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
+        read_range: ReadRange | None = None,
+    ) -> None:
+        super().__init__(rfs, mode=mode)  # type: ignore[arg-type]
+        self.objects = objects
+        self.chunk_threshold = chunk_threshold
+        self.read_range = read_range
+
+    def _get_helper(self, key: str):
+        if self.read_range is not None:
+            x = self.rfs["refs"].get(key)
+            if isinstance(x, list) and len(x) == 3:
+                url = _apply_templates(x[0], self.rfs.get("templates") or {})
+                data = self.read_range(url, x[1], x[2])
+                if data is not None:
+                    return bytes(data)
+        return super()._get_helper(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if self.mode != "r+":
+            raise PermissionError(f"store is read-only: cannot write {key}")
+        if not isinstance(value, bytes):
+            # zarr hands over an ndarray (or other buffer) for arrays without a compressor
+            value = ensure_bytes(value)
+        if self.objects is not None and len(value) >= self.chunk_threshold and is_chunk_key(key):
+            sha = self.objects.put_bytes(value)
+            self.rfs["refs"][key] = [self.objects.path(sha), 0, len(value)]
+            return
+        super().__setitem__(key, value)
+
+    def setitems(self, values: dict) -> None:
+        for k, v in values.items():
+            self[k] = v
+
+    def export_rfs(self) -> dict:
+        """A deep copy of the rfs with templates expanded and metadata values as dicts."""
+        rfs = copy.deepcopy(self.rfs)
+        LindiReferenceFileSystemStore.replace_meta_file_contents_with_dicts_in_rfs(rfs)
+        expand_templates(rfs)
+        return rfs
+
+
+# --------------------------------------------------------------------------- h5py layer
+
+class _GroupWriter(LindiH5pyGroupWriter):
+    """lindi's group writer, accepting ``maxshape`` and handing out lindivc groups."""
+
+    def create_group(self, name, track_order=None):
+        return _as_group(super().create_group(name, track_order=track_order))
+
+    def create_dataset(self, name, shape=None, dtype=None, data=None, **kwds):
+        # hdmf makes VectorData expandable (maxshape=(None, ...)). A LINDI array can be
+        # rewritten later (its .zarray replaced), so any dataset is expandable: ignore it.
+        kwds.pop("maxshape", None)
+        return super().create_dataset(name, shape=shape, dtype=dtype, data=data, **kwds)
+
+
+class _Group(LindiH5pyGroup):
+    """A LindiH5pyGroup whose writer is :class:`_GroupWriter` and whose subgroups are _Groups."""
+
+    def __init__(self, _zarr_group: zarr.Group, _file: LindiH5pyFile) -> None:
+        super().__init__(_zarr_group, _file)
+        if self._writer is not None:
+            self._writer = _GroupWriter(self)
+
+    def __getitem__(self, name):
+        return _as_group(super().__getitem__(name))
+
+
+def _as_group(x: Any) -> Any:
+    if type(x) is LindiH5pyGroup:
+        return _Group(x._zarr_group, x._file)
+    return x
+
+
+class LindiFile(LindiH5pyFile):
+    """An h5py-compatible LINDI file opened by :func:`open_file`.
+
+    In ``"r+"`` mode, :meth:`flush` and :meth:`close` hand the rfs (templates expanded,
+    metadata as dicts) to ``save``, or write it atomically to the source path. Closing twice
+    is harmless.
+    """
+
+    _lindivc_path: str
+    _lindivc_save: Save | None
+    _lindivc_blosc: bool
+
+    @classmethod
+    def _open_store(cls, store: ObjectBackedStore, mode: str, path: str, save: Save | None) -> "LindiFile":
+        # What LindiH5pyFile.from_zarr_store does, with this class and group type.
+        zarr_group = zarr.open(store=store, mode=mode)
+        if not isinstance(zarr_group, zarr.Group):
+            raise InvalidLindiFile(path, "the root is not a zarr group")
+        f = cls(zarr_group, _zarr_store=store, _mode=mode)  # type: ignore[arg-type]
+        f._the_group = _Group(zarr_group, f)
+        f._lindivc_path = path
+        f._lindivc_save = save
+        f._lindivc_blosc = False
+        return f
+
+    def to_rfs(self) -> dict:
+        """The current reference file system: a copy, templates expanded, metadata as dicts."""
+        store = self._zarr_store
+        assert isinstance(store, ObjectBackedStore)
+        return store.export_rfs()
+
+    def flush(self) -> None:
+        if not self._is_open or self._mode == "r":
+            return
+        rfs = self.to_rfs()
+        if self._lindivc_save is not None:
+            self._lindivc_save(rfs)
+        else:
+            _write_json_atomic(self._lindivc_path, rfs)
+
+    def close(self) -> None:
+        if not self._is_open:
+            return
+        try:
+            self.flush()
+        finally:
+            self._is_open = False
+            if self._lindivc_blosc:
+                self._lindivc_blosc = False
+                _blosc_threads_restore()
+
+    def __del__(self) -> None:
+        # An unclosed writer must not keep Blosc threading off for the whole process.
+        if getattr(self, "_lindivc_blosc", False):
+            self._lindivc_blosc = False
+            _blosc_threads_restore()
+
+
+def open_file(
+    path: str,
+    mode: str = "r",
+    *,
+    objects: ObjectStore | None = None,
+    chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
+    save: Save | None = None,
+    read_range: ReadRange | None = None,
+) -> LindiFile:
+    """Open the LINDI JSON file at ``path`` (any name, e.g. ``.lindi.json``/``.zarr.json``).
+
+    ``mode`` is ``"r"`` or ``"r+"``. In ``"r+"`` mode chunks of ``chunk_threshold`` bytes or
+    more are stored in ``objects`` (when given) and referenced by absolute object path; on
+    flush/close the rfs goes to ``save(rfs)``, or, without ``save``, replaces ``path``
+    atomically (JSON, indent 1, sorted keys). ``read_range(url, offset, size)``, if given, is
+    asked first for every byte-range ref; it returns the bytes or None to let lindi read them.
+
+    Raises InvalidLindiFile if the file is not a valid LINDI JSON file, FileNotFoundError if
+    it does not exist.
+    """
+    if mode not in ("r", "r+"):
+        raise ValueError(f"mode must be 'r' or 'r+', not {mode!r}")
+    rfs = load_rfs(path)
+    store = ObjectBackedStore(
+        rfs, mode=mode, objects=objects, chunk_threshold=chunk_threshold, read_range=read_range
+    )
+    if mode == "r+":
+        _blosc_threads_off()
+    try:
+        f = LindiFile._open_store(store, mode, path, save)
+    except BaseException:
+        if mode == "r+":
+            _blosc_threads_restore()
+        raise
+    f._lindivc_blosc = mode == "r+"
+    return f
+
+
+# --------------------------------------------------------------------------- conversion / ingest
+
+def convert_hdf5(source: str, *, num_dataset_chunks_threshold: int | None = 1000) -> dict:
+    """The LINDI rfs of an HDF5/NWB file (local path or http(s) URL).
+
+    Refs point at ``source`` (made absolute for a local file), templates are expanded and
+    metadata values are dicts. Datasets with more than ``num_dataset_chunks_threshold`` chunks
+    become lindi external array links (None: never).
+    """
+    from lindi.LindiH5ZarrStore.LindiH5ZarrStoreOpts import LindiH5ZarrStoreOpts
+
+    url = source if _is_url(source) else os.path.abspath(source)
+    opts = LindiH5ZarrStoreOpts(num_dataset_chunks_threshold=num_dataset_chunks_threshold)
+    f = LindiH5pyFile.from_hdf5_file(url, url=url, zarr_store_opts=opts)
+    try:
+        rfs = f.to_reference_file_system()
+    finally:
+        f.close()
+        store = f._zarr_store
+        if hasattr(store, "close"):
+            store.close()
+    LindiReferenceFileSystemStore.replace_meta_file_contents_with_dicts_in_rfs(rfs)
+    expand_templates(rfs)
+    return rfs
+
+
+def _read_local_range(fh, offset: int, size: int) -> Iterator[bytes]:
+    fh.seek(offset)
+    left = size
+    while left > 0:
+        block = fh.read(min(COPY_BLOCK, left))
+        if not block:
+            raise OSError(f"{fh.name}: range {offset}+{size} is past the end of the file")
+        left -= len(block)
+        yield block
+
+
+def _read_url_range(url: str, offset: int, size: int) -> Iterator[bytes]:
+    import requests
+
+    headers = {"Range": f"bytes={offset}-{offset + size - 1}"}
+    with requests.get(url, headers=headers, stream=True, timeout=60) as r:
+        r.raise_for_status()
+        if r.status_code != 206 and not (offset == 0 and r.headers.get("Content-Length") == str(size)):
+            raise OSError(f"{url}: server ignored the Range header (HTTP {r.status_code})")
+        n = 0
+        for block in r.iter_content(COPY_BLOCK):
+            n += len(block)
+            yield block
+        if n != size:
+            raise OSError(f"{url}: expected {size} bytes at {offset}, got {n}")
+
+
+def ingest(rfs: dict, objects: ObjectStore, *, only_local: bool = True) -> int:
+    """Copy the byte ranges that refs of ``rfs`` point at into ``objects``; return bytes copied.
+
+    Every ``[path, offset, size]`` ref to a local file (absolute path) is repointed, in place,
+    to ``[objects.path(sha1), 0, size]``. With ``only_local=False`` http(s) ranges are copied
+    too. Refs already in ``objects``, relative paths and inline values are left alone. Memory
+    stays bounded: each range is streamed into the store.
+    """
+    templates = rfs.get("templates") or {}
+    handles: dict[str, Any] = {}
+    total = 0
+    try:
+        for key, v in rfs["refs"].items():
+            if not (isinstance(v, list) and len(v) == 3):
+                continue
+            url = _apply_templates(v[0], templates)
+            offset, size = v[1], v[2]
+            if _is_url(url):
+                if only_local:
+                    continue
+                blocks = _read_url_range(url, offset, size)
+            elif os.path.isabs(url):
+                if objects.sha1_from_path(url) is not None:
+                    continue
+                fh = handles.get(url)
+                if fh is None:
+                    fh = handles[url] = open(url, "rb")
+                blocks = _read_local_range(fh, offset, size)
+            else:
+                continue
+            sha, n = objects.put_stream(blocks)
+            rfs["refs"][key] = [objects.path(sha), 0, n]
+            total += n
+    finally:
+        for fh in handles.values():
+            fh.close()
+    return total
