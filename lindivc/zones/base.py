@@ -10,7 +10,32 @@ import abc
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from ..layout import ZoneURL
+from ..errors import InvalidKey, ZoneError
+from ..layout import ZoneURL, validate_key
+
+#: bytes per read when streaming (copies, uploads, downloads)
+STREAM_BLOCK = 1 << 20
+
+
+def check_key(key: str) -> str:
+    """``key`` if it follows lindivc.layout, else InvalidKey. Every backend checks keys first, so
+    no backend ever sees ``..``, empty parts or a key outside the layout."""
+    return validate_key(key)
+
+
+def check_prefix(prefix: str) -> str:
+    """A listing prefix: '' or the start of a key (no leading '/', no '.'/'..' parts); InvalidKey."""
+    if not isinstance(prefix, str) or prefix.startswith("/") or len(prefix) > 1024:
+        raise InvalidKey(f"invalid prefix: {prefix!r}")
+    parts = prefix.split("/")
+    if any(p in (".", "..") for p in parts) or any(p == "" for p in parts[:-1]):
+        raise InvalidKey(f"invalid prefix: {prefix!r}")
+    return prefix
+
+
+def check_range(offset: int, size: int) -> None:
+    if offset < 0 or size < 0:
+        raise ZoneError(f"invalid byte range: offset {offset}, size {size}")
 
 
 @dataclass(frozen=True)
@@ -57,7 +82,8 @@ class Zone(abc.ABC):
 
     @abc.abstractmethod
     def get_range(self, key: str, offset: int, size: int) -> bytes:
-        """``size`` bytes at ``offset``; exactly ``size`` bytes or ZoneError."""
+        """``size`` bytes at ``offset``; exactly ``size`` bytes or ZoneError (a range past the end
+        of the value is an error, not a short read)."""
 
     @abc.abstractmethod
     def open_read(self, key: str) -> BinaryIO:
@@ -108,3 +134,12 @@ class Zone(abc.ABC):
 
     def close(self) -> None:
         """Release connections."""
+
+    def __enter__(self) -> "Zone":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"

@@ -1,0 +1,187 @@
+"""A read-only zone over plain HTTP(S): whole and ranged GETs, HEAD (requests, one Session).
+
+This is how anyone reads a published zone (a gateway's public side, a bucket's website endpoint,
+``lindivc.rangeserver``). Ranged reads insist on ``206 Partial Content`` with the matching
+``Content-Range``: a server that ignores ``Range`` (``python -m http.server``) would otherwise hand
+back the wrong bytes silently. There is no listing and no writing.
+"""
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+import urllib.parse
+from typing import BinaryIO, Callable, Iterator
+
+from ..errors import AccessDenied, InvalidKey, ZoneError, ZoneKeyMissing, ZoneUnreachable
+from ..layout import ZoneURL, parse_zone_url
+from .base import ObjectInfo, Zone, check_key, check_prefix, check_range
+
+CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+TIMEOUT = (5, 60)  # connect, read
+
+
+def make_session():
+    """A requests Session with a few quick retries (urllib3's) for GET/HEAD."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    s = requests.Session()
+    retry = Retry(total=3, connect=2, read=2, backoff_factor=0.2, status_forcelist=(429, 500, 502, 503, 504),
+                  allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False)
+    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=32)
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
+    return s
+
+
+class HttpZone(Zone):
+    """A read-only zone at an http(s) base URL."""
+
+    def __init__(self, url: str | ZoneURL, *, session=None) -> None:
+        self.location = url if isinstance(url, ZoneURL) else parse_zone_url(url)
+        if self.location.scheme not in ("http", "https"):
+            raise InvalidKey(f"not an http(s) zone: {self.location.url}")
+        self.base = self.location.url.rstrip("/")
+        self._owns_session = session is None
+        self.session = session if session is not None else make_session()
+        self._clock_offset: float | None = None
+
+    @property
+    def supports_writes(self) -> bool:
+        return False
+
+    @property
+    def supports_deletes(self) -> bool:
+        return False
+
+    @property
+    def supports_listing(self) -> bool:
+        return False
+
+    # helpers -------------------------------------------------------------------------------
+    def _url(self, key: str) -> str:
+        check_key(key)
+        return self.base + "/" + urllib.parse.quote(key, safe="/")
+
+    def _request(self, method: str, key: str | None, url: str, **kw):
+        import requests
+
+        try:
+            resp = self.session.request(method, url, timeout=TIMEOUT, **kw)
+        except (requests.ConnectionError, requests.Timeout):
+            raise ZoneUnreachable(f"{self.url}: cannot reach {urllib.parse.urlparse(url).netloc}") from None
+        except requests.RequestException as e:
+            raise ZoneError(f"{self.url}: {e}") from None
+        self._note_date(resp)
+        if resp.status_code in (404, 410):
+            resp.close()
+            raise ZoneKeyMissing(key or url, self.url)
+        if resp.status_code in (401, 403):
+            resp.close()
+            raise AccessDenied(f"{self.url}: access denied ({resp.status_code}) for {key or url}")
+        if resp.status_code == 416:
+            resp.close()
+            raise ZoneError(f"{self.url}: byte range outside {key}")
+        if resp.status_code >= 400:
+            resp.close()
+            raise ZoneError(f"{self.url}: HTTP {resp.status_code} for {key or url}")
+        return resp
+
+    def _note_date(self, resp) -> None:
+        date = resp.headers.get("Date")
+        if date:
+            try:
+                self._clock_offset = email.utils.parsedate_to_datetime(date).timestamp() + 0.5 - time.time()
+            except (TypeError, ValueError):
+                pass
+
+    # reads ---------------------------------------------------------------------------------
+    def get(self, key: str) -> bytes:
+        resp = self._request("GET", key, self._url(key))
+        return resp.content
+
+    def get_range(self, key: str, offset: int, size: int) -> bytes:
+        check_range(offset, size)
+        if size == 0:
+            if self.head(key) is None:
+                raise ZoneKeyMissing(key, self.url)
+            return b""
+        last = offset + size - 1
+        resp = self._request("GET", key, self._url(key), headers={"Range": f"bytes={offset}-{last}"})
+        data = resp.content
+        if resp.status_code != 206:
+            raise ZoneError(f"{self.url}: server ignores Range requests (answered {resp.status_code} to a ranged GET)")
+        m = CONTENT_RANGE_RE.match(resp.headers.get("Content-Range", "").strip())
+        if not m or int(m.group(1)) != offset or int(m.group(2)) != last:
+            raise ZoneError(f"{self.url}: server answered a ranged GET of {key} with Content-Range "
+                            f"{resp.headers.get('Content-Range')!r}, expected bytes {offset}-{last}")
+        if len(data) != size:
+            raise ZoneError(f"{self.url}: range {offset}+{size} of {key} returned {len(data)} bytes")
+        return data
+
+    def open_read(self, key: str) -> BinaryIO:
+        resp = self._request("GET", key, self._url(key), stream=True)
+        resp.raw.decode_content = True
+        return resp.raw
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            resp = self._request("HEAD", key, self._url(key), allow_redirects=True)
+        except ZoneKeyMissing:
+            return None
+        h = resp.headers
+        mtime = 0.0
+        if h.get("Last-Modified"):
+            try:
+                mtime = email.utils.parsedate_to_datetime(h["Last-Modified"]).timestamp()
+            except (TypeError, ValueError):
+                pass
+        size = int(h.get("Content-Length", "-1"))
+        etag = h.get("ETag")
+        if etag:
+            etag = etag.removeprefix("W/").strip('"')
+        return ObjectInfo(key, size, mtime, etag or None)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        check_prefix(prefix)
+        raise ZoneError(f"{self.url}: an http(s) zone cannot be listed")
+
+    # writes --------------------------------------------------------------------------------
+    def _read_only(self, key: str):
+        check_key(key)
+        return ZoneError(f"{self.url}: zone is read-only (plain http(s); push through a gateway with a token, or to s3://)")
+
+    def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
+        raise self._read_only(key)
+
+    def put_file(self, key: str, path: str, *, progress: "Callable[[int], None] | None" = None) -> str:
+        raise self._read_only(key)
+
+    def delete(self, key: str) -> None:
+        raise self._read_only(key)
+
+    # clock, urls -----------------------------------------------------------------------------
+    def now(self) -> float:
+        """The server's clock from the ``Date`` of its answers (local clock if it sends none)."""
+        if self._clock_offset is None:
+            import requests
+
+            try:
+                resp = self.session.head(self.base + "/", timeout=TIMEOUT)
+            except requests.RequestException:
+                pass
+            else:
+                resp.close()
+                self._note_date(resp)
+        if self._clock_offset is None:
+            return time.time()
+        return time.time() + self._clock_offset
+
+    def public_url(self, key: str) -> str:
+        return self._url(key)
+
+    def close(self) -> None:
+        if self._owns_session:
+            self.session.close()
