@@ -45,3 +45,24 @@ def s3_bucket(s3_env):
 @pytest.fixture(autouse=True)
 def _deterministic_identity(monkeypatch):
     monkeypatch.setenv("LINDIVC_AUTHOR", "Test User <test@example.org>")
+
+
+@pytest.fixture
+def github_standin():
+    """A stand-in GitHub API (`GET /user`) on loopback knowing tokens tok-alice and tok-bob."""
+    from github_standin import GitHubStandin
+
+    with GitHubStandin({"tok-alice": "alice", "tok-bob": "bob"}) as gh:
+        yield gh
+
+
+@pytest.fixture
+def gateway(s3_bucket, github_standin):
+    """A lindivc gateway (uvicorn, loopback) over a fresh moto bucket; yields its base URL.
+    Tokens: tok-alice (alice), tok-bob (bob); login cache TTL 1 s."""
+    from lindivc.server.app import BackgroundServer, create_app
+
+    app = create_app(s3_bucket, endpoint_url=os.environ["AWS_ENDPOINT_URL"], github_api_url=github_standin.url,
+                     cache_ttl=1.0, negative_ttl=0.5)
+    with BackgroundServer(app) as srv:
+        yield srv.url
