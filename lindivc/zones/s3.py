@@ -283,6 +283,8 @@ class S3Zone(Zone):
         endpoint = self.endpoint.rstrip("/")
         host = urllib.parse.urlparse(endpoint).hostname or ""
         if host == "amazonaws.com" or host.endswith(".amazonaws.com"):
+            if "." in self.bucket:  # a dotted bucket breaks the wildcard TLS certificate
+                return f"https://s3.amazonaws.com/{self.bucket}/{path}"
             return f"https://{self.bucket}.s3.amazonaws.com/{path}"
         return f"{endpoint}/{self.bucket}/{path}"
 
