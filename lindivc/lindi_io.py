@@ -29,6 +29,11 @@ from lindi.LindiH5pyFile.writers.LindiH5pyGroupWriter import LindiH5pyGroupWrite
 from numcodecs.compat import ensure_bytes
 
 from .errors import InvalidLindiFile
+from .refs import apply_templates as _apply_templates
+from .refs import expand_templates, is_chunk_key
+from .refs import load as load_rfs
+from .refs import validate as validate_rfs
+from .refs import write_lindi_json as _write_json_atomic
 from .objects import COPY_BLOCK, ObjectStore
 
 DEFAULT_CHUNK_THRESHOLD = 64 * 1024
@@ -51,88 +56,8 @@ __all__ = [
 
 # --------------------------------------------------------------------------- rfs helpers
 
-def is_chunk_key(key: str) -> bool:
-    """True if ``key`` names a zarr chunk: its last part is dot-separated ints (``a/b/0.0``)."""
-    base = key.rsplit("/", 1)[-1]
-    parts = base.split(".")
-    return bool(base) and all(p.isdigit() for p in parts)
-
-
 def _is_url(s: str) -> bool:
     return s.startswith("http://") or s.startswith("https://")
-
-
-def _apply_templates(url: str, templates: dict) -> str:
-    if "{{" in url and "}}" in url:
-        for name, value in templates.items():
-            url = url.replace("{{" + name + "}}", value)
-    return url
-
-
-def expand_templates(rfs: dict) -> None:
-    """Replace ``{{name}}`` in every list ref by its template, in place, and drop ``templates``."""
-    templates = rfs.get("templates") or {}
-    for v in rfs["refs"].values():
-        if isinstance(v, list) and v and isinstance(v[0], str):
-            v[0] = _apply_templates(v[0], templates)
-    rfs.pop("templates", None)
-
-
-def validate_rfs(rfs: Any, path: str) -> None:
-    """Raise InvalidLindiFile unless ``rfs`` is a reference file system lindi can read."""
-    if not isinstance(rfs, dict):
-        raise InvalidLindiFile(path, f"top level is a JSON {type(rfs).__name__}, not an object")
-    if "refs" not in rfs:
-        raise InvalidLindiFile(path, "missing 'refs'")
-    refs = rfs["refs"]
-    if not isinstance(refs, dict):
-        raise InvalidLindiFile(path, "'refs' is not an object")
-    templates = rfs.get("templates", {})
-    if not isinstance(templates, dict) or not all(isinstance(t, str) for t in templates.values()):
-        raise InvalidLindiFile(path, "'templates' must map names to strings")
-    for key, v in refs.items():
-        if isinstance(v, (str, dict)):
-            continue
-        if isinstance(v, list):
-            if len(v) != 3:
-                raise InvalidLindiFile(path, f"ref {key!r} is a list of {len(v)} elements, expected [url, offset, size]")
-            url, offset, size = v
-            if not isinstance(url, str):
-                raise InvalidLindiFile(path, f"ref {key!r}: url must be a string, got {type(url).__name__}")
-            for what, n in (("offset", offset), ("size", size)):
-                if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-                    raise InvalidLindiFile(path, f"ref {key!r}: {what} must be a non-negative integer, got {n!r}")
-            continue
-        raise InvalidLindiFile(path, f"ref {key!r} is a {type(v).__name__}; expected string, object or [url, offset, size]")
-
-
-def load_rfs(path: str) -> dict:
-    """Read and validate the LINDI JSON file at ``path``; raise InvalidLindiFile if malformed."""
-    try:
-        with open(path, "rb") as f:
-            rfs = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InvalidLindiFile(path, f"not valid JSON ({str(e).splitlines()[0]})") from None
-    validate_rfs(rfs, path)
-    return rfs
-
-
-def _write_json_atomic(path: str, rfs: dict) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(rfs, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # --------------------------------------------------------------------------- deterministic blosc

@@ -1,0 +1,356 @@
+"""The `lindivc` command: parses arguments, makes one library call, prints.
+
+Every user mistake is a LindivcError, printed as one line on stderr with exit status 1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+
+from .errors import LindivcError
+
+
+class LindivcGroup(click.Group):
+    """A click group that turns LindivcError into one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LindivcError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+class DashDashCommand(click.Command):
+    """A command whose ARGS may be split by ``--`` into revisions and paths, like git's."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            ctx.meta["lindivc.after_dashdash"] = len(args) - args.index("--") - 1
+        return super().parse_args(ctx, args)
+
+
+def _repo():
+    from .repo import Repository
+
+    return Repository.find(os.getcwd())
+
+
+def _emit_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+@click.group(cls=LindivcGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lindivc")
+def cli() -> None:
+    """lindivc: git for LINDI files.
+
+    Keep versions of LINDI files (.lindi.json / .zarr.json) that describe NWB data, store new
+    array chunks once as SHA-1 objects, and publish to zones (a directory, S3, or a gateway)
+    without copying data that is already published.
+
+    Start with `lindivc init`, then `lindivc import FILE_OR_URL`, edit with
+    `lindivc.open(path, "r+")` in Python, and `lindivc commit -a -m "what you did"`.
+    """
+
+
+# ---------------------------------------------------------------- repository
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+def init(directory: str) -> None:
+    """Create an empty repository in DIRECTORY (default: the current directory)."""
+    from .repo import Repository
+
+    r = Repository.init(directory)
+    click.echo(f"Initialized empty lindivc repository in {r.lvc}")
+
+
+@cli.command("import")
+@click.argument("source")
+@click.option("--as", "as_path", metavar="PATH", help="Name in the working tree (default: the source's file name).")
+@click.option("--ingest", is_flag=True, help="Copy byte ranges of local files into the object store, so the "
+              "result no longer depends on the original file.")
+@click.option("--force", is_flag=True, help="Overwrite an existing working file of that name.")
+def import_(source: str, as_path: str | None, ingest: bool, force: bool) -> None:
+    """Bring SOURCE into the working tree and stage it.
+
+    SOURCE is a LINDI file (.lindi.json or .zarr.json) or an HDF5/NWB file (converted; its
+    chunks stay references to that file), given as a local path or an http(s) URL.
+    """
+    from .repo import import_file
+
+    rel = import_file(_repo(), source, as_path=as_path, ingest=ingest, force=force)
+    click.echo(f"imported {source} as {rel} (staged; commit with `lindivc commit -m ...`)")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(paths: tuple[str, ...], as_json: bool) -> None:
+    """Show tracked, modified and untracked LINDI files, and what changed in each."""
+    from .diff import format_diff
+    from .repo import diff
+
+    r = _repo()
+    st = r.status(paths or None)
+    changes = {d.path: d for d in diff(r, None, None, paths or None)} if st.files else {}
+    if as_json:
+        _emit_json({
+            "branch": st.branch, "head": st.head,
+            "files": [{"path": f.path, "staged": f.staged, "unstaged": f.unstaged, "error": f.error,
+                       "changes": changes[f.path].to_json() if f.path in changes else None} for f in st.files],
+            "untracked": st.untracked,
+        })
+        return
+    click.echo(f"On branch {st.branch}" if st.branch else f"HEAD detached at {(st.head or '')[:10]}")
+    if st.head is None:
+        click.echo("No commits yet")
+    staged = [f for f in st.files if f.staged]
+    unstaged = [f for f in st.files if f.unstaged]
+    if staged:
+        click.echo("\nChanges to be committed:")
+        for f in staged:
+            click.echo(f"  {f.staged + ':':10} {f.path}")
+    if unstaged:
+        click.echo("\nChanges not staged for commit (use `lindivc add` or `commit -a`):")
+        for f in unstaged:
+            why = f" ({f.error})" if f.error else ""
+            click.echo(f"  {f.unstaged + ':':10} {f.path}{why}")
+    if changes:
+        click.echo("\nWhat changed since HEAD:")
+        for d in changes.values():
+            for line in format_diff(d):
+                click.echo("  " + line)
+    if st.untracked:
+        click.echo("\nUntracked LINDI files (use `lindivc add`):")
+        for u in st.untracked:
+            click.echo(f"  {u}")
+    if not staged and not unstaged and not st.untracked:
+        click.echo("nothing to commit, working files match HEAD")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+def add(paths: tuple[str, ...]) -> None:
+    """Stage LINDI files at PATHS for the next commit."""
+    for p in _repo().add(paths):
+        click.echo(f"staged {p}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--cached", is_flag=True, help="Stop tracking but keep the working file.")
+def rm(paths: tuple[str, ...], cached: bool) -> None:
+    """Stop tracking PATHS (and delete the working files unless --cached)."""
+    for p in _repo().remove(paths, keep_file=cached):
+        click.echo(f"removed {p}")
+
+
+@cli.command()
+@click.option("-m", "--message", required=True, help="What this version changes, and why.")
+@click.option("-a", "--all", "all_", is_flag=True, help="Stage every modified tracked file first.")
+@click.option("--allow-empty", is_flag=True, help="Record a commit even if nothing changed.")
+def commit(message: str, all_: bool, allow_empty: bool) -> None:
+    """Record the staged LINDI files as a new version."""
+    r = _repo()
+    sha = r.commit(message, all=all_, allow_empty=allow_empty)
+    click.echo(f"[{r.history.head_branch() or 'detached'} {sha[:10]}] {message.strip().splitlines()[0]}")
+
+
+def _fmt_time(t: int, tz: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t + tz)) + f" {'+' if tz >= 0 else '-'}{abs(tz)//3600:02d}{abs(tz)%3600//60:02d}"
+
+
+@cli.command()
+@click.argument("path", required=False)
+@click.option("-n", "max_count", type=click.IntRange(min=1), help="Show at most N commits.")
+@click.option("--stat", is_flag=True, help="Summarize what each commit changed.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--rev", default="HEAD", show_default=True, help="Start from this revision.")
+@click.option("--oneline", is_flag=True, help="One line per commit.")
+def log(path: str | None, max_count: int | None, stat: bool, as_json: bool, rev: str, oneline: bool) -> None:
+    """Show the history (of PATH, if given), newest first."""
+    from .diff import format_diff
+    from .repo import log as repo_log
+
+    entries = repo_log(_repo(), rev=rev, max_count=max_count, path=path, stat=stat)
+    if as_json:
+        _emit_json([{"commit": e.commit.sha, "parents": list(e.commit.parents), "author": e.commit.author,
+                     "time": e.commit.time, "message": e.commit.message,
+                     **({"files": [d.to_json() for d in e.files]} if stat else {})} for e in entries])
+        return
+    for e in entries:
+        c = e.commit
+        if oneline:
+            click.echo(f"{c.sha[:10]} {c.summary}")
+        else:
+            click.echo(f"commit {c.sha}\nAuthor: {c.author}\nDate:   {_fmt_time(c.time, c.tz)}\n")
+            for line in c.message.rstrip().splitlines():
+                click.echo(f"    {line}")
+            click.echo("")
+        for d in e.files:
+            for line in format_diff(d):
+                click.echo("  " + line)
+        if e.files:
+            click.echo("")
+
+
+@cli.command()
+@click.argument("rev", default="HEAD")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(rev: str, as_json: bool) -> None:
+    """Show a commit (REV) or a file at a commit (REV:PATH, printed in canonical form)."""
+    from .diff import format_diff
+    from .repo import diff
+
+    r = _repo()
+    if ":" in rev:
+        rv, path = rev.split(":", 1)
+        click.echo(r.read_at(rv or "HEAD", path).decode(), nl=False)
+        return
+    c = r.history.commit(rev)
+    if c.parents:
+        diffs = diff(r, c.parents[0], c.sha)
+    else:
+        from .diff import diff_rfs
+        from .refs import parse
+
+        files = r.history.tree_files(c.tree)
+        diffs = [diff_rfs(p, None, parse(r.history.read_blob(b), p)) for p, b in sorted(files.items())]
+    if as_json:
+        _emit_json({"commit": c.sha, "parents": list(c.parents), "author": c.author, "time": c.time,
+                    "message": c.message, "files": [d.to_json() for d in diffs]})
+        return
+    click.echo(f"commit {c.sha}\nAuthor: {c.author}\nDate:   {_fmt_time(c.time, c.tz)}\n")
+    for line in c.message.rstrip().splitlines():
+        click.echo(f"    {line}")
+    click.echo("")
+    for d in diffs:
+        for line in format_diff(d):
+            click.echo(line)
+
+
+@cli.command(cls=DashDashCommand)
+@click.argument("args", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def diff(args: tuple[str, ...], as_json: bool) -> None:
+    """Show changes in LINDI terms: groups, arrays, attributes, and bytes of new chunk data.
+
+    \b
+    lindivc diff                 HEAD against the working files
+    lindivc diff REV             REV against the working files
+    lindivc diff REV1 REV2       REV1 against REV2
+    lindivc diff [REV..] -- PATH limit to PATH
+    """
+    from .diff import format_diff
+    from .repo import diff as repo_diff
+
+    revs, paths = _split_dashdash(args)
+    if len(revs) > 2:
+        raise click.UsageError("at most two revisions")
+    diffs = repo_diff(_repo(), revs[0] if revs else None, revs[1] if len(revs) > 1 else None, paths or None)
+    if as_json:
+        _emit_json([d.to_json() for d in diffs])
+        return
+    for d in diffs:
+        for line in format_diff(d):
+            click.echo(line)
+
+
+def _split_dashdash(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    n = click.get_current_context().meta.get("lindivc.after_dashdash")
+    if n is None:
+        return list(args), []
+    return list(args[: len(args) - n]), list(args[len(args) - n:])
+
+
+@cli.command(cls=DashDashCommand)
+@click.argument("args", nargs=-1)
+@click.option("-f", "--force", is_flag=True, help="Discard local changes to tracked files.")
+@click.option("-b", "new_branch", metavar="BRANCH", help="Create BRANCH at REV and switch to it.")
+def checkout(args: tuple[str, ...], force: bool, new_branch: str | None) -> None:
+    """Switch to REV (a branch, tag or commit), or restore PATHs from it.
+
+    \b
+    lindivc checkout REV             make the working files those of REV
+    lindivc checkout REV -- PATH...  restore only PATH from REV (and stage it)
+    lindivc checkout -b NAME [REV]   create branch NAME at REV and switch to it
+    """
+    revs, paths = _split_dashdash(args)
+    r = _repo()
+    if new_branch:
+        start = revs[0] if revs else "HEAD"
+        r.create_branch(new_branch, start)
+        sha = r.checkout(new_branch, force=force)
+        click.echo(f"Switched to a new branch '{new_branch}' at {sha[:10]}")
+        return
+    if not revs:
+        raise click.UsageError("name a revision")
+    sha = r.checkout(revs[0], paths or None, force=force)
+    if paths:
+        click.echo(f"restored {', '.join(paths)} from {revs[0]} ({sha[:10]})")
+    elif r.history.head_branch():
+        click.echo(f"Switched to branch '{r.history.head_branch()}' at {sha[:10]}")
+    else:
+        click.echo(f"HEAD is now at {sha[:10]} (detached)")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("start", required=False, default="HEAD")
+@click.option("-d", "--delete", is_flag=True, help="Delete branch NAME.")
+def branch(name: str | None, start: str, delete: bool) -> None:
+    """List branches, create NAME at START (default HEAD), or delete NAME with -d."""
+    r = _repo()
+    if name is None:
+        cur = r.history.head_branch()
+        for b, sha in sorted(r.history.branches().items()):
+            click.echo(f"{'*' if b == cur else ' '} {b:20} {sha[:10]}")
+        return
+    if delete:
+        r.delete_branch(name)
+        click.echo(f"deleted branch {name}")
+    else:
+        sha = r.create_branch(name, start)
+        click.echo(f"created branch {name} at {sha[:10]}")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("rev", required=False, default="HEAD")
+@click.option("-m", "--message", help="Make an annotated tag with this message.")
+@click.option("-d", "--delete", is_flag=True, help="Delete tag NAME.")
+def tag(name: str | None, rev: str, message: str | None, delete: bool) -> None:
+    """List tags, tag REV (default HEAD) as NAME, or delete NAME with -d."""
+    r = _repo()
+    if name is None:
+        for t, sha in sorted(r.history.tags().items()):
+            click.echo(f"{t:20} {sha[:10]}")
+        return
+    if delete:
+        cur = r.history.ref(f"refs/tags/{name}")
+        if cur is None:
+            raise LindivcError(f"no tag named {name!r}")
+        r.history.delete_ref(f"refs/tags/{name}", cur)
+        click.echo(f"deleted tag {name}")
+        return
+    if r.history.ref(f"refs/tags/{name}") is not None:
+        raise LindivcError(f"tag {name!r} already exists")
+    r.history.create_tag(name, rev, message, r.author)
+    click.echo(f"tagged {r.history.resolve(rev)[:10]} as {name}")
+
+
+def main() -> None:
+    cli(prog_name="lindivc")
+
+
+if __name__ == "__main__":
+    main()

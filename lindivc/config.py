@@ -1,0 +1,78 @@
+"""Repository configuration: ``.lindivc/config.json``.
+
+    {"core": {"chunk_threshold": 65536, "pack_size": 536870912},
+     "remotes": {"origin": {"url": "s3://bucket/zones/alice/analysis"}},
+     "user": {"name": "...", "email": "..."}}
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+from .errors import LindivcError
+from .refs import write_atomic
+
+DEFAULTS: dict[str, Any] = {
+    "core": {"chunk_threshold": 64 * 1024, "pack_size": 512 * 2**20},
+    "remotes": {},
+}
+REMOTE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class Config:
+    """The JSON configuration file of one repository."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.data: dict[str, Any] = json.loads(json.dumps(DEFAULTS))
+        if os.path.exists(path):
+            try:
+                with open(path) as f:
+                    loaded = json.load(f)
+            except json.JSONDecodeError as e:
+                raise LindivcError(f"{path}: config is not valid JSON ({e.msg})") from None
+            for section, values in loaded.items():
+                if isinstance(values, dict) and isinstance(self.data.get(section), dict):
+                    self.data[section].update(values)
+                else:
+                    self.data[section] = values
+
+    def save(self) -> None:
+        write_atomic(self.path, (json.dumps(self.data, indent=2, sort_keys=True) + "\n").encode())
+
+    @property
+    def chunk_threshold(self) -> int:
+        return int(self.data["core"]["chunk_threshold"])
+
+    @property
+    def pack_size(self) -> int:
+        return int(self.data["core"]["pack_size"])
+
+    # remotes
+    def remotes(self) -> dict[str, str]:
+        return {k: v["url"] for k, v in self.data["remotes"].items()}
+
+    def remote_url(self, name: str) -> str:
+        r = self.data["remotes"].get(name)
+        if r is None:
+            known = ", ".join(sorted(self.data["remotes"])) or "none"
+            raise LindivcError(f"unknown remote {name!r} (known: {known}); add it with `lindivc remote add {name} URL`")
+        return r["url"]
+
+    def add_remote(self, name: str, url: str) -> None:
+        from .layout import parse_zone_url
+
+        if not REMOTE_NAME_RE.match(name):
+            raise LindivcError(f"invalid remote name {name!r}")
+        if name in self.data["remotes"]:
+            raise LindivcError(f"remote {name!r} already exists")
+        loc = parse_zone_url(url)
+        self.data["remotes"][name] = {"url": loc.url}
+        self.save()
+
+    def remove_remote(self, name: str) -> None:
+        self.remote_url(name)
+        del self.data["remotes"][name]
+        self.save()

@@ -1,0 +1,349 @@
+"""History: a bare git repository written with dulwich (DESIGN.md section 4).
+
+A commit's tree holds the tracked LINDI files in canonical form at their paths. Branches and
+tags are git refs; every ref update here is compare-and-swap.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from dulwich.objects import Blob, Commit, Tag, Tree
+from dulwich.repo import Repo
+
+from .errors import LindivcError, RefConflict, UnknownRevision
+
+_REV_SUFFIX = re.compile(r"^(.*?)((?:[~^]\d*)+)$")
+_NAME_RE = re.compile(r"^(?!.*\.\.)(?!/)(?!.*//)(?!.*\.lock$)[A-Za-z0-9._/-]+(?<!/)$")
+
+
+def _b(s: str) -> bytes:
+    return s.encode()
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """One commit as the user sees it."""
+
+    sha: str
+    parents: tuple[str, ...]
+    tree: str
+    author: str
+    time: int
+    tz: int
+    message: str
+
+    @property
+    def summary(self) -> str:
+        return self.message.strip().splitlines()[0] if self.message.strip() else ""
+
+
+def validate_ref_name(name: str, what: str = "branch") -> str:
+    if not name or not _NAME_RE.match(name) or name.startswith("-"):
+        raise LindivcError(f"invalid {what} name: {name!r}")
+    return name
+
+
+class History:
+    """The bare git repository of a lindivc repository."""
+
+    def __init__(self, git_dir: str) -> None:
+        self.git_dir = git_dir
+        self.repo = Repo(git_dir)
+
+    @classmethod
+    def init(cls, git_dir: str, branch: str = "main") -> "History":
+        r = Repo.init_bare(git_dir, mkdir=True, default_branch=_b(branch))
+        cfg = r.get_config()
+        cfg.set((b"core",), b"logallrefupdates", b"true")
+        cfg.write_to_path()
+        r.close()
+        return cls(git_dir)
+
+    def close(self) -> None:
+        self.repo.close()
+
+    # objects ---------------------------------------------------------------
+    def write_blob(self, data: bytes) -> str:
+        b = Blob.from_string(data)
+        self.repo.object_store.add_object(b)
+        return b.id.decode()
+
+    def read_blob(self, sha: str) -> bytes:
+        try:
+            obj = self.repo.object_store[_b(sha)]
+        except KeyError:
+            raise LindivcError(f"history object {sha} is missing") from None
+        return obj.as_raw_string()
+
+    def has(self, sha: str) -> bool:
+        return _b(sha) in self.repo.object_store
+
+    def write_tree(self, files: dict[str, str]) -> str:
+        """A tree for ``files`` (path -> blob sha); returns the root tree sha."""
+        root: dict = {}
+        for path, blob in files.items():
+            node = root
+            parts = path.split("/")
+            for p in parts[:-1]:
+                node = node.setdefault(p, {})
+            node[parts[-1]] = blob
+
+        def build(node: dict) -> bytes:
+            t = Tree()
+            for name, v in node.items():
+                if isinstance(v, dict):
+                    t.add(_b(name), 0o040000, build(v))
+                else:
+                    t.add(_b(name), 0o100644, _b(v))
+            self.repo.object_store.add_object(t)
+            return t.id
+
+        return build(root).decode()
+
+    def tree_files(self, tree_sha: str) -> dict[str, str]:
+        """Every file of a tree: path -> blob sha."""
+        out: dict[str, str] = {}
+
+        def walk(sha: bytes, prefix: str) -> None:
+            t = self.repo.object_store[sha]
+            for entry in t.items():
+                name = entry.path.decode()
+                if entry.mode & 0o040000 and not entry.mode & 0o100000:
+                    walk(entry.sha, prefix + name + "/")
+                else:
+                    out[prefix + name] = entry.sha.decode()
+
+        walk(_b(tree_sha), "")
+        return out
+
+    def commit_files(self, rev: str) -> dict[str, str]:
+        return self.tree_files(self.commit(rev).tree)
+
+    def make_commit(self, tree: str, parents: list[str], message: str, author: str, when: int | None = None) -> str:
+        c = Commit()
+        c.tree = _b(tree)
+        c.parents = [_b(p) for p in parents]
+        c.author = c.committer = _b(author)
+        when = int(time.time()) if when is None else when
+        tz = -time.timezone if not time.localtime(when).tm_isdst else -time.altzone
+        c.author_time = c.commit_time = when
+        c.author_timezone = c.commit_timezone = tz
+        c.encoding = b"UTF-8"
+        c.message = _b(message if message.endswith("\n") else message + "\n")
+        self.repo.object_store.add_object(c)
+        return c.id.decode()
+
+    def commit(self, rev: str) -> CommitInfo:
+        sha = self.resolve(rev)
+        c = self.repo.object_store[_b(sha)]
+        return CommitInfo(
+            sha=sha,
+            parents=tuple(p.decode() for p in c.parents),
+            tree=c.tree.decode(),
+            author=c.author.decode(errors="replace"),
+            time=c.author_time,
+            tz=c.author_timezone,
+            message=c.message.decode(errors="replace"),
+        )
+
+    # refs ------------------------------------------------------------------
+    def head_branch(self) -> str | None:
+        """The branch HEAD points at, or None when detached."""
+        names, _ = self.repo.refs.follow(b"HEAD")
+        if len(names) > 1 and names[-1].startswith(b"refs/heads/"):
+            return names[-1][len(b"refs/heads/"):].decode()
+        return None
+
+    def head(self) -> str | None:
+        """The commit HEAD points at, or None in a repository with no commits."""
+        try:
+            return self.repo.refs[b"HEAD"].decode()
+        except KeyError:
+            return None
+
+    def ref(self, name: str) -> str | None:
+        try:
+            return self.repo.refs[_b(name)].decode()
+        except KeyError:
+            return None
+
+    def set_ref(self, name: str, new: str, expected: str | None, message: str, author: str = "lindivc <lindivc@localhost>") -> None:
+        """Compare-and-swap ``name`` from ``expected`` (None: must not exist) to ``new``."""
+        refs = self.repo.refs
+        kw = dict(committer=_b(author), message=_b(message))
+        if expected is None:
+            ok = refs.add_if_new(_b(name), _b(new), **kw)
+        else:
+            ok = refs.set_if_equals(_b(name), _b(expected), _b(new), **kw)
+        if not ok:
+            raise RefConflict(name, expected, self.ref(name))
+
+    def delete_ref(self, name: str, expected: str | None) -> None:
+        if not self.repo.refs.remove_if_equals(_b(name), _b(expected) if expected else None):
+            raise RefConflict(name, expected, self.ref(name))
+
+    def update_head(self, new: str, expected: str | None, message: str, author: str) -> None:
+        """Advance what HEAD points at (its branch, or HEAD itself when detached)."""
+        branch = self.head_branch()
+        if branch is not None:
+            self.set_ref(f"refs/heads/{branch}", new, expected, message, author)
+        elif self.ref("HEAD") is None and self.repo.refs.read_ref(b"HEAD").startswith(b"ref: "):
+            target = self.repo.refs.read_ref(b"HEAD")[5:].strip().decode()
+            self.set_ref(target, new, expected, message, author)
+        else:
+            self.set_ref("HEAD", new, expected, message, author)
+
+    def set_head_symbolic(self, branch: str) -> None:
+        self.repo.refs.set_symbolic_ref(b"HEAD", _b(f"refs/heads/{branch}"))
+
+    def set_head_detached(self, sha: str) -> None:
+        self.repo.refs.remove_if_equals(b"HEAD", None)
+        self.repo.refs[b"HEAD"] = _b(sha)
+
+    def unborn_branch(self) -> str | None:
+        raw = self.repo.refs.read_ref(b"HEAD")
+        if raw and raw.startswith(b"ref: refs/heads/"):
+            return raw[len(b"ref: refs/heads/"):].strip().decode()
+        return None
+
+    def refs_under(self, prefix: str) -> dict[str, str]:
+        out = {}
+        for k, v in self.repo.refs.as_dict(_b(prefix)).items():
+            out[k.decode()] = v.decode()
+        return out
+
+    def branches(self) -> dict[str, str]:
+        return self.refs_under("refs/heads/")
+
+    def tags(self) -> dict[str, str]:
+        return {k: self._peel(v) for k, v in self.refs_under("refs/tags/").items()}
+
+    def all_refs(self) -> dict[str, str]:
+        return {k.decode(): self._peel(v.decode()) for k, v in self.repo.refs.as_dict().items() if k != b"HEAD"}
+
+    def _peel(self, sha: str) -> str:
+        obj = self.repo.object_store[_b(sha)]
+        while isinstance(obj, Tag):
+            obj = self.repo.object_store[obj.object[1]]
+        return obj.id.decode()
+
+    def create_tag(self, name: str, target: str, message: str | None, author: str) -> None:
+        validate_ref_name(name, "tag")
+        sha = self.resolve(target)
+        if message:
+            t = Tag()
+            t.tagger = _b(author)
+            t.message = _b(message + "\n")
+            t.name = _b(name)
+            t.object = (Commit, _b(sha))
+            t.tag_time = int(time.time())
+            t.tag_timezone = 0
+            self.repo.object_store.add_object(t)
+            sha = t.id.decode()
+        self.set_ref(f"refs/tags/{name}", sha, None, f"tag: {name}", author)
+
+    # revisions -------------------------------------------------------------
+    def resolve(self, rev: str) -> str:
+        """The commit sha for ``rev``: HEAD, a branch, a tag, a remote-tracking branch, a full or
+        abbreviated sha (4+ hex), each optionally followed by ``~N`` / ``^``."""
+        if not rev:
+            raise UnknownRevision(rev)
+        m = _REV_SUFFIX.match(rev)
+        base, suffix = (m.group(1), m.group(2)) if m else (rev, "")
+        sha = self._resolve_base(base)
+        if sha is None:
+            raise UnknownRevision(rev)
+        for op, num in re.findall(r"([~^])(\d*)", suffix):
+            n = int(num) if num else 1
+            if op == "~":
+                for _ in range(n):
+                    sha = self._parent(sha, 0, rev)
+            else:
+                sha = self._parent(sha, n - 1, rev) if n > 0 else sha
+        return sha
+
+    def _parent(self, sha: str, idx: int, rev: str) -> str:
+        c = self.repo.object_store[_b(sha)]
+        if len(c.parents) <= idx:
+            raise UnknownRevision(rev)
+        return c.parents[idx].decode()
+
+    def _resolve_base(self, base: str) -> str | None:
+        refs = self.repo.refs
+        for cand in (base, f"refs/heads/{base}", f"refs/tags/{base}", f"refs/remotes/{base}"):
+            try:
+                if cand == base and not (cand == "HEAD" or cand.startswith("refs/")):
+                    continue
+                v = refs[_b(cand)]
+                return self._peel(v.decode())
+            except KeyError:
+                continue
+        if re.fullmatch(r"[0-9a-f]{4,40}", base):
+            if len(base) == 40:
+                if _b(base) in self.repo.object_store and isinstance(self.repo.object_store[_b(base)], (Commit, Tag)):
+                    return self._peel(base)
+                return None
+            matches = [s for s in self._iter_commit_shas() if s.startswith(base)]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise LindivcError(f"ambiguous revision {base}: {len(matches)} commits match")
+        return None
+
+    def _iter_commit_shas(self) -> Iterator[str]:
+        heads = set(self.all_refs().values())
+        h = self.head()
+        if h:
+            heads.add(h)
+        seen: set[str] = set()
+        for c in self.walk(list(heads)):
+            if c.sha not in seen:
+                seen.add(c.sha)
+                yield c.sha
+
+    def walk(self, heads: list[str], exclude: list[str] = (), max_count: int | None = None) -> Iterator[CommitInfo]:
+        """Commits reachable from ``heads`` and not from ``exclude``, newest first."""
+        if not heads:
+            return
+        walker = self.repo.get_walker(
+            include=[_b(h) for h in heads], exclude=[_b(e) for e in exclude] or None, max_entries=max_count
+        )
+        for entry in walker:
+            c = entry.commit
+            yield CommitInfo(
+                sha=c.id.decode(),
+                parents=tuple(p.decode() for p in c.parents),
+                tree=c.tree.decode(),
+                author=c.author.decode(errors="replace"),
+                time=c.author_time,
+                tz=c.author_timezone,
+                message=c.message.decode(errors="replace"),
+            )
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        if ancestor == descendant:
+            return True
+        for c in self.walk([descendant]):
+            if c.sha == ancestor:
+                return True
+        return False
+
+    def reflog_shas(self, since: float) -> set[str]:
+        """Commits named by reflog entries newer than ``since`` (epoch seconds)."""
+        from dulwich.reflog import read_reflog
+
+        out: set[str] = set()
+        logs = os.path.join(self.git_dir, "logs")
+        for dirpath, _, names in os.walk(logs):
+            for n in names:
+                with open(os.path.join(dirpath, n), "rb") as f:
+                    for e in read_reflog(f):
+                        if e.timestamp >= since:
+                            for s in (e.old_sha, e.new_sha):
+                                if s and s != b"0" * 40:
+                                    out.add(s.decode())
+        return out

@@ -1,0 +1,651 @@
+"""A lindivc repository: working tree, staging index, object store and history.
+
+    <worktree>/                 working LINDI files (materialized: plain lindi reads them)
+    <worktree>/.lindivc/
+        config.json             configuration and remotes
+        objects/aa/bb/cc/<sha1> loose objects and packs (the staging area for chunk data)
+        idx/<packsha1>          pack indexes
+        git/                    history: a bare git repository (dulwich)
+        index.json              staged files: path -> canonical blob sha (+ stat cache)
+        remotes/<name>/         what is known of each remote zone (sync)
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import orjson
+
+from . import refs as lrefs
+from .config import Config
+from .errors import (
+    AlreadyARepository,
+    InvalidLindiFile,
+    LindivcError,
+    NotARepository,
+    NothingToCommit,
+    ObjectMissing,
+    PathOutsideRepository,
+)
+from .history import History
+from .layout import validate_path
+from .objects import ObjectStore, is_sha1
+
+LVC_DIR = ".lindivc"
+
+
+@dataclass
+class FileStatus:
+    """The state of one path: in HEAD, staged in the index, and in the working tree."""
+
+    path: str
+    head: str | None  # blob sha in HEAD
+    index: str | None  # blob sha staged
+    work: str | None  # blob sha of the working file's canonical form (None: absent)
+    error: str | None = None  # why the working file could not be read
+
+    @property
+    def staged(self) -> str | None:
+        """'added' / 'modified' / 'deleted' between HEAD and the index, else None."""
+        if self.head == self.index:
+            return None
+        if self.head is None:
+            return "added"
+        if self.index is None:
+            return "deleted"
+        return "modified"
+
+    @property
+    def unstaged(self) -> str | None:
+        """'modified' / 'deleted' / 'invalid' between the index and the working file, else None."""
+        if self.index is None:
+            return None
+        if self.error:
+            return "invalid"
+        if self.work is None:
+            return "deleted"
+        return "modified" if self.work != self.index else None
+
+
+@dataclass
+class Status:
+    branch: str | None
+    head: str | None
+    files: list[FileStatus] = field(default_factory=list)
+    untracked: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not any(f.staged or f.unstaged for f in self.files)
+
+
+class Index:
+    """Staged files (path -> canonical blob sha) with a stat cache of the working files."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.entries: dict[str, dict] = {}
+        if os.path.exists(path):
+            try:
+                with open(path, "rb") as f:
+                    self.entries = orjson.loads(f.read()).get("entries", {})
+            except orjson.JSONDecodeError:
+                raise LindivcError(f"{path} is corrupt; restore it with `lindivc reset`") from None
+
+    def save(self) -> None:
+        lrefs.write_atomic(self.path, orjson.dumps({"version": 1, "entries": self.entries}, option=orjson.OPT_SORT_KEYS))
+
+    def blobs(self) -> dict[str, str]:
+        return {p: e["blob"] for p, e in self.entries.items()}
+
+
+class Repository:
+    """One lindivc repository. Create with :meth:`init`, open with :meth:`find`."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.lvc = os.path.join(self.root, LVC_DIR)
+        if not os.path.isdir(os.path.join(self.lvc, "git")):
+            raise NotARepository(self.root)
+        self.config = Config(os.path.join(self.lvc, "config.json"))
+        self.objects = ObjectStore(os.path.join(self.lvc, "objects"))
+        self.idx_dir = os.path.join(self.lvc, "idx")
+        self.history = History(os.path.join(self.lvc, "git"))
+        self._packs = None
+        self._catalogs: list | None = None
+        self._lock = threading.Lock()
+
+    # lifecycle ------------------------------------------------------------
+    @classmethod
+    def init(cls, path: str = ".", branch: str = "main") -> "Repository":
+        """Create a repository at ``path``; AlreadyARepository if inside one."""
+        path = os.path.abspath(path)
+        try:
+            existing = cls.find(path)
+        except NotARepository:
+            existing = None
+        if existing is not None:
+            raise AlreadyARepository(existing.root)
+        lvc = os.path.join(path, LVC_DIR)
+        os.makedirs(os.path.join(lvc, "objects"), exist_ok=True)
+        os.makedirs(os.path.join(lvc, "idx"), exist_ok=True)
+        History.init(os.path.join(lvc, "git"), branch=branch).close()
+        Config(os.path.join(lvc, "config.json")).save()
+        Index(os.path.join(lvc, "index.json")).save()
+        return cls(path)
+
+    @classmethod
+    def find(cls, start: str = ".") -> "Repository":
+        """The repository containing ``start`` (a file or directory)."""
+        d = os.path.abspath(start)
+        if not os.path.isdir(d):
+            d = os.path.dirname(d)
+        while True:
+            if os.path.isdir(os.path.join(d, LVC_DIR, "git")):
+                return cls(d)
+            parent = os.path.dirname(d)
+            if parent == d:
+                raise NotARepository(os.path.abspath(start))
+            d = parent
+
+    def close(self) -> None:
+        self.history.close()
+
+    def __enter__(self) -> "Repository":
+        return self
+
+    def __exit__(self, *a) -> None:
+        self.close()
+
+    # paths ----------------------------------------------------------------
+    def relpath(self, path: str) -> str:
+        """``path`` (absolute, or relative to the current directory) as a worktree path."""
+        ap = os.path.abspath(path)
+        if ap != self.root and not ap.startswith(self.root + os.sep):
+            raise PathOutsideRepository(path)
+        rel = os.path.relpath(ap, self.root).replace(os.sep, "/")
+        if rel == "." or rel.split("/")[0] == LVC_DIR:
+            raise PathOutsideRepository(path)
+        try:
+            return validate_path(rel)
+        except LindivcError:
+            raise PathOutsideRepository(path) from None
+
+    def abspath(self, rel: str) -> str:
+        return os.path.join(self.root, *rel.split("/"))
+
+    @property
+    def author(self) -> str:
+        env = os.environ.get("LINDIVC_AUTHOR")
+        if env:
+            return env
+        u = self.config.data.get("user", {})
+        if u.get("name") and u.get("email"):
+            return f"{u['name']} <{u['email']}>"
+        user = getpass.getuser()
+        return f"{user} <{user}@{socket.gethostname()}>"
+
+    # object locations -------------------------------------------------------
+    @property
+    def packs(self):
+        """The PackSet of local pack indexes (loaded on first use)."""
+        if self._packs is None:
+            from .packs import PackSet
+
+            self._packs = PackSet(self.idx_dir)
+        return self._packs
+
+    def catalogs(self) -> list:
+        """What is known of remote zones: objects that live there (see lindivc.sync)."""
+        if self._catalogs is None:
+            try:
+                from .sync import load_catalogs
+            except ImportError:
+                self._catalogs = []
+            else:
+                self._catalogs = load_catalogs(self)
+        return self._catalogs
+
+    def resolve_location(self, url: str, offset: int, size: int) -> lrefs.ContentRef | None:
+        """The content ref for a materialized location, if lindivc manages it."""
+        sha = self.objects.sha1_from_path(url) if url.startswith("/") else None
+        if sha is not None:
+            return self._unpack(sha, offset, size, url)
+        for cat in self.catalogs():
+            cr = cat.resolve(url, offset, size)
+            if cr is not None:
+                return cr
+        return None
+
+    def _unpack(self, sha: str, offset: int, size: int, url: str) -> lrefs.ContentRef:
+        if os.path.exists(os.path.join(self.idx_dir, sha)) and self.packs.is_pack(sha):
+            chunk, chunk_off, chunk_size = self.packs.chunk_at(sha, offset)
+            inner = offset - chunk_off
+            if inner + size > chunk_size:
+                raise InvalidLindiFile(url, f"range {offset}+{size} crosses a chunk boundary in pack {sha}")
+            return lrefs.ContentRef(chunk, inner, size)
+        return lrefs.ContentRef(sha, offset, size)
+
+    def locate(self, cr: lrefs.ContentRef) -> list:
+        """Where a plain reader finds a content ref: a local path, else a zone URL."""
+        p = self.objects.path(cr.sha1)
+        if os.path.exists(p):
+            return [p, cr.offset, cr.size]
+        loc = self.packs.locate(cr.sha1)
+        if loc is not None:
+            pack, off, _ = loc
+            return [self.objects.path(pack), off + cr.offset, cr.size]
+        for cat in self.catalogs():
+            r = cat.locate(cr)
+            if r is not None:
+                return r
+        raise ObjectMissing(cr.sha1, "the local object store and every known zone")
+
+    def has_object(self, sha: str) -> bool:
+        return sha in self.objects or self.packs.locate(sha) is not None
+
+    def read_object(self, sha: str) -> bytes:
+        """A chunk's bytes from the local store (loose or packed), verified."""
+        if sha in self.objects:
+            return self.objects.get(sha)
+        from .packs import read_chunk
+
+        return read_chunk(self.objects, self.packs, sha)
+
+    # canonical form ------------------------------------------------------
+    def canonicalize(self, rfs: dict) -> dict:
+        return lrefs.canonicalize(rfs, self.resolve_location)
+
+    def canonical_bytes_of(self, path: str) -> bytes:
+        """The canonical serialization of the working file at worktree path ``path``."""
+        rfs = lrefs.load(self.abspath(path))
+        return lrefs.dumps(self.canonicalize(rfs))
+
+    def render(self, canonical: bytes, name: str = "<blob>") -> dict:
+        return lrefs.render(lrefs.parse(canonical, name), self.locate)
+
+    def write_working(self, path: str, canonical: bytes) -> None:
+        lrefs.write_lindi_json(self.abspath(path), self.render(canonical, path))
+
+    # index / status -----------------------------------------------------
+    def _index(self) -> Index:
+        return Index(os.path.join(self.lvc, "index.json"))
+
+    def _stat_key(self, path: str) -> list | None:
+        try:
+            st = os.stat(self.abspath(path))
+        except FileNotFoundError:
+            return None
+        return [st.st_mtime_ns, st.st_size, st.st_ino]
+
+    def working_blob(self, path: str, index: Index | None = None, write: bool = False) -> str | None:
+        """The blob sha of the working file's canonical form (None if absent).
+
+        Uses the index's stat cache when the file is unchanged since it was last hashed; with
+        ``write`` the blob is also stored in history.
+        """
+        key = self._stat_key(path)
+        if key is None:
+            return None
+        e = index.entries.get(path) if index else None
+        if e and e.get("stat") == key and not write:
+            return e.get("work_blob")
+        canon = self.canonical_bytes_of(path)
+        if write:
+            blob = self.history.write_blob(canon)
+        else:
+            from dulwich.objects import Blob
+
+            blob = Blob.from_string(canon).id.decode()
+        if e is not None:
+            e["stat"] = key
+            e["work_blob"] = blob
+        return blob
+
+    def tracked(self) -> list[str]:
+        return sorted(self._index().entries)
+
+    def _head_files(self) -> dict[str, str]:
+        h = self.history.head()
+        return self.history.commit_files(h) if h else {}
+
+    def untracked(self, index: Index) -> list[str]:
+        out = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [d for d in dirnames if d != LVC_DIR and not d.startswith(".")]
+            for n in filenames:
+                if lrefs.is_lindi_name(n):
+                    rel = os.path.relpath(os.path.join(dirpath, n), self.root).replace(os.sep, "/")
+                    if rel not in index.entries:
+                        out.append(rel)
+        return sorted(out)
+
+    def status(self, paths: Iterable[str] | None = None) -> Status:
+        index = self._index()
+        head_files = self._head_files()
+        want = None if paths is None else {self.relpath(p) for p in paths}
+        names = sorted(set(head_files) | set(index.entries))
+        st = Status(self.history.head_branch(), self.history.head())
+        for p in names:
+            if want is not None and p not in want:
+                continue
+            fs = FileStatus(p, head_files.get(p), index.entries.get(p, {}).get("blob"), None)
+            if fs.index is not None:
+                try:
+                    fs.work = self.working_blob(p, index)
+                except InvalidLindiFile as e:
+                    fs.error = e.reason
+            st.files.append(fs)
+        st.untracked = [u for u in self.untracked(index) if want is None or u in want]
+        index.save()  # persists the refreshed stat cache
+        return st
+
+    def add(self, paths: Iterable[str]) -> list[str]:
+        """Stage the working files at ``paths`` (canonical form stored as history blobs)."""
+        index = self._index()
+        added = []
+        for p in paths:
+            rel = self.relpath(p)
+            ap = self.abspath(rel)
+            if not os.path.exists(ap):
+                if rel in index.entries:
+                    del index.entries[rel]  # staged deletion, like `git add` of a removed file
+                    added.append(rel)
+                    continue
+                raise LindivcError(f"no such file: {p}")
+            if os.path.isdir(ap):
+                raise LindivcError(f"{p} is a directory; name LINDI files")
+            if not lrefs.is_lindi_name(rel):
+                raise LindivcError(f"{p} is not a LINDI file (*.lindi.json or *.zarr.json)")
+            entry = index.entries.setdefault(rel, {})
+            blob = self.working_blob(rel, index, write=True)
+            entry["blob"] = blob
+            added.append(rel)
+        index.save()
+        return added
+
+    def remove(self, paths: Iterable[str], keep_file: bool = False) -> list[str]:
+        """Stop tracking ``paths`` (and delete the working files unless ``keep_file``)."""
+        index = self._index()
+        out = []
+        for p in paths:
+            rel = self.relpath(p)
+            if rel not in index.entries:
+                raise LindivcError(f"{p} is not tracked")
+            del index.entries[rel]
+            if not keep_file and os.path.exists(self.abspath(rel)):
+                os.unlink(self.abspath(rel))
+            out.append(rel)
+        index.save()
+        return out
+
+    def commit(self, message: str, all: bool = False, allow_empty: bool = False) -> str:
+        """Record the staged files (all tracked changes with ``all``) as a new commit on HEAD."""
+        if not message or not message.strip():
+            raise LindivcError("empty commit message; give one with -m")
+        if all:
+            changed = [f.path for f in self.status().files if f.unstaged]
+            if changed:
+                self.add([self.abspath(p) for p in changed])
+        index = self._index()
+        files = index.blobs()
+        parent = self.history.head()
+        tree = self.history.write_tree(files)
+        if parent is not None and not allow_empty and self.history.commit(parent).tree == tree:
+            raise NothingToCommit()
+        if parent is None and not files and not allow_empty:
+            raise NothingToCommit()
+        sha = self.history.make_commit(tree, [parent] if parent else [], message, self.author)
+        first = message.strip().splitlines()[0]
+        self.history.update_head(sha, parent, f"commit{' (initial)' if parent is None else ''}: {first}", self.author)
+        return sha
+
+    # checkout --------------------------------------------------------------
+    def checkout(self, rev: str, paths: Iterable[str] | None = None, force: bool = False) -> str:
+        """Make the working files those of ``rev``.
+
+        With ``paths``, only those files are restored (and staged). Without, HEAD moves to
+        ``rev`` (a branch name switches branches; anything else detaches HEAD); refused if a
+        tracked file has changes that would be lost, unless ``force``.
+        """
+        sha = self.history.resolve(rev)
+        files = self.history.commit_files(sha)
+        index = self._index()
+        if paths is not None:
+            rels = [self.relpath(p) for p in paths]
+            for rel in rels:
+                if rel not in files:
+                    raise LindivcError(f"{rel} is not in {rev}")
+            for rel in rels:
+                self.write_working(rel, self.history.read_blob(files[rel]))
+                index.entries[rel] = {"blob": files[rel]}
+            index.save()
+            return sha
+        if not force:
+            st = self.status()
+            dirty = [f.path for f in st.files if f.unstaged or f.staged]
+            if dirty:
+                raise LindivcError(
+                    f"checkout would overwrite changes in {', '.join(dirty[:3])}{' ...' if len(dirty) > 3 else ''}; "
+                    "commit them or use --force"
+                )
+        rendered = {p: self.render(self.history.read_blob(b), p) for p, b in files.items()}  # fail before writing
+        for old in list(index.entries):
+            if old not in files and os.path.exists(self.abspath(old)):
+                os.unlink(self.abspath(old))
+        for p, rfs in rendered.items():
+            lrefs.write_lindi_json(self.abspath(p), rfs)
+        index.entries = {p: {"blob": b} for p, b in files.items()}
+        index.save()
+        if rev in self.history.branches() or f"refs/heads/{rev}" in self.history.branches():
+            self.history.set_head_symbolic(rev.removeprefix("refs/heads/"))
+        else:
+            self.history.set_head_detached(sha)
+        return sha
+
+    # branches and tags -----------------------------------------------------
+    def create_branch(self, name: str, start: str = "HEAD") -> str:
+        from .history import validate_ref_name
+
+        validate_ref_name(name)
+        sha = self.history.resolve(start)
+        if self.history.ref(f"refs/heads/{name}") is not None:
+            raise LindivcError(f"branch {name!r} already exists")
+        self.history.set_ref(f"refs/heads/{name}", sha, None, f"branch: created from {start}", self.author)
+        return sha
+
+    def delete_branch(self, name: str) -> None:
+        cur = self.history.ref(f"refs/heads/{name}")
+        if cur is None:
+            raise LindivcError(f"no branch named {name!r}")
+        if self.history.head_branch() == name:
+            raise LindivcError(f"cannot delete the checked-out branch {name!r}")
+        self.history.delete_ref(f"refs/heads/{name}", cur)
+
+    # reading files at revisions -------------------------------------------
+    def read_at(self, rev: str, path: str) -> bytes:
+        """Canonical bytes of ``path`` at ``rev``."""
+        files = self.history.commit_files(self.history.resolve(rev))
+        rel = path.strip("/")
+        if rel not in files:
+            raise LindivcError(f"{rel} is not in {rev}")
+        return self.history.read_blob(files[rel])
+
+    # editing -----------------------------------------------------------------
+    def open(self, path: str, mode: str = "r"):
+        """An h5py-compatible LINDI file for a working file; in "r+" new chunks become objects."""
+        from .lindi_io import open_file
+
+        rel = self.relpath(path)
+        ap = self.abspath(rel)
+        if mode == "r":
+            return open_file(ap, "r", read_range=self._read_range_hook())
+        return open_file(
+            ap, mode, objects=self.objects, chunk_threshold=self.config.chunk_threshold,
+            save=lambda rfs: lrefs.write_lindi_json(ap, rfs),
+        )
+
+    def _read_range_hook(self) -> Callable | None:
+        cats = [c for c in self.catalogs() if hasattr(c, "read_range")]
+        if not cats:
+            return None
+
+        def read_range(url: str, offset: int, size: int) -> bytes | None:
+            for c in cats:
+                data = c.read_range(url, offset, size)
+                if data is not None:
+                    return data
+            return None
+
+        return read_range
+
+
+def referenced_objects(canonical: bytes) -> set[str]:
+    """Object sha1s named by content refs in canonical bytes."""
+    return {s for s in lrefs.content_shas(canonical) if is_sha1(s)}
+
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_url(s: str) -> bool:
+    return s.startswith(("http://", "https://"))
+
+
+def _default_name(source: str, is_hdf5: bool) -> str:
+    base = source.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "file"
+    if is_hdf5:
+        return base + ".lindi.json"
+    return base if lrefs.is_lindi_name(base) else base + ".lindi.json"
+
+
+def import_file(repo: Repository, source: str, as_path: str | None = None, ingest: bool = False,
+                force: bool = False) -> str:
+    """Bring a LINDI file (or an HDF5/NWB file, converted) into the working tree and stage it.
+
+    ``source`` is a local path or an http(s) URL. Relative local paths inside a local LINDI
+    file are made absolute against the file's directory. With ``ingest``, byte ranges of local
+    files are copied into the object store. Returns the worktree path.
+    """
+    from .lindi_io import convert_hdf5, ingest as ingest_ranges
+
+    if _is_url(source):
+        import requests
+
+        try:
+            head = requests.get(source, headers={"Range": "bytes=0-7"}, timeout=30)
+            head.raise_for_status()
+        except requests.RequestException as e:
+            raise LindivcError(f"cannot read {source}: {e.__class__.__name__}: {str(e).splitlines()[0][:200]}") from None
+        is_hdf5 = head.content[:8] == HDF5_MAGIC
+        if is_hdf5:
+            rfs = convert_hdf5(source)
+        else:
+            try:
+                r = requests.get(source, timeout=120)
+                r.raise_for_status()
+            except requests.RequestException as e:
+                raise LindivcError(f"cannot read {source}: {str(e).splitlines()[0][:200]}") from None
+            rfs = lrefs.parse(r.content, source)
+    else:
+        if not os.path.isfile(source):
+            raise LindivcError(f"no such file: {source}")
+        with open(source, "rb") as f:
+            is_hdf5 = f.read(8) == HDF5_MAGIC
+        if is_hdf5:
+            rfs = convert_hdf5(os.path.abspath(source))
+        else:
+            rfs = lrefs.load(source)
+            base = os.path.dirname(os.path.abspath(source))
+            for v in rfs["refs"].values():
+                if isinstance(v, list) and not (v[0].startswith(("/", "http://", "https://", lrefs.CONTENT_PREFIX, "{{"))):
+                    v[0] = os.path.normpath(os.path.join(base, v[0]))
+    lrefs.expand_templates(rfs)
+    target = as_path or _default_name(source, is_hdf5)
+    rel = repo.relpath(os.path.join(repo.root, target) if not os.path.isabs(target) else target)
+    if not lrefs.is_lindi_name(rel):
+        raise LindivcError(f"{target}: the name must end in .lindi.json or .zarr.json")
+    dest = repo.abspath(rel)
+    if os.path.exists(dest) and not force:
+        raise LindivcError(f"{rel} already exists; use --as NAME or --force")
+    if ingest:
+        ingest_ranges(rfs, repo.objects)
+    lrefs.write_lindi_json(dest, rfs)
+    repo.add([dest])
+    return rel
+
+
+def _parse_canonical(data: bytes | None, name: str) -> dict | None:
+    return None if data is None else lrefs.parse(data, name)
+
+
+def diff(repo: Repository, rev_a: str | None = None, rev_b: str | None = None,
+         paths: Iterable[str] | None = None) -> list:
+    """LINDI-level diffs: ``rev_a`` (default HEAD) against ``rev_b`` (default: the working files)."""
+    from .diff import diff_rfs
+
+    a_sha = repo.history.resolve(rev_a or "HEAD") if (rev_a or repo.history.head()) else None
+    a_files = repo.history.commit_files(a_sha) if a_sha else {}
+    if rev_b is not None:
+        b_files = repo.history.commit_files(repo.history.resolve(rev_b))
+        b_read: Callable[[str], bytes | None] = lambda p: repo.history.read_blob(b_files[p]) if p in b_files else None
+        names = set(a_files) | set(b_files)
+    else:
+        tracked = set(repo.tracked())
+        names = set(a_files) | tracked
+
+        def b_read(p: str) -> bytes | None:
+            if p not in tracked or not os.path.exists(repo.abspath(p)):
+                return None
+            return repo.canonical_bytes_of(p)
+    if paths is not None:
+        want = {repo.relpath(p) for p in paths}
+        names &= want
+    out = []
+    for p in sorted(names):
+        a = repo.history.read_blob(a_files[p]) if p in a_files else None
+        b = b_read(p)
+        if a == b:
+            continue
+        out.append(diff_rfs(p, _parse_canonical(a, p), _parse_canonical(b, p)))
+    return out
+
+
+@dataclass
+class LogEntry:
+    commit: "object"  # history.CommitInfo
+    files: list  # FileDiff list when stat was asked, else []
+
+
+def log(repo: Repository, rev: str = "HEAD", max_count: int | None = None, path: str | None = None,
+        stat: bool = False) -> list[LogEntry]:
+    """Commits reachable from ``rev``, newest first; with ``path`` only those that change it."""
+    from .diff import diff_rfs
+
+    if repo.history.head() is None and rev == "HEAD":
+        return []
+    rel = repo.relpath(path) if path else None
+    out: list[LogEntry] = []
+    for c in repo.history.walk([repo.history.resolve(rev)], max_count=None if rel else max_count):
+        files: list = []
+        if rel or stat:
+            cur = repo.history.tree_files(c.tree)
+            prev = repo.history.commit_files(c.parents[0]) if c.parents else {}
+            changed = [p for p in sorted(set(cur) | set(prev)) if cur.get(p) != prev.get(p)]
+            if rel:
+                if rel not in changed:
+                    continue
+                changed = [rel] if not stat else changed
+            if stat:
+                for p in changed:
+                    a = repo.history.read_blob(prev[p]) if p in prev else None
+                    b = repo.history.read_blob(cur[p]) if p in cur else None
+                    files.append(diff_rfs(p, _parse_canonical(a, p), _parse_canonical(b, p)))
+        out.append(LogEntry(c, files))
+        if max_count is not None and len(out) >= max_count:
+            break
+    return out

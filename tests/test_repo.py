@@ -1,0 +1,227 @@
+"""The local repository workflow of issue 2, through the library and the real git binary."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import lindi
+import numpy as np
+import pynwb
+import pytest
+
+import lindivc
+from lindivc.errors import (
+    AlreadyARepository, ChecksumMismatch, InvalidLindiFile, LindivcError, NothingToCommit,
+    ObjectMissing, PathOutsideRepository, UnknownRevision,
+)
+from lindivc.repo import Repository, diff, import_file, log
+from lindivc.testdata import make_nwb
+
+
+@pytest.fixture(scope="module")
+def nwb_path(tmp_path_factory):
+    return make_nwb(str(tmp_path_factory.mktemp("nwb") / "session.nwb"), n_units=8, duration=60, n_channels=8, lfp_seconds=2)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    r = Repository.init(str(tmp_path / "work"))
+    yield r
+    r.close()
+
+
+def _units_column(path: str, name: str):
+    f = lindi.LindiH5pyFile.from_lindi_file(path)
+    with pynwb.NWBHDF5IO(file=f, mode="r") as io:
+        nwb = io.read()
+        return None if name not in nwb.units.colnames else list(nwb.units[name].data[:])
+
+
+def test_full_workflow_edit_commit_checkout(repo, nwb_path):
+    rel = import_file(repo, nwb_path)
+    assert rel == "session.nwb.lindi.json"
+    c1 = repo.commit("import session")
+    path = repo.abspath(rel)
+
+    # add a units column with pynwb (plain io.write) and a ~20 MB chunked array with h5py
+    with lindivc.open(path, "r+") as f:
+        with pynwb.NWBHDF5IO(file=f, mode="a") as io:
+            nwb = io.read()
+            nwb.units.add_column(name="quality", description="isolation quality", data=[0.5 + i / 10 for i in range(8)])
+            io.write(nwb)
+    big = np.random.default_rng(1).standard_normal((2_500_000,)).astype("float64")  # 20 MB
+    with lindivc.open(path, "r+") as f:
+        f.create_dataset("processing_big", data=big, chunks=(250_000,))
+    st = repo.status()
+    assert [x.unstaged for x in st.files] == ["modified"]
+    d = diff(repo)
+    assert len(d) == 1
+    added = {a["name"] for a in d[0].arrays_added}
+    assert "/units/quality" in added and "/processing_big" in added
+    assert d[0].new_objects >= 10 and d[0].new_bytes > 10_000_000
+    c2 = repo.commit("add quality column and a big array", all=True)
+
+    # everything reads back through plain lindi and pynwb
+    assert _units_column(path, "quality") == pytest.approx([0.5 + i / 10 for i in range(8)])
+    f = lindi.LindiH5pyFile.from_lindi_file(path)
+    np.testing.assert_array_equal(f["processing_big"][:], big)
+    f.close()
+
+    # the committed file is canonical: content refs only, no local paths
+    canon = repo.read_at("HEAD", rel)
+    assert b'"sha1:' in canon and repo.lvc.encode() not in canon
+
+    # checkout the first commit: the column is gone; back to main: it is there
+    repo.checkout(c1)
+    assert _units_column(path, "quality") is None
+    assert repo.history.head_branch() is None
+    repo.checkout("main")
+    assert _units_column(path, "quality") is not None
+    assert repo.history.head() == c2
+
+    # log in LINDI terms, and the history is a real git repository
+    entries = log(repo, stat=True)
+    assert [e.commit.sha for e in entries] == [c2, c1]
+    assert any(a["name"] == "/units/quality" for a in entries[0].files[0].arrays_added)
+    git = ["git", "--git-dir", os.path.join(repo.lvc, "git")]
+    out = subprocess.run(git + ["log", "-p", "--format=%H %s"], check=True, capture_output=True, text=True).stdout
+    assert c2 in out and c1 in out and "sha1:" in out
+    subprocess.run(git + ["fsck", "--strict"], check=True, capture_output=True)
+
+
+def test_same_edit_twice_gives_same_objects_and_tree(tmp_path, nwb_path):
+    trees = []
+    objects = []
+    for i in range(2):
+        r = Repository.init(str(tmp_path / f"r{i}"))
+        rel = import_file(r, nwb_path)
+        data = np.random.default_rng(7).integers(0, 2**31, 1_000_000, dtype="int32")
+        with lindivc.open(r.abspath(rel), "r+") as f:
+            f.create_dataset("extra", data=data, chunks=(100_000,))
+        r.add([r.abspath(rel)])
+        c = r.commit("same edit")
+        trees.append(r.history.commit(c).tree)
+        objects.append(sorted(r.objects))
+        r.close()
+    assert trees[0] == trees[1]
+    assert objects[0] == objects[1] and len(objects[0]) == 10
+
+
+def test_unchanged_file_commits_to_same_tree_and_empty_commit_refused(repo, nwb_path):
+    rel = import_file(repo, nwb_path)
+    repo.commit("first")
+    t1 = repo.history.commit("HEAD").tree
+    # rewriting the working file (same content, other formatting) changes nothing
+    p = repo.abspath(rel)
+    with open(p) as f:
+        rfs = json.load(f)
+    with open(p, "w") as f:
+        json.dump(rfs, f, indent=4)
+    assert repo.status().clean
+    with pytest.raises(NothingToCommit):
+        repo.commit("nothing", all=True)
+    assert repo.history.commit("HEAD").tree == t1
+
+
+def test_branches_and_tags(repo, nwb_path):
+    rel = import_file(repo, nwb_path)
+    c1 = repo.commit("first")
+    repo.history.create_tag("v1", "HEAD", "first release", repo.author)
+    repo.create_branch("analysis")
+    repo.checkout("analysis")
+    with lindivc.open(repo.abspath(rel), "r+") as f:
+        f.attrs["note"] = "on a branch"
+    c2 = repo.commit("note", all=True)
+    assert repo.history.resolve("analysis") == c2
+    assert repo.history.resolve("main") == c1
+    assert repo.history.resolve("v1") == c1
+    assert repo.history.resolve("analysis~1") == c1
+    repo.checkout("v1")
+    f = lindi.LindiH5pyFile.from_lindi_file(repo.abspath(rel))
+    assert "note" not in f.attrs
+    with pytest.raises(LindivcError):
+        repo.create_branch("analysis")
+
+
+def test_checkout_refuses_to_lose_changes(repo, nwb_path):
+    rel = import_file(repo, nwb_path)
+    repo.commit("first")
+    repo.create_branch("b")
+    with lindivc.open(repo.abspath(rel), "r+") as f:
+        f.attrs["x"] = 1
+    with pytest.raises(LindivcError, match="overwrite changes"):
+        repo.checkout("b")
+    assert "x" in lindi.LindiH5pyFile.from_lindi_file(repo.abspath(rel)).attrs  # nothing lost
+
+
+def test_restore_one_path_from_a_revision(repo, nwb_path):
+    rel = import_file(repo, nwb_path)
+    repo.commit("first")
+    with lindivc.open(repo.abspath(rel), "r+") as f:
+        f.attrs["x"] = 1
+    repo.checkout("HEAD", [repo.abspath(rel)])
+    assert repo.status().clean
+
+
+# ------------------------------------------------------------------ bad input
+
+def test_init_inside_existing_repository(repo):
+    with pytest.raises(AlreadyARepository):
+        Repository.init(os.path.join(repo.root, "sub"))
+
+
+def test_malformed_json_is_reported_and_nothing_lost(repo, nwb_path):
+    rel = import_file(repo, nwb_path)
+    c1 = repo.commit("first")
+    p = repo.abspath(rel)
+    with open(p, "w") as f:
+        f.write('{"refs": {"a": ')
+    st = repo.status()
+    assert st.files[0].unstaged == "invalid" and "not valid JSON" in st.files[0].error
+    with pytest.raises(InvalidLindiFile, match="not valid JSON"):
+        repo.commit("broken", all=True)
+    assert repo.history.head() == c1
+    repo.checkout("HEAD", [p])
+    assert repo.status().clean
+
+
+def test_ref_that_is_not_a_three_element_list(repo):
+    p = os.path.join(repo.root, "bad.lindi.json")
+    with open(p, "w") as f:
+        json.dump({"refs": {".zgroup": {"zarr_format": 2}, "x/0": ["only-url"]}}, f)
+    with pytest.raises(InvalidLindiFile, match="expected \\[url, offset, size\\]"):
+        repo.add([p])
+
+
+def test_missing_and_corrupt_objects_detected(repo, nwb_path):
+    rel = import_file(repo, nwb_path)
+    with lindivc.open(repo.abspath(rel), "r+") as f:
+        f.create_dataset("extra", data=np.random.default_rng(3).standard_normal(100_000), chunks=(50_000,))
+    repo.commit("data", all=True)
+    shas = sorted(repo.objects)
+    # corrupt one object: detected on read
+    with open(repo.objects.path(shas[0]), "r+b") as fh:
+        fh.seek(10)
+        b = fh.read(1)
+        fh.seek(10)
+        fh.write(bytes([b[0] ^ 0xFF]))
+    with pytest.raises(ChecksumMismatch):
+        repo.read_object(shas[0])
+    # missing object: checkout cannot materialize and says which object
+    os.unlink(repo.objects.path(shas[1]))
+    with pytest.raises(ObjectMissing, match=shas[1]):
+        repo.checkout("HEAD", [repo.abspath(rel)])
+
+
+def test_unknown_revision_and_path_outside(repo, nwb_path, tmp_path):
+    import_file(repo, nwb_path)
+    repo.commit("first")
+    with pytest.raises(UnknownRevision):
+        repo.checkout("nope")
+    with pytest.raises(UnknownRevision):
+        repo.history.resolve("HEAD~5")
+    with pytest.raises(PathOutsideRepository):
+        repo.add([str(tmp_path / "elsewhere.lindi.json")])
+    with pytest.raises(PathOutsideRepository):
+        repo.add([os.path.join(repo.root, "..", "x.lindi.json")])
