@@ -299,3 +299,28 @@ def test_login_file_is_0600_and_github_token_takes_precedence(tmp_path, monkeypa
             auth.login(bad)
         assert "\n" not in str(e.value)
     assert auth.logout() and not p.exists()
+
+
+def test_public_url_redirects_reads_to_the_bucket(s3_bucket, github_standin):
+    public = os.environ["AWS_ENDPOINT_URL"] + "/" + s3_bucket
+    app = create_app(s3_bucket, endpoint_url=os.environ["AWS_ENDPOINT_URL"], github_api_url=github_standin.url,
+                     public_url=public)
+    with BackgroundServer(app) as srv, GatewayZone(srv.url + "/zones/alice/x", ALICE) as z:
+        k, data = obj(b"redirected")
+        z.put(k, data)
+        r = requests.get(z.public_url(k), headers={"Range": "bytes=0-3"}, allow_redirects=False)
+        assert r.status_code == 302 and r.headers["Location"] == f"{public}/zones/alice/x/{k}"
+
+
+def test_large_upload_goes_multipart_and_verifies(s3_bucket, github_standin, tmp_path):
+    from lindivc.server.bucket import Bucket
+
+    b = Bucket(s3_bucket, os.environ["AWS_ENDPOINT_URL"], multipart_threshold=6 << 20, multipart_chunksize=5 << 20)
+    app = create_app(b, github_api_url=github_standin.url)
+    data = os.urandom(13 << 20)
+    k, _ = obj(data)
+    (tmp_path / "pack").write_bytes(data)
+    with BackgroundServer(app) as srv, GatewayZone(srv.url + "/zones/alice/x", ALICE) as z:
+        etag = z.put_file(k, str(tmp_path / "pack"))
+        assert etag.endswith("-3")  # three parts
+        assert hashlib.sha1(z.get(k)).hexdigest() == k.rsplit("/", 1)[1]
