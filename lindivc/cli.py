@@ -348,6 +348,196 @@ def tag(name: str | None, rev: str, message: str | None, delete: bool) -> None:
     click.echo(f"tagged {r.history.resolve(rev)[:10]} as {name}")
 
 
+# ---------------------------------------------------------------- zones
+
+
+def _reporter():
+    from .progress import RichReporter
+
+    return RichReporter()
+
+
+@cli.group()
+def remote() -> None:
+    """Manage the zones this repository exchanges data with.
+
+    \b
+    URL forms:
+      /path/to/dir  or  file:///path       a local directory (the embedded default)
+      s3://bucket/prefix                   any S3-compatible store (AWS credentials,
+                                           AWS_ENDPOINT_URL for MinIO, R2, ...)
+      https://host/zones/USER/ZONE         a lindivc gateway (writes need `lindivc login`)
+      https://host/path                    read-only HTTP zone (range requests)
+    """
+
+
+@remote.command("add")
+@click.argument("name")
+@click.argument("url")
+def remote_add(name: str, url: str) -> None:
+    """Add remote NAME for the zone at URL."""
+    r = _repo()
+    r.config.add_remote(name, url)
+    click.echo(f"added remote {name} -> {r.config.remote_url(name)}")
+
+
+@remote.command("list")
+def remote_list() -> None:
+    """List remotes and their zone URLs."""
+    for name, url in sorted(_repo().config.remotes().items()):
+        click.echo(f"{name}\t{url}")
+
+
+@remote.command("remove")
+@click.argument("name")
+def remote_remove(name: str) -> None:
+    """Remove remote NAME (the zone itself is not touched)."""
+    import shutil
+
+    from .sync import catalog_dir
+
+    r = _repo()
+    r.config.remove_remote(name)
+    shutil.rmtree(catalog_dir(r, name), ignore_errors=True)
+    for ref in r.history.refs_under(f"refs/remotes/{name}/"):
+        del r.history.repo.refs[f"refs/remotes/{name}/{ref}".encode()]
+    click.echo(f"removed remote {name}")
+
+
+@cli.command()
+@click.argument("remote_name", metavar="REMOTE", default="origin")
+@click.argument("branch_name", metavar="BRANCH", required=False)
+@click.option("--force", is_flag=True, help="Overwrite the zone's branch even if it has commits you lack.")
+@click.option("--dry-run", is_flag=True, help="Say what would be uploaded; change nothing.")
+@click.option("--no-borrow", is_flag=True, help="Copy chunks that other zones of the same cloud hold "
+              "instead of referencing them there.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+def push(remote_name: str, branch_name: str | None, force: bool, dry_run: bool, no_borrow: bool, as_json: bool) -> None:
+    """Publish BRANCH (default: the current branch) to the zone of REMOTE (default: origin).
+
+    Only chunks the zone does not hold are uploaded, consolidated into packs; the published
+    files appear at f/PATH (latest) and v/COMMIT/PATH (permanent) in the zone. An interrupted
+    push resumes when run again.
+    """
+    from dataclasses import asdict
+
+    from .diff import human_bytes
+    from .sync import push as do_push
+
+    res = do_push(_repo(), remote_name, branch_name, force=force, dry_run=dry_run, borrow=not no_borrow,
+                  reporter=_reporter())
+    if as_json:
+        _emit_json(asdict(res))
+        return
+    if res.up_to_date:
+        click.echo(f"{remote_name}/{res.branch} is up to date ({res.new[:10]})")
+        return
+    verb = "would upload" if dry_run else "uploaded"
+    click.echo(f"{res.commits} commit(s): {verb} {res.chunks_uploaded} chunk(s), {human_bytes(res.chunk_bytes)}"
+               f"{f' in {res.packs_uploaded} object(s)' if not dry_run else ''}"
+               f"{f'; borrowed {res.chunks_borrowed} chunk(s) from other zones' if res.chunks_borrowed else ''}")
+    if not dry_run:
+        click.echo(f"{remote_name}/{res.branch}: {(res.old or 'new branch')[:10]} -> {res.new[:10]}")
+        for path, url in res.urls.items():
+            click.echo(f"published {path}: {url}")
+
+
+@cli.command()
+@click.argument("remote_name", metavar="REMOTE", default="origin")
+@click.option("--objects", is_flag=True, help="Also download chunk data, for offline use.")
+def fetch(remote_name: str, objects: bool) -> None:
+    """Download history and pack indexes from REMOTE (default: origin)."""
+    from .diff import human_bytes
+    from .sync import fetch as do_fetch
+
+    res = do_fetch(_repo(), remote_name, objects=objects, reporter=_reporter())
+    for b, sha in sorted(res.refs.items()):
+        click.echo(f"{remote_name}/{b}\t{sha[:10]}")
+    click.echo(f"history: {human_bytes(res.history_bytes)}, new pack indexes: {res.indexes}"
+               + (f", chunks: {res.objects_downloaded} ({human_bytes(res.object_bytes)})" if objects else ""))
+
+
+@cli.command()
+@click.argument("remote_name", metavar="REMOTE", default="origin")
+@click.argument("branch_name", metavar="BRANCH", required=False)
+def pull(remote_name: str, branch_name: str | None) -> None:
+    """Fetch from REMOTE and bring the current branch up to date with the zone's.
+
+    Fast-forwards when possible; when both sides have new commits that changed different
+    files, records a merge commit; when both changed the same file, stops with an explanation.
+    """
+    from .sync import pull as do_pull
+
+    res = do_pull(_repo(), remote_name, branch_name, reporter=_reporter())
+    if res.kind == "up-to-date":
+        click.echo(f"already up to date ({(res.new or '')[:10]})")
+    else:
+        click.echo(f"{res.branch}: {(res.old or 'none')[:10]} -> {res.new[:10]} ({res.kind})")
+
+
+@cli.command()
+@click.argument("url")
+@click.argument("directory", required=False)
+@click.option("--objects", is_flag=True, help="Download chunk data too (otherwise read on demand from the zone).")
+@click.option("-b", "--branch", help="Check out this branch instead of the zone's default.")
+def clone(url: str, directory: str | None, objects: bool, branch: str | None) -> None:
+    """Copy the repository published at zone URL into DIRECTORY.
+
+    History and indexes come down; working files point at the zone, so data is read on demand
+    (with --objects it is downloaded).
+    """
+    from .sync import clone as do_clone
+
+    r = do_clone(url, directory, objects=objects, branch=branch, reporter=_reporter())
+    click.echo(f"cloned {url} into {r.root} (branch {r.history.head_branch()}, {len(r.tracked())} file(s))")
+
+
+@cli.command()
+@click.option("--target-size", type=int, help="Pack size in bytes (default: the repository's pack_size).")
+def pack(target_size: int | None) -> None:
+    """Consolidate loose chunk objects into packs (readable by byte range).
+
+    Working files are rewritten to point into the packs; loose copies are removed only after
+    each pack is verified.
+    """
+    from .diff import human_bytes
+    from .repo import pack_loose
+
+    n, nbytes = pack_loose(_repo(), target_size, reporter=_reporter())
+    click.echo(f"packed {nbytes and human_bytes(nbytes) or '0 B'} into {n} pack(s)")
+
+
+@cli.command()
+@click.option("--bucket", required=True, help="S3 bucket that holds the zones.")
+@click.option("--endpoint-url", help="S3 endpoint (MinIO, R2, moto...); default: AWS_ENDPOINT_URL or AWS.")
+@click.option("--prefix", default="zones", show_default=True, help="Key prefix of the zones inside the bucket.")
+@click.option("--public-url", help="Base URL where the bucket is publicly readable; reads are redirected there.")
+@click.option("--github-api-url", default="https://api.github.com", show_default=True,
+              help="GitHub API base URL that identifies tokens.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--cache-ttl", default=300.0, show_default=True, type=float,
+              help="Seconds a token's GitHub login is trusted before asking GitHub again.")
+def serve(bucket, endpoint_url, prefix, public_url, github_api_url, host, port, cache_ttl) -> None:
+    """Run the zone gateway: anyone reads; a GitHub user writes only to zones/LOGIN/..."""
+    from .server.app import run_server
+
+    run_server(bucket, endpoint_url, prefix, public_url, github_api_url, host, port, cache_ttl)
+
+
+@cli.command()
+@click.option("--token", prompt=True, hide_input=True,
+              help="GitHub token (read from a prompt when not given; never echoed).")
+def login(token: str) -> None:
+    """Store a GitHub token for pushing through zone gateways (file mode 0600).
+
+    GITHUB_TOKEN, when set, takes precedence over the stored token.
+    """
+    from .auth import login as do_login
+
+    click.echo(f"token stored in {do_login(token)}")
+
+
 def main() -> None:
     cli(prog_name="lindivc")
 

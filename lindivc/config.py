@@ -1,6 +1,6 @@
 """Repository configuration: ``.lindivc/config.json``.
 
-    {"core": {"chunk_threshold": 65536, "pack_size": 536870912},
+    {"core": {"chunk_threshold": 65536, "pack_size": 67108864},
      "remotes": {"origin": {"url": "s3://bucket/zones/alice/analysis"}},
      "user": {"name": "...", "email": "..."}}
 """
@@ -15,7 +15,7 @@ from .errors import LindivcError
 from .refs import write_atomic
 
 DEFAULTS: dict[str, Any] = {
-    "core": {"chunk_threshold": 64 * 1024, "pack_size": 512 * 2**20},
+    "core": {"chunk_threshold": 64 * 1024, "pack_size": 64 * 2**20},
     "remotes": {},
 }
 REMOTE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -166,10 +166,10 @@ def update_info_refs(zone: Zone) -> int:
         refs = list_remote_refs(zone)
         return "".join(f"{sha}\t{name}\n" for name, sha in sorted(refs.items())).encode("ascii")
 
-    return _cas_rewrite(zone, INFO_REFS, render)
+    return cas_rewrite(zone, INFO_REFS, render)
 
 
-def _cas_rewrite(zone: Zone, key: str, render: Callable[[bytes | None], bytes]) -> int:
+def cas_rewrite(zone: Zone, key: str, render: Callable[[bytes | None], bytes]) -> int:
     """Replace the derived file ``key`` by ``render(current)`` with compare-and-swap, retrying when
     another writer got there first. Returns bytes written (0 if unchanged)."""
     for _ in range(CAS_ATTEMPTS):
@@ -242,7 +242,7 @@ def update_info_packs(zone: Zone, add: Iterable[str] = ()) -> int:
             names = _parse_info_packs(current) | add
         return _render_info_packs(names)
 
-    return _cas_rewrite(zone, INFO_PACKS, render)
+    return cas_rewrite(zone, INFO_PACKS, render)
 
 
 # -------------------------------------------------------------------------------- upload

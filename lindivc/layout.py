@@ -9,6 +9,8 @@ All keys here are relative to the zone prefix, '/'-separated, never starting wit
     git/...                 history in git's dumb-protocol layout
     journal/<id>            push journal entries
     pins/<id>               external roots
+    borrow/<id>             chunks this zone's files reference in another zone of its cloud
+    info/idx, info/borrow   derived lists of idx/ and borrow/ names, for zones that cannot list
     lease/gc                the GC lease
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from .errors import InvalidKey
 from .objects import fanout, is_sha1
 
-TOP_PREFIXES = ("f", "v", "sha1", "idx", "git", "journal", "pins", "lease")
+TOP_PREFIXES = ("f", "v", "sha1", "idx", "git", "journal", "pins", "borrow", "info", "lease")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 PART_RE = re.compile(r"^[A-Za-z0-9._@+=,-]{1,255}$")
 ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -54,7 +56,12 @@ def pin_key(pin_id: str) -> str:
     return "pins/" + pin_id
 
 
+def borrow_key(entry_id: str) -> str:
+    return "borrow/" + entry_id
+
+
 GC_LEASE_KEY = "lease/gc"
+INFO_KEYS = ("info/idx", "info/borrow")
 
 
 def sha1_from_object_key(key: str) -> str | None:
@@ -101,9 +108,12 @@ def validate_key(key: str) -> str:
         validate_path("/".join(parts[2:]))
     elif top == "git":
         validate_path(rest)
-    elif top in ("journal", "pins"):
+    elif top in ("journal", "pins", "borrow"):
         if len(parts) != 2 or not ID_RE.match(parts[1]):
             raise InvalidKey(f"invalid {top} key: {key!r}")
+    elif top == "info":
+        if key not in INFO_KEYS:
+            raise InvalidKey(f"invalid info key: {key!r}")
     elif top == "lease":
         if key != GC_LEASE_KEY:
             raise InvalidKey(f"invalid lease key: {key!r}")

@@ -34,7 +34,7 @@ from .refs import expand_templates, is_chunk_key
 from .refs import load as load_rfs
 from .refs import validate as validate_rfs
 from .refs import write_lindi_json as _write_json_atomic
-from .objects import COPY_BLOCK, ObjectStore
+from .objects import COPY_BLOCK, ObjectStore, ObjectWriter
 
 DEFAULT_CHUNK_THRESHOLD = 64 * 1024
 META_SUFFIXES = (".zarray", ".zattrs", ".zgroup")
@@ -91,6 +91,9 @@ class ObjectBackedStore(LindiReferenceFileSystemStore):
 
     Writes: a chunk of ``chunk_threshold`` bytes or more goes to ``objects`` and its ref becomes
     ``[objects.path(sha1), 0, size]``; smaller chunks and metadata stay inline as lindi does.
+    Objects are written through an :class:`~lindivc.objects.ObjectWriter` (fsync in the
+    background); ``writer.wait()`` puts every object in place, and a read of a chunk waits for
+    its own object.
     Reads: for a list ref, ``read_range(url, offset, size)`` is asked first (when given) and its
     bytes are used unless it returns None.
     """
@@ -108,8 +111,13 @@ class ObjectBackedStore(LindiReferenceFileSystemStore):
         self.objects = objects
         self.chunk_threshold = chunk_threshold
         self.read_range = read_range
+        self.writer = ObjectWriter(objects) if objects is not None and mode == "r+" else None
 
     def _get_helper(self, key: str):
+        if self.writer is not None and self.writer.busy:
+            x = self.rfs["refs"].get(key)
+            if isinstance(x, list) and len(x) == 3 and isinstance(x[0], str):
+                self.writer.wait_path(x[0])
         if self.read_range is not None:
             x = self.rfs["refs"].get(key)
             if isinstance(x, list) and len(x) == 3:
@@ -126,7 +134,7 @@ class ObjectBackedStore(LindiReferenceFileSystemStore):
             # zarr hands over an ndarray (or other buffer) for arrays without a compressor
             value = ensure_bytes(value)
         if self.objects is not None and len(value) >= self.chunk_threshold and is_chunk_key(key):
-            sha = self.objects.put_bytes(value)
+            sha = self.writer.put_bytes(value) if self.writer is not None else self.objects.put_bytes(value)
             self.rfs["refs"][key] = [self.objects.path(sha), 0, len(value)]
             return
         super().__setitem__(key, value)
@@ -210,6 +218,9 @@ class LindiFile(LindiH5pyFile):
     def flush(self) -> None:
         if not self._is_open or self._mode == "r":
             return
+        writer = getattr(self._zarr_store, "writer", None)
+        if writer is not None:
+            writer.wait()  # every object the file will name is in place before the file is saved
         rfs = self.to_rfs()
         if self._lindivc_save is not None:
             self._lindivc_save(rfs)
@@ -226,6 +237,9 @@ class LindiFile(LindiH5pyFile):
             if self._lindivc_blosc:
                 self._lindivc_blosc = False
                 _blosc_threads_restore()
+            writer = getattr(self._zarr_store, "writer", None)
+            if writer is not None:
+                writer.close()
 
     def __del__(self) -> None:
         # An unclosed writer must not keep Blosc threading off for the whole process.

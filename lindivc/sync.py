@@ -1,0 +1,737 @@
+"""Exchange history and data with zones: push, fetch, pull, clone (DESIGN.md section 5).
+
+Push writes, in this order, so that a crash at any point leaves the zone consistent and a retry
+finishes without re-sending what arrived (docs/format.md, "Push"):
+
+1. read the remote branch ref; refuse a non-fast-forward unless forced;
+2. write a journal entry naming every object the new commits reference;
+3. record borrowed chunks (borrow/ here, a pin in each lending zone);
+4. upload missing chunks, consolidated into packs, each pack followed by its index;
+5. upload the history objects (git/);
+6. upload the rendered files (v/<commit>/<path>, then f/<path>);
+7. compare-and-swap the branch ref; then drop the journal entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from . import gitsync
+from . import refs as lrefs
+from .errors import LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError, ZoneKeyMissing
+from .layout import (borrow_key, file_key, index_key, object_key, parse_zone_url, pin_key, sha1_from_object_key,
+                     validate_path, version_key)
+from .objects import is_sha1
+from .packs import ChunkEntry, PackIndex, PackWriter, plan_packs
+from .progress import Reporter
+from .refs import ContentRef
+from .zones import Zone, open_zone
+
+BORROW_FORMAT = "lindivc-borrow/1"
+JOURNAL_FORMAT = "lindivc-journal/1"
+PIN_FORMAT = "lindivc-pin/1"
+UPLOAD_THREADS = int(os.environ.get("LINDIVC_UPLOAD_THREADS", "8"))
+_PROBE_KEY = object_key("0" * 40)
+
+
+def zone_for(url: str) -> Zone:
+    """Open a zone with the user's gateway token (if any)."""
+    token = None
+    loc = parse_zone_url(url) if not url.startswith("memory://") else None
+    if loc is not None and loc.scheme in ("http", "https") and loc.in_cloud:
+        from .auth import load_token
+
+        token = load_token()
+    return open_zone(url, token=token)
+
+
+def public_prefix(zone: Zone) -> str:
+    """The URL prefix a zone's rendered refs start with (everything before ``sha1/...``)."""
+    u = zone.public_url(_PROBE_KEY)
+    return u[: len(u) - len(_PROBE_KEY)]
+
+
+# --------------------------------------------------------------------------- catalogs
+
+
+@dataclass
+class Placement:
+    """Where a chunk lives in a zone: ``pack`` (a pack or the chunk itself) at ``offset``."""
+
+    prefix: str  # public URL prefix of the zone holding it
+    zone_url: str
+    pack: str
+    offset: int
+    size: int
+
+
+class ZoneCatalog:
+    """What a repository knows of one zone: its pack indexes and the chunks it borrows.
+
+    Kept under ``.lindivc/remotes/<name>/`` (``idx/<packsha1>``, ``borrow/<id>``, ``meta.json``)
+    so that working files of a clone can be rendered and canonicalized offline.
+    """
+
+    def __init__(self, cache_dir: str, url: str) -> None:
+        self.dir = cache_dir
+        self.url = url
+        self._zone: Zone | None = None
+        self.meta: dict = {}
+        self.placements: dict[str, Placement] = {}
+        self.packs: dict[str, PackIndex] = {}  # own packs
+        self.borrowed: set[str] = set()
+        self.prefixes: dict[str, str] = {}  # public prefix -> zone url
+        self._lenders: dict[str, Zone] = {}
+        self._foreign: dict[str, list[tuple[int, int, str]]] = {}  # borrowed pack -> sorted ranges
+        self._lock = threading.Lock()
+        self._load()
+
+    # loading -------------------------------------------------------------
+    def _load(self) -> None:
+        mp = os.path.join(self.dir, "meta.json")
+        if os.path.exists(mp):
+            with open(mp) as f:
+                self.meta = json.load(f)
+        prefix = self.meta.get("prefix")
+        if prefix:
+            self.prefixes[prefix] = self.url
+        idir = os.path.join(self.dir, "idx")
+        if os.path.isdir(idir):
+            for name in os.listdir(idir):
+                if is_sha1(name):
+                    with open(os.path.join(idir, name), "rb") as f:
+                        self._add_index(PackIndex.from_bytes(f.read(), name, where=f"cached index {name}"))
+        bdir = os.path.join(self.dir, "borrow")
+        if os.path.isdir(bdir):
+            for name in os.listdir(bdir):
+                with open(os.path.join(bdir, name), "rb") as f:
+                    self._add_borrow(json.loads(f.read()))
+
+    def _add_index(self, idx: PackIndex) -> None:
+        self.packs[idx.pack] = idx
+        prefix = self.meta.get("prefix", "")
+        for e in idx.chunks:
+            self.placements[e.sha] = Placement(prefix, self.url, idx.pack, e.offset, e.size)
+            self.borrowed.discard(e.sha)
+
+    def _add_borrow(self, rec: dict) -> None:
+        self.prefixes[rec["prefix"]] = rec["lender"]
+        for chunk, pack, off, size in rec["chunks"]:
+            if chunk not in self.placements:
+                self.placements[chunk] = Placement(rec["prefix"], rec["lender"], pack, off, size)
+                self.borrowed.add(chunk)
+            self._foreign.setdefault(pack, []).append((off, size, chunk))
+        for ranges in self._foreign.values():
+            ranges.sort()
+
+    @property
+    def zone(self) -> Zone:
+        if self._zone is None:
+            self._zone = zone_for(self.url)
+        return self._zone
+
+    def refresh(self) -> tuple[int, int]:
+        """Download indexes and borrow records not cached yet; return (new indexes, bytes)."""
+        z = self.zone
+        if "prefix" not in self.meta:
+            self.meta["prefix"] = public_prefix(z)
+            self.meta["url"] = self.url
+            self._save_meta()
+            self.prefixes[self.meta["prefix"]] = self.url
+            for idx in list(self.packs.values()):
+                self._add_index(idx)
+        new = nbytes = 0
+        for name in _zone_names(z, "idx"):
+            if name in self.packs:
+                continue
+            data = z.get(index_key(name))
+            idx = PackIndex.from_bytes(data, name, where=f"{self.url}/idx/{name}")
+            self._store("idx", name, data)
+            self._add_index(idx)
+            new += 1
+            nbytes += len(data)
+        have = set(os.listdir(os.path.join(self.dir, "borrow"))) if os.path.isdir(os.path.join(self.dir, "borrow")) else set()
+        for name in _zone_names(z, "borrow"):
+            if name in have:
+                continue
+            data = z.get(borrow_key(name))
+            self._store("borrow", name, data)
+            self._add_borrow(json.loads(data))
+            nbytes += len(data)
+        return new, nbytes
+
+    def _save_meta(self) -> None:
+        os.makedirs(self.dir, exist_ok=True)
+        lrefs.write_atomic(os.path.join(self.dir, "meta.json"), json.dumps(self.meta, sort_keys=True).encode())
+
+    def _store(self, kind: str, name: str, data: bytes) -> None:
+        lrefs.write_atomic(os.path.join(self.dir, kind, name), data)
+
+    def add_index(self, idx: PackIndex) -> None:
+        self._store("idx", idx.pack, idx.to_bytes())
+        with self._lock:
+            self._add_index(idx)
+
+    def add_borrow(self, name: str, rec: dict) -> None:
+        self._store("borrow", name, json.dumps(rec, sort_keys=True).encode())
+        self._add_borrow(rec)
+
+    def own_chunks(self) -> set[str]:
+        return {c for c in self.placements if c not in self.borrowed}
+
+    # the Repository hooks -------------------------------------------------
+    def locate(self, cr: ContentRef) -> list | None:
+        p = self.placements.get(cr.sha1)
+        if p is None:
+            return None
+        return [p.prefix + object_key(p.pack), p.offset + cr.offset, cr.size]
+
+    def resolve(self, url: str, offset: int, size: int) -> ContentRef | None:
+        for prefix in self.prefixes:
+            if not url.startswith(prefix):
+                continue
+            sha = sha1_from_object_key(url[len(prefix):])
+            if sha is None:
+                return None
+            idx = self.packs.get(sha)
+            if idx is not None:
+                pos = idx.chunk_at(offset)
+                return None if pos is None else ContentRef(pos.chunk, pos.inner_offset, size)
+            ranges = self._foreign.get(sha)
+            if ranges:
+                import bisect
+
+                i = bisect.bisect_right(ranges, (offset, float("inf"), "")) - 1
+                if i >= 0 and ranges[i][0] <= offset < ranges[i][0] + ranges[i][1]:
+                    return ContentRef(ranges[i][2], offset - ranges[i][0], size)
+                return None
+            return ContentRef(sha, offset, size)
+        return None
+
+    def read_range(self, url: str, offset: int, size: int) -> bytes | None:
+        """Bytes of a rendered ref that points into this zone (or a lender), read with the user's
+        credentials; None for URLs elsewhere."""
+        for prefix, zurl in self.prefixes.items():
+            if url.startswith(prefix):
+                key = url[len(prefix):]
+                if sha1_from_object_key(key) is None:
+                    return None
+                z = self.zone if zurl == self.url else self._lender(zurl)
+                return z.get_range(key, offset, size)
+        return None
+
+    def read_chunk(self, sha: str) -> bytes:
+        p = self.placements.get(sha)
+        if p is None:
+            raise ObjectMissing(sha, self.url)
+        z = self.zone if p.zone_url == self.url else self._lender(p.zone_url)
+        data = z.get_range(object_key(p.pack), p.offset, p.size)
+        got = hashlib.sha1(data).hexdigest()
+        if got != sha:
+            from .errors import ChecksumMismatch
+
+            raise ChecksumMismatch(sha, got, f"{p.zone_url}/{object_key(p.pack)}")
+        return data
+
+    def _lender(self, url: str) -> Zone:
+        with self._lock:
+            if url not in self._lenders:
+                self._lenders[url] = zone_for(url)
+            return self._lenders[url]
+
+
+def _zone_names(zone: Zone, kind: str) -> list[str]:
+    """Names under ``idx/`` or ``borrow/``: by listing, or from ``info/<kind>`` where a zone
+    cannot list (plain HTTP)."""
+    if zone.supports_listing:
+        return [i.key.rsplit("/", 1)[-1] for i in zone.list(kind + "/")]
+    try:
+        return zone.get(f"info/{kind}").decode().split()
+    except ZoneKeyMissing:
+        return []
+
+
+def update_info(zone: Zone, kind: str, add: Iterable[str]) -> None:
+    """Add names to the derived list ``info/<kind>`` (compare-and-swap, retried)."""
+    add = set(add)
+    if not add:
+        return
+
+    def render(cur: bytes | None) -> bytes:
+        names = set(cur.decode().split()) if cur else set()
+        return ("\n".join(sorted(names | add)) + "\n").encode()
+
+    gitsync.cas_rewrite(zone, f"info/{kind}", render)
+
+
+def catalog_dir(repo, name: str) -> str:
+    return os.path.join(repo.lvc, "remotes", name)
+
+
+def load_catalogs(repo) -> list[ZoneCatalog]:
+    """A catalog for every configured remote (the Repository's locate/resolve hooks)."""
+    return [ZoneCatalog(catalog_dir(repo, name), url) for name, url in sorted(repo.config.remotes().items())]
+
+
+def catalog_for(repo, remote: str) -> ZoneCatalog:
+    url = repo.config.remote_url(remote)
+    for c in repo.catalogs():
+        if c.url == url:
+            return c
+    cat = ZoneCatalog(catalog_dir(repo, remote), url)
+    repo.catalogs().append(cat)
+    return cat
+
+
+# --------------------------------------------------------------------------- push
+
+
+@dataclass
+class PushResult:
+    remote: str
+    branch: str
+    old: str | None
+    new: str
+    up_to_date: bool = False
+    commits: int = 0
+    objects_referenced: int = 0
+    chunks_uploaded: int = 0
+    chunk_bytes: int = 0
+    packs_uploaded: int = 0
+    chunks_borrowed: int = 0
+    history_bytes: int = 0
+    files_published: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    urls: dict[str, str] = field(default_factory=dict)  # path -> public URL of f/<path>
+
+
+def _referenced(repo, commits) -> tuple[set[str], dict[str, int]]:
+    """Chunk sha1s named by every file of ``commits`` -> and each chunk's size (from refs)."""
+    seen_blobs: set[str] = set()
+    shas: set[str] = set()
+    sizes: dict[str, int] = {}
+    for c in commits:
+        for blob in repo.history.tree_files(c.tree).values():
+            if blob in seen_blobs:
+                continue
+            seen_blobs.add(blob)
+            data = repo.history.read_blob(blob)
+            shas |= lrefs.content_shas(data)
+    return shas, sizes
+
+
+def _sibling_placements(repo, zone: Zone, wanted: set[str]) -> dict[str, Placement]:
+    """Chunks of ``wanted`` that other zones of the same cloud hold (from their indexes)."""
+    found: dict[str, Placement] = {}
+    if not wanted:
+        return found
+    for sib in zone.siblings():
+        h = hashlib.sha1(sib.url.encode()).hexdigest()[:16]
+        cat = ZoneCatalog(os.path.join(repo.lvc, "cloud", h), sib.url)
+        cat._zone = sib
+        try:
+            cat.refresh()
+        except ZoneError:
+            continue
+        for sha in wanted - set(found):
+            p = cat.placements.get(sha)
+            if p is not None and sha not in cat.borrowed:
+                found[sha] = p
+    return found
+
+
+def push(repo, remote: str = "origin", branch: str | None = None, *, force: bool = False,
+         dry_run: bool = False, borrow: bool = True, reporter: Reporter | None = None) -> PushResult:
+    """Publish ``branch`` (default: the current one) to the zone of ``remote``."""
+    rep = reporter or Reporter()
+    branch = branch or repo.history.head_branch()
+    if branch is None:
+        raise LindivcError("HEAD is detached; name the branch to push")
+    local = repo.history.ref(f"refs/heads/{branch}")
+    if local is None:
+        raise LindivcError(f"branch {branch!r} has no commits to push")
+    cat = catalog_for(repo, remote)
+    zone = cat.zone
+    remote_sha, etag = gitsync.read_remote_ref(zone, branch)
+    res = PushResult(remote, branch, remote_sha, local, dry_run=dry_run)
+    if remote_sha == local:
+        res.up_to_date = True
+        repo.history.repo.refs[f"refs/remotes/{remote}/{branch}".encode()] = local.encode()
+        return res
+    known_remote = remote_sha is not None and repo.history.has(remote_sha)
+    if remote_sha is not None and not force:
+        if not known_remote or not repo.history.is_ancestor(remote_sha, local):
+            raise NonFastForward(
+                f"push to {remote}/{branch} rejected: the zone has commits you do not have "
+                f"({remote_sha[:10]}); run `lindivc pull {remote} {branch}` and push again (or --force to overwrite)"
+            )
+    commits = list(repo.history.walk([local], exclude=[remote_sha] if known_remote else []))
+    res.commits = len(commits)
+    needed, _ = _referenced(repo, commits)
+    res.objects_referenced = len(needed)
+    cat.refresh()
+    missing = needed - set(cat.placements)
+    borrowed: dict[str, Placement] = {}
+    if borrow and missing and zone.location.in_cloud:
+        borrowed = _sibling_placements(repo, zone, missing)
+    to_upload = sorted(missing - set(borrowed))
+    absent = [s for s in to_upload if not repo.has_object(s)]
+    if absent and not dry_run:
+        _download_from_catalogs(repo, absent, rep)  # e.g. --no-borrow of a cloned file: copy the data
+    sizes = {s: _local_size(repo, s) for s in to_upload}
+    res.chunks_borrowed = len(borrowed)
+    if dry_run:
+        res.chunks_uploaded = len(to_upload)
+        res.chunk_bytes = sum(sizes.values())
+        return res
+
+    # 2. journal
+    jid = f"{int(time.time())}-{uuid.uuid4().hex[:12]}"
+    journal = {"format": JOURNAL_FORMAT, "id": jid, "branch": branch, "commit": local,
+               "objects": sorted(needed), "created": time.time()}
+    zone.put(f"journal/{jid}", json.dumps(journal, sort_keys=True).encode())
+
+    # 3. borrowing: record here, pin there
+    if borrowed:
+        _record_borrows(repo, cat, zone, borrowed)
+
+    # 4. packs, each followed by its index
+    groups = plan_packs(sizes, repo.config.pack_size)
+    grouped = {s for g in groups for s in g}
+    groups += [[s] for s in to_upload if s not in grouped]
+    total = sum(sizes.values())
+    with rep.task(f"Uploading {len(to_upload)} chunks in {len(groups)} objects", total) as advance:
+        def upload(group: list[str]) -> int:
+            return _upload_group(repo, zone, cat, group, sizes, advance)
+
+        if groups:
+            with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(groups))) as ex:
+                res.packs_uploaded = sum(ex.map(upload, groups))
+    res.chunks_uploaded = len(to_upload)
+    res.chunk_bytes = total
+    update_info(zone, "idx", cat.packs)  # includes packs of an interrupted earlier push
+
+    # 5. history
+    with rep.task("Uploading history", None) as advance:
+        res.history_bytes = gitsync.upload_history(repo.history.git_dir, zone, [local],
+                                                   have=[remote_sha] if known_remote else [], progress=advance)
+
+    # 6. rendered files
+    files = repo.history.commit_files(local)
+    old_files = repo.history.commit_files(remote_sha) if known_remote else {}
+    default_branch = _zone_default_branch(zone) or branch
+    for path, blob in sorted(files.items()):
+        data = lrefs.dumps(lrefs.render(lrefs.parse(repo.history.read_blob(blob), path), _zone_locator(cat)))
+        zone.put(version_key(local, path), data)
+        if branch == default_branch:
+            zone.put(file_key(path), data)
+            res.urls[path] = zone.public_url(file_key(path))
+        res.files_published.append(path)
+    if branch == default_branch:
+        for path in set(old_files) - set(files):
+            zone.delete(file_key(path))
+
+    # 7. the ref, compare-and-swap
+    try:
+        gitsync.cas_remote_ref(zone, branch, local, etag, expected_sha=remote_sha)
+    except RefConflict as e:
+        raise NonFastForward(
+            f"push to {remote}/{branch} rejected: someone else pushed meanwhile ({e.actual and e.actual[:10]}); "
+            f"run `lindivc pull {remote} {branch}` and push again"
+        ) from None
+    repo.history.repo.refs[f"refs/remotes/{remote}/{branch}".encode()] = local.encode()
+    try:
+        zone.delete(f"journal/{jid}")
+    except ZoneError:
+        pass  # GC drops stale journal entries after the grace period
+    return res
+
+
+def _download_from_catalogs(repo, shas: list[str], rep: Reporter) -> None:
+    """Fetch chunks this repository knows in some zone into the local store (verified)."""
+    cats = repo.catalogs()
+    where = {}
+    for s in shas:
+        for c in cats:
+            if s in c.placements:
+                where[s] = c
+                break
+        else:
+            raise ObjectMissing(s, "the local object store and every known zone; cannot push")
+    with rep.task(f"Downloading {len(shas)} chunks to copy", sum(where[s].placements[s].size for s in shas)) as adv:
+        def one(s: str) -> None:
+            data = where[s].read_chunk(s)
+            repo.objects.put_bytes(data)
+            adv(len(data))
+
+        with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as ex:
+            list(ex.map(one, shas))
+
+
+def _local_size(repo, sha: str) -> int:
+    if sha in repo.objects:
+        return repo.objects.size(sha)
+    loc = repo.packs.locate(sha)
+    if loc is not None:
+        return loc.size
+    for c in repo.catalogs():
+        if sha in c.placements:
+            return c.placements[sha].size
+    raise ObjectMissing(sha, "the local object store and every known zone; cannot push")
+
+
+def _zone_default_branch(zone: Zone) -> str | None:
+    try:
+        head = zone.get("git/HEAD").decode().strip()
+    except ZoneKeyMissing:
+        return None
+    return head[len("ref: refs/heads/"):] if head.startswith("ref: refs/heads/") else None
+
+
+def _zone_locator(cat: ZoneCatalog):
+    def locate(cr: ContentRef) -> list:
+        r = cat.locate(cr)
+        if r is None:
+            raise ObjectMissing(cr.sha1, cat.url)
+        return r
+
+    return locate
+
+
+def _open_local_chunk(repo, sha: str):
+    if sha in repo.objects:
+        return repo.objects.open(sha)
+    import io
+
+    return io.BytesIO(repo.read_object(sha))
+
+
+def _upload_group(repo, zone: Zone, cat: ZoneCatalog, group: list[str], sizes: dict[str, int], advance) -> int:
+    """Upload one pack (or a lone chunk) and then its index; return 1 if bytes were sent."""
+    if len(group) == 1:
+        sha = group[0]
+        idx = PackIndex(sha, sizes[sha], (ChunkEntry(sha, 0, sizes[sha]),))
+        sent = 0
+        if not zone.exists(object_key(sha)):
+            if sha in repo.objects:
+                zone.put_file(object_key(sha), repo.objects.path(sha), progress=advance)
+            else:
+                zone.put(object_key(sha), repo.read_object(sha))
+                advance(sizes[sha])
+            sent = 1
+        else:
+            advance(sizes[sha])
+        zone.put(index_key(sha), idx.to_bytes())
+        cat.add_index(idx)
+        return sent
+    w = PackWriter(repo.objects)
+    try:
+        for sha in group:
+            with _open_local_chunk(repo, sha) as f:
+                w.add(sha, f)
+        idx = w.finish()
+    except BaseException:
+        w.abort()
+        raise
+    existed_locally = repo.packs.is_pack(idx.pack)
+    sent = 0
+    try:
+        if not zone.exists(object_key(idx.pack)):
+            zone.put_file(object_key(idx.pack), repo.objects.path(idx.pack), progress=advance)
+            sent = 1
+        else:
+            advance(idx.size)
+        zone.put(index_key(idx.pack), idx.to_bytes())
+        cat.add_index(idx)
+    finally:
+        if not existed_locally:
+            repo.objects.delete(idx.pack)  # the loose chunks stay the local copy
+    return sent
+
+
+def _record_borrows(repo, cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]) -> None:
+    by_lender: dict[str, list[tuple[str, Placement]]] = {}
+    for sha, p in borrowed.items():
+        by_lender.setdefault(p.zone_url, []).append((sha, p))
+    for lender_url, items in by_lender.items():
+        chunks = sorted([sha, p.pack, p.offset, p.size] for sha, p in items)
+        name = hashlib.sha1(json.dumps([lender_url, chunks]).encode()).hexdigest()
+        rec = {"format": BORROW_FORMAT, "lender": lender_url, "prefix": items[0][1].prefix, "chunks": chunks,
+               "created": time.time()}
+        pin = {"format": PIN_FORMAT, "by": zone.url, "url": public_prefix(zone) + "f/",
+               "objects": sorted({p.pack for _, p in items}), "chunks": [c[0] for c in chunks], "created": time.time()}
+        lender = cat._lender(lender_url)
+        lender.put(pin_key(f"{hashlib.sha1(zone.url.encode()).hexdigest()[:16]}-{name[:24]}"),
+                   json.dumps(pin, sort_keys=True).encode())
+        zone.put(borrow_key(name), json.dumps(rec, sort_keys=True).encode())
+        cat.add_borrow(name, rec)
+        update_info(zone, "borrow", [name])
+
+
+# --------------------------------------------------------------------------- fetch / pull / clone
+
+
+@dataclass
+class FetchResult:
+    remote: str
+    refs: dict[str, str]
+    history_bytes: int = 0
+    indexes: int = 0
+    objects_downloaded: int = 0
+    object_bytes: int = 0
+
+
+def fetch(repo, remote: str = "origin", *, objects: bool = False, reporter: Reporter | None = None) -> FetchResult:
+    """Download the zone's history and pack indexes (and, with ``objects``, its chunk data)."""
+    rep = reporter or Reporter()
+    cat = catalog_for(repo, remote)
+    zone = cat.zone
+    refs = gitsync.list_remote_refs(zone)
+    heads = {k[len("refs/heads/"):]: v for k, v in refs.items() if k.startswith("refs/heads/")}
+    res = FetchResult(remote, heads)
+    with rep.task("Downloading history", None) as advance:
+        res.history_bytes = gitsync.download_history(zone, repo.history.git_dir, sorted(set(heads.values())),
+                                                     progress=advance)
+    res.indexes, _ = cat.refresh()
+    for b, sha in heads.items():
+        repo.history.repo.refs[f"refs/remotes/{remote}/{b}".encode()] = sha.encode()
+    for name in repo.history.refs_under(f"refs/remotes/{remote}/"):
+        if name not in heads:
+            del repo.history.repo.refs[f"refs/remotes/{remote}/{name}".encode()]
+    default = _zone_default_branch(zone)
+    if default:
+        cat.meta["default_branch"] = default
+        cat._save_meta()
+    if objects:
+        n, nb = download_objects(repo, cat, list(heads.values()), rep)
+        res.objects_downloaded, res.object_bytes = n, nb
+    return res
+
+
+def download_objects(repo, cat: ZoneCatalog, heads: list[str], reporter: Reporter | None = None) -> tuple[int, int]:
+    """Copy every chunk that ``heads`` reference (latest files only) into the local store."""
+    rep = reporter or Reporter()
+    needed: set[str] = set()
+    for h in heads:
+        for blob in repo.history.commit_files(h).values():
+            needed |= lrefs.content_shas(repo.history.read_blob(blob))
+    todo = sorted(s for s in needed if not repo.has_object(s))
+    total = sum(cat.placements[s].size for s in todo if s in cat.placements)
+    nbytes = 0
+    with rep.task(f"Downloading {len(todo)} chunks", total) as advance:
+        def one(sha: str) -> int:
+            data = cat.read_chunk(sha)
+            repo.objects.put_bytes(data)
+            advance(len(data))
+            return len(data)
+
+        with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as ex:
+            nbytes = sum(ex.map(one, todo))
+    return len(todo), nbytes
+
+
+@dataclass
+class PullResult:
+    fetch: FetchResult
+    branch: str
+    old: str | None
+    new: str | None
+    kind: str  # "up-to-date" | "fast-forward" | "merge"
+
+
+def pull(repo, remote: str = "origin", branch: str | None = None, *, reporter: Reporter | None = None) -> PullResult:
+    """Fetch, then bring the current branch up to the zone's (fast-forward, or a merge of files
+    changed on only one side); a clear error when both sides changed the same file."""
+    branch = branch or repo.history.head_branch()
+    if branch is None:
+        raise LindivcError("HEAD is detached; check out a branch to pull into")
+    fr = fetch(repo, remote, reporter=reporter)
+    theirs = fr.refs.get(branch)
+    if theirs is None:
+        raise LindivcError(f"the zone of {remote} has no branch {branch!r}")
+    ours = repo.history.ref(f"refs/heads/{branch}")
+    if ours == theirs or (ours and repo.history.is_ancestor(theirs, ours)):
+        return PullResult(fr, branch, ours, ours, "up-to-date")
+    if ours is None or repo.history.is_ancestor(ours, theirs):
+        kind, new = "fast-forward", theirs
+    else:
+        kind, new = "merge", _merge(repo, ours, theirs, f"Merge {remote}/{branch}")
+    if repo.history.head_branch() == branch:
+        st = repo.status()
+        dirty = [f.path for f in st.files if f.unstaged or f.staged]
+        if dirty:
+            raise LindivcError(f"pull would overwrite uncommitted changes in {', '.join(dirty[:3])}; commit them first")
+        repo.history.set_ref(f"refs/heads/{branch}", new, ours, f"pull: {kind}", repo.author)
+        repo.checkout(branch, force=True)
+    else:
+        repo.history.set_ref(f"refs/heads/{branch}", new, ours, f"pull: {kind}", repo.author)
+    return PullResult(fr, branch, ours, new, kind)
+
+
+def _merge(repo, ours: str, theirs: str, message: str) -> str:
+    from dulwich.graph import find_merge_base
+
+    bases = find_merge_base(repo.history.repo, [ours.encode(), theirs.encode()])
+    base_files = repo.history.commit_files(bases[0].decode()) if bases else {}
+    a = repo.history.commit_files(ours)
+    b = repo.history.commit_files(theirs)
+    out: dict[str, str] = {}
+    conflicts = []
+    for p in sorted(set(a) | set(b) | set(base_files)):
+        x, y, o = a.get(p), b.get(p), base_files.get(p)
+        if x == y:
+            v = x
+        elif x == o:
+            v = y
+        elif y == o:
+            v = x
+        else:
+            conflicts.append(p)
+            continue
+        if v is not None:
+            out[p] = v
+    if conflicts:
+        raise NonFastForward(
+            f"both sides changed {', '.join(conflicts[:3])}; the histories diverged and lindivc cannot merge "
+            "the same file automatically. Keep one side (`lindivc checkout REV -- PATH`) and commit, or push to another branch"
+        )
+    tree = repo.history.write_tree(out)
+    return repo.history.make_commit(tree, [ours, theirs], message, repo.author)
+
+
+def clone(url: str, directory: str | None = None, *, objects: bool = False, branch: str | None = None,
+          reporter: Reporter | None = None):
+    """A new repository in ``directory`` with the zone at ``url`` as remote ``origin``, its
+    default branch checked out. Working files read data from the zone unless ``objects``."""
+    from .repo import Repository
+
+    zone = zone_for(url)  # validates the URL before anything is created
+    if directory is None:
+        directory = parse_zone_url(url).name or os.path.basename(url.rstrip("/")) or "clone"
+    if os.path.exists(directory) and os.listdir(directory):
+        raise LindivcError(f"destination {directory} exists and is not empty")
+    refs = gitsync.list_remote_refs(zone)
+    if not refs:
+        raise LindivcError(f"{url} holds no published history (nothing was pushed there)")
+    repo = Repository.init(directory)
+    try:
+        repo.config.add_remote("origin", url)
+        repo._catalogs = None
+        fr = fetch(repo, "origin", objects=objects, reporter=reporter)
+        b = branch or _zone_default_branch(zone) or ("main" if "main" in fr.refs else sorted(fr.refs)[0])
+        if b not in fr.refs:
+            raise LindivcError(f"the zone has no branch {b!r}")
+        repo.history.set_ref(f"refs/heads/{b}", fr.refs[b], None, f"clone: from {url}", repo.author)
+        repo.history.set_head_symbolic(b)
+        repo.checkout(b, force=True)
+    except BaseException:
+        repo.close()
+        raise
+    return repo
