@@ -351,6 +351,7 @@ def push(repo, remote: str = "origin", branch: str | None = None, *, force: bool
          dry_run: bool = False, borrow: bool = True, reporter: Reporter | None = None) -> PushResult:
     """Publish ``branch`` (default: the current one) to the zone of ``remote``."""
     rep = reporter or Reporter()
+    repo.config.remote_url(remote)  # an unknown remote is the first thing to report
     branch = branch or repo.history.head_branch()
     if branch is None:
         raise LindivcError("HEAD is detached; name the branch to push")

@@ -1,0 +1,103 @@
+"""The command line: help texts, exit codes and one-line errors for user mistakes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from lindivc.cli import cli
+from lindivc.testdata import make_nwb
+
+
+@pytest.fixture(scope="module")
+def nwb_path(tmp_path_factory):
+    return make_nwb(str(tmp_path_factory.mktemp("nwb") / "s.nwb"), n_units=4, duration=20, n_channels=4, lfp_seconds=1)
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def invoke(*args, ok=True):
+        res = runner.invoke(cli, list(args), catch_exceptions=False)
+        if ok:
+            assert res.exit_code == 0, res.output
+        return res
+
+    return invoke
+
+
+def _one_line_error(res, *words):
+    assert res.exit_code == 1, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.output
+    assert "Traceback" not in res.output
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_every_command_has_help(run):
+    names = []
+
+    def walk(group, prefix):
+        for name, cmd in group.commands.items():
+            names.append(prefix + [name])
+            if hasattr(cmd, "commands"):
+                walk(cmd, prefix + [name])
+
+    walk(cli, [])
+    assert {"init", "import", "status", "commit", "log", "diff", "checkout", "push", "clone"} <= {n[0] for n in names}
+    for n in names:
+        res = run(*n, "--help")
+        assert "Usage:" in res.output and len(res.output.splitlines()) > 3
+
+
+def test_cli_workflow(run, nwb_path, tmp_path):
+    run("init")
+    res = run("import", nwb_path)
+    assert "s.nwb.lindi.json" in res.output
+    run("commit", "-m", "first")
+    res = run("log", "--json")
+    assert json.loads(res.output)[0]["message"].strip() == "first"
+    res = run("status")
+    assert "nothing to commit" in res.output
+    res = run("show", "HEAD:s.nwb.lindi.json")
+    assert '"refs": {' in res.output
+    run("branch", "analysis")
+    run("tag", "v1")
+    res = run("checkout", "analysis")
+    assert "analysis" in res.output
+    run("remote", "add", "origin", str(tmp_path / "zone"))
+    res = run("push")
+    assert "published" in res.output
+    res = run("push")
+    assert "up to date" in res.output
+
+
+def test_user_mistakes_are_one_line_errors(run, nwb_path, tmp_path):
+    _one_line_error(run("status", ok=False), "not a lindivc repository")
+    run("init")
+    _one_line_error(run("init", ok=False), "already inside")
+    _one_line_error(run("commit", "-m", "x", ok=False), "nothing to commit")
+    _one_line_error(run("checkout", "nope", ok=False), "unknown revision")
+    _one_line_error(run("import", str(tmp_path / "missing.lindi.json"), ok=False), "no such file")
+    bad = tmp_path / "bad.lindi.json"
+    bad.write_text("{not json")
+    _one_line_error(run("add", str(bad), ok=False), "not valid JSON")
+    _one_line_error(run("add", "/etc/passwd", ok=False), "outside the working tree")
+    _one_line_error(run("add", "../x.lindi.json", ok=False), "outside the working tree")
+    _one_line_error(run("push", "nowhere", ok=False), "unknown remote")
+    _one_line_error(run("remote", "add", "z", "ftp://host/x", ok=False), "unsupported zone URL")
+    _one_line_error(run("clone", str(tmp_path / "empty-zone"), str(tmp_path / "c"), ok=False), "no published history")
+
+
+def test_traceback_free_exit_in_a_real_process(tmp_path):
+    env = dict(os.environ)
+    p = subprocess.run([sys.executable, "-m", "lindivc.cli", "log"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert p.returncode == 1
+    assert p.stderr.strip().startswith("Error: not a lindivc repository") and "Traceback" not in p.stderr
