@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
@@ -241,6 +242,118 @@ class ObjectStore:
         if len(rel) == 4 and is_sha1(rel[3]) and fanout(rel[3]) == "/".join(rel):
             return rel[3]
         return None
+
+
+class ObjectWriter:
+    """Stores objects as :meth:`ObjectStore.put_bytes` does, with the fsync in background threads.
+
+    :meth:`put_bytes` hashes the bytes, writes them to a temp file beside their final path and
+    returns the sha1; a worker thread fsyncs the temp file and then renames it into place, so an
+    object appears under its name only once its bytes are durable, as with
+    ``ObjectStore.put_bytes``. The disk writes overlap the caller's encoding and hashing.
+    :meth:`wait` blocks until one object (or all) is in place and re-raises a worker's error;
+    :meth:`close` waits for all. At most ``max_pending`` objects are in flight at once.
+    """
+
+    def __init__(self, store: ObjectStore, *, threads: int = 4, max_pending: int = 32) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.store = store
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="lindivc-fsync")
+        self._slots = threading.BoundedSemaphore(max_pending)
+        self._pending: dict = {}  # sha1 -> Future (finished ones are dropped, failed ones kept)
+        self._lock = threading.Lock()
+
+    @property
+    def busy(self) -> bool:
+        """True while some object is not yet in place (or a write failed)."""
+        return bool(self._pending)
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data``; return its sha1. Idempotent. The object is in place after :meth:`wait`."""
+        sha = sha1_bytes(data)
+        if sha in self._pending:
+            return sha
+        p = self.store.path(sha)
+        if os.path.exists(p):
+            _touch(p)
+            return sha
+        if not self.store.fsync:
+            atomic_write_stream(p, [data], fsync=False)
+            return sha
+        d = os.path.dirname(p)
+        os.makedirs(d, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        self._slots.acquire()
+        try:
+            fut = self._pool.submit(self._finish, tmp, p)
+        except BaseException:
+            self._slots.release()
+            os.unlink(tmp)
+            raise
+        with self._lock:
+            self._pending[sha] = fut
+        fut.add_done_callback(lambda f, sha=sha: self._done(sha, f))
+        return sha
+
+    def _finish(self, tmp: str, dest: str) -> None:
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, dest)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        finally:
+            self._slots.release()
+
+    def _done(self, sha: str, fut) -> None:
+        if fut.exception() is None:
+            with self._lock:
+                if self._pending.get(sha) is fut:
+                    del self._pending[sha]
+
+    def wait(self, sha1: str | None = None) -> None:
+        """Block until object ``sha1`` (None: every object put so far) is in place.
+
+        Raises the OSError of a failed write (again on every later call).
+        """
+        with self._lock:
+            futs = list(self._pending.items()) if sha1 is None else [(sha1, self._pending.get(sha1))]
+        for sha, fut in futs:
+            if fut is None:
+                continue
+            fut.result()
+            self._done(sha, fut)
+
+    def wait_path(self, path: str) -> None:
+        """:meth:`wait` for the object at ``path``, if it is an object path of this store."""
+        if self._pending:
+            sha = self.store.sha1_from_path(path)
+            if sha is not None:
+                self.wait(sha)
+
+    def close(self) -> None:
+        """Wait for every object (raising a failed write's error), then stop the threads."""
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _touch(p: str) -> None:
