@@ -17,6 +17,9 @@ The four steps, one function each:
 4. publish  Push to a zone (--zone: a local directory, s3://bucket/prefix, or a gateway URL)
             and print the URL of the published file and a Neurosift link to it.
 
+Run it again with the same --repo and it continues from there: the column is not added twice,
+and a zone that already has the version receives nothing.
+
 The autocorrelogram of a unit counts, for every ordered pair of its spikes (i, j) with i != j,
 the lag t[j] - t[i] when it falls within +-50 ms. Lags are binned in 1 ms bins with edges
 -50, -49, ..., +50 ms (100 bins); a bin holds lags in [left, right), the last also +50 ms
@@ -36,7 +39,7 @@ import urllib.parse
 import numpy as np
 
 import lindivc
-from lindivc.errors import LindivcError, NothingToCommit
+from lindivc.errors import LindivcError
 from lindivc.repo import Repository, import_file
 from lindivc.sync import push
 
@@ -70,20 +73,20 @@ def column_description(edges: np.ndarray) -> str:
 
 
 def load(source: str, repo_dir: str, path: str | None = None) -> tuple[Repository, str]:
-    """Import ``source`` into the repository at ``repo_dir`` and commit the original.
+    """Import ``source`` into the repository at ``repo_dir`` (created if needed) and commit it.
 
-    Returns the repository and the working file's path inside it. Running again with the same
-    source refreshes the working file from the source (no new commit if nothing changed).
+    Returns the repository and the working file's path inside it. If the repository already
+    tracks a file of that name (an earlier run), that file is used as it is.
     """
     if os.path.isdir(os.path.join(repo_dir, ".lindivc")):
         repo = Repository.find(repo_dir)
     else:
         repo = Repository.init(repo_dir)
-    rel = import_file(repo, source, as_path=path, force=True)
-    try:
-        repo.commit(f"Import {rel} from {source}", all=True)
-    except NothingToCommit:
-        pass  # the original is committed already
+    name = path or source.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+    if name in repo.tracked():
+        return repo, name
+    rel = import_file(repo, source, as_path=path)
+    repo.commit(f"Import {rel} from {source}")
     return repo, rel
 
 
@@ -134,8 +137,8 @@ def compute(trains: list[np.ndarray], edges: np.ndarray) -> np.ndarray:
 
 
 def add(repo: Repository, rel: str, acgs: np.ndarray, edges: np.ndarray, source: str) -> str | None:
-    """Add ``acgs`` as the ``units`` column 'autocorrelogram' and commit; return the commit sha
-    (None when the file already held exactly these values)."""
+    """Add ``acgs`` as the ``units`` column 'autocorrelogram' and commit; return the commit sha,
+    or None if the file has that column already (an earlier run added it)."""
     from pynwb import NWBHDF5IO
 
     # lindivc.open in "r+" gives an h5py-like file; pynwb writes the new column through it.
@@ -143,7 +146,7 @@ def add(repo: Repository, rel: str, acgs: np.ndarray, edges: np.ndarray, source:
     with NWBHDF5IO(file=f, mode="a") as io:  # closes f, which writes the working file back
         nwb = io.read()
         if COLUMN in nwb.units.colnames:
-            raise SystemExit(f"{rel} already has a units column {COLUMN!r}")
+            return None
         nwb.units.add_column(name=COLUMN, description=column_description(edges), data=list(acgs))
         io.write(nwb)
     # The bin edges as an attribute of the new dataset (pynwb leaves extra attributes alone).
@@ -154,10 +157,7 @@ def add(repo: Repository, rel: str, acgs: np.ndarray, edges: np.ndarray, source:
                f"units/{COLUMN}: {len(acgs)} units x {acgs.shape[1]} bins, lags -50..+50 ms in 1 ms bins,\n"
                f"zero-lag self-pairs excluded; computed from units/spike_times.\n"
                f"Source: {source}\n")
-    try:
-        return repo.commit(message, all=True)
-    except NothingToCommit:
-        return None
+    return repo.commit(message, all=True)
 
 
 # ------------------------------------------------------------------ 4. publish
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"3. Adding units/{COLUMN} with pynwb and committing")
         sha = add(repo, rel, acgs, edges, args.source)
-        print(f"   commit {sha[:10]}" if sha else "   (the committed file already had these values)")
+        print(f"   commit {sha[:10]}" if sha else f"   {rel} already has units/{COLUMN} (from an earlier run)")
 
         print(f"4. Publishing to {args.zone}")
         url = publish(repo, rel, args.zone)
