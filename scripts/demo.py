@@ -106,8 +106,10 @@ def check_published(path: str, nwb_path: str) -> tuple[int, int, int]:
     return acg.shape[0], acg.shape[1], int(acg.sum())
 
 
-def has_command(name: str) -> bool:
-    return subprocess.run([LINDIVC, name, "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+def command_help(name: str) -> str | None:
+    """The --help text of `lindivc NAME`, or None if there is no such command."""
+    p = subprocess.run([LINDIVC, name, "--help"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return p.stdout if p.returncode == 0 else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,13 +165,17 @@ def main(argv: list[str] | None = None) -> int:
         run([LINDIVC, "log", "--stat", "-n", "1"], repo_dir, "lindivc log --stat -n 1")
         run([LINDIVC, "diff", "HEAD~1", "HEAD"], repo_dir, "lindivc diff HEAD~1 HEAD")
         run([LINDIVC, "remote", "list"], repo_dir, "lindivc remote list")
-        if has_command("gc"):
-            say("""
-                A garbage-collection dry run: it lists what could be deleted and why the rest
-                is kept, and deletes nothing.""")
-            run([LINDIVC, "gc", "--dry-run"], repo_dir, "lindivc gc --dry-run")
+        gc_help = command_help("gc")
+        if gc_help is None:
+            say("(Skipping the garbage-collection dry run: this version of lindivc has no gc command yet.)")
         else:
-            say("(Skipping `lindivc gc --dry-run`: this version of lindivc has no gc command yet.)")
+            say("""
+                A garbage-collection dry run, here and in the zone: it lists what could be deleted
+                and why the rest is kept, and deletes nothing.""")
+            dry = ["--dry-run"] if "--dry-run" in gc_help else []  # else gc is a dry run unless --prune
+            for extra in ([], ["--remote", "origin"]):
+                cmd = ["gc", *dry, *extra]
+                run([LINDIVC, *cmd], repo_dir, "lindivc " + " ".join(cmd))
 
         step(5, "Reading the published file without lindivc")
         n_units, n_bins, pairs = check_published(published, nwb_path)
