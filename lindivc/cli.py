@@ -538,6 +538,150 @@ def login(token: str) -> None:
     click.echo(f"token stored in {do_login(token)}")
 
 
+# ---------------------------------------------------------------- gc, fsck, pin
+
+
+def _gc_zone_for(r, remote_name: str):
+    from .sync import catalog_for
+
+    return catalog_for(r, remote_name).zone
+
+
+def _print_plan(plan, as_json: bool, verbose: bool) -> None:
+    from .diff import human_bytes
+
+    if as_json:
+        _emit_json(plan.to_json())
+        return
+    local = not plan.target.startswith("zone ")
+    click.echo(plan.roots.summary(local=local))
+    for n in plan.notes:
+        click.echo(f"note: {n}")
+    for b in plan.blocked:
+        click.echo(f"blocked: {b}")
+    counts = plan.counts()
+    what = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in sorted(counts.items())) or "nothing"
+    verb = "deleted" if plan.swept else "would delete"
+    nbytes = plan.deleted_bytes if plan.swept else plan.delete_bytes
+    click.echo(f"{verb}: {what} ({human_bytes(nbytes)} of data)"
+               + (f"; {'repacked' if plan.swept else 'would repack'} {len(plan.repack)} partly dead pack(s)"
+                  if plan.repack else ""))
+    if verbose:
+        for d in plan.delete:
+            click.echo(f"  {d.kind:8} {d.key}  {human_bytes(d.size)}  ({d.reason})")
+        for rp in plan.repack:
+            click.echo(f"  repack   {rp.pack}  keeps {len(rp.live)} chunk(s), frees {human_bytes(rp.dead_bytes)}")
+    kept = sum(plan.kept.values())
+    click.echo(f"kept: {kept} object(s), {human_bytes(plan.kept_bytes)}"
+               + "".join(f"\n  {n:6}  {reason}" for reason, n in sorted(plan.kept.items(), key=lambda x: -x[1])))
+    if not plan.swept and (plan.delete or plan.repack):
+        click.echo("dry run: nothing was deleted; run again with --prune to delete")
+
+
+@cli.command()
+@click.option("--remote", "remote_name", metavar="NAME",
+              help="Collect garbage in the zone of remote NAME instead of the local object store.")
+@click.option("--prune", is_flag=True, help="Delete. Without it, gc only reports what it would delete.")
+@click.option("--grace", default="14d", show_default=True, metavar="DURATION",
+              help="Never delete anything younger than this (by the store's clock): 14d, 36h, 30m, 90s.")
+@click.option("--i-know-grace-now", "grace_now", is_flag=True,
+              help="Allow --grace now (0): may delete objects a running push or edit is about to use.")
+@click.option("--evict-pushed", is_flag=True,
+              help="Local gc: also drop local copies of chunks a zone holds; working files then read them there.")
+@click.option("--repack-threshold", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Zone gc: rewrite a pack when more than this share of its bytes is garbage.")
+@click.option("--break-lease", is_flag=True,
+              help="Zone gc: take over an expired lease left by a GC that crashed.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@click.option("-v", "--verbose", is_flag=True, help="List every object to delete.")
+def gc(remote_name, prune, grace, grace_now, evict_pushed, repack_threshold, break_lease, as_json, verbose) -> None:
+    """Find (and with --prune, delete) data that nothing uses any more.
+
+    Locally: loose objects and packs that no branch, tag, recent reflog entry, staged or
+    working file references. With --remote NAME: objects in that zone that no ref, commit,
+    published file (of any zone of the same cloud), pin or running push references. Only
+    objects older than --grace are deleted. Without --prune this is a dry run.
+    """
+    from . import gc as lgc
+
+    g = lgc.parse_grace(grace, allow_now=grace_now)
+    r = _repo()
+    if remote_name:
+        if evict_pushed:
+            raise LindivcError("--evict-pushed is for the local store; leave out --remote")
+        cache = os.path.join(r.lvc, "gc", remote_name)
+        plan = lgc.gc_zone(_gc_zone_for(r, remote_name), prune=prune, grace=g, threshold=repack_threshold,
+                           break_lease=break_lease, cache_dir=cache)
+    else:
+        plan = lgc.gc_local(r, prune=prune, grace=g, evict_pushed=evict_pushed)
+    _print_plan(plan, as_json, verbose)
+
+
+@cli.command()
+@click.option("--remote", "remote_name", metavar="NAME", help="Check the zone of remote NAME instead of the local store.")
+@click.option("--read-data", is_flag=True, help="Zone: read every object in full and check its hash (slow).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def fsck(remote_name, read_data, as_json) -> None:
+    """Check that every object hashes to its name, every pack matches its index, and every
+    chunk a committed file references can be found. Exit status 1 if anything is wrong."""
+    from .fsck import FsckFailed, fsck_local, fsck_zone
+
+    r = _repo()
+    if remote_name:
+        rep = fsck_zone(_gc_zone_for(r, remote_name), read_data=read_data, cache_dir=os.path.join(r.lvc, "gc", remote_name))
+    else:
+        rep = fsck_local(r)
+    if as_json:
+        _emit_json(rep.to_json())
+    else:
+        for p in rep.problems:
+            click.echo(f"error: {p}")
+        for w in rep.warnings:
+            click.echo(f"warning: {w}")
+        click.echo(rep.summary())
+    if not rep.ok:
+        raise FsckFailed(f"fsck found {len(rep.problems)} problem(s)")
+
+
+@cli.command()
+@click.argument("url", required=False)
+@click.option("--remote", "remote_name", default="origin", show_default=True, metavar="NAME",
+              help="The zone whose objects the file references.")
+@click.option("--list", "list_", is_flag=True, help="List the zone's pins.")
+@click.option("--remove", "remove_id", metavar="ID", help="Remove pin ID (see --list).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def pin(url, remote_name, list_, remove_id, as_json) -> None:
+    """Keep the data that the LINDI file at URL uses, although URL is outside the zone's cloud.
+
+    Zone gc reads every pinned file and keeps what it references; while a pinned file cannot be
+    read, zone gc deletes nothing. Use it when you publish a derivative file elsewhere (your own
+    web server, another bucket) that points at chunks in REMOTE's zone.
+    """
+    from . import gc as lgc
+
+    zone = _gc_zone_for(_repo(), remote_name)
+    if remove_id:
+        lgc.unpin(zone, remove_id)
+        click.echo(f"removed pin {remove_id}")
+        return
+    if list_ or not url:
+        pins = lgc.list_pins(zone)
+        if as_json:
+            _emit_json(pins)
+            return
+        for p in pins:
+            what = p.get("file") or f"zone {p.get('by')}"
+            click.echo(f"{p['id']}\t{what}\t{len(p.get('objects', []))} object(s)")
+        if not pins:
+            click.echo("no pins")
+        return
+    rec = lgc.pin(zone, url)
+    if as_json:
+        _emit_json(rec)
+    else:
+        click.echo(f"pinned {url} in {zone.url} as {rec['id']} ({len(rec['objects'])} object(s))")
+
+
 def main() -> None:
     cli(prog_name="lindivc")
 

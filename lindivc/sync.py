@@ -148,10 +148,23 @@ class ZoneCatalog:
             for idx in list(self.packs.values()):
                 self._add_index(idx)
         new = nbytes = 0
-        for name in _zone_names(z, "idx"):
+        names = _zone_names(z, "idx")
+        gone = set(self.packs) - set(names)
+        if gone:  # removed by the zone's GC (lindivc.gc): forget them, so that nothing renders to them
+            for name in gone:
+                try:
+                    os.unlink(os.path.join(self.dir, "idx", name))
+                except FileNotFoundError:
+                    pass
+            self.placements, self.packs, self.borrowed, self._foreign = {}, {}, set(), {}
+            self._load()
+        for name in names:
             if name in self.packs:
                 continue
-            data = z.get(index_key(name))
+            try:
+                data = z.get(index_key(name))
+            except ZoneKeyMissing:
+                continue  # listed in info/idx, removed by GC since
             idx = PackIndex.from_bytes(data, name, where=f"{self.url}/idx/{name}")
             self._store("idx", name, data)
             self._add_index(idx)

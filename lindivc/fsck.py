@@ -1,0 +1,307 @@
+"""Integrity checks of a repository's object store and history, and of a zone (``lindivc fsck``).
+
+Local (:func:`fsck_local`): every loose object hashes to its name; every local pack index parses
+and its pack matches it (size, pack hash, every chunk range); every content ref of every file of
+every commit reachable from any ref resolves (a local object, or a chunk a known zone's catalog
+holds); every ref names a commit that exists.
+
+Zone (:func:`fsck_zone`): every ``idx/`` entry parses and its object exists with the size the
+index gives; every ref names a commit whose history the zone holds; every content ref reachable
+from a ref resolves in the zone's indexes or borrow records; ``info/idx`` lists no missing index.
+With ``read_data``, every object is read in full: it must hash to its name, and each chunk of a
+pack to its chunk's name.
+
+A report lists problems (errors: exit status 1) and warnings (worth knowing, not damage).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+from . import refs as lrefs
+from .errors import ChecksumMismatch, LindivcError, ObjectMissing, ZoneError, ZoneKeyMissing
+from .layout import index_key, object_key, sha1_from_object_key
+from .objects import COPY_BLOCK
+from .packs import InvalidPackIndex, PackIndex, verify_pack
+from .zones.base import Zone
+
+
+class FsckFailed(LindivcError):
+    """fsck found problems (the report names each)."""
+
+
+@dataclass
+class Problem:
+    kind: str  # "corrupt-object" | "corrupt-pack" | "bad-index" | "missing-object" | "missing-commit" | ...
+    name: str  # what it concerns: a sha1, a key, a ref
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.name}: {self.detail}"
+
+
+@dataclass
+class FsckReport:
+    target: str
+    checked: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.checked[what] = self.checked.get(what, 0) + n
+
+    def add(self, kind: str, name: str, detail: str) -> None:
+        self.problems.append(Problem(kind, name, detail))
+
+    def warn(self, kind: str, name: str, detail: str) -> None:
+        self.warnings.append(Problem(kind, name, detail))
+
+    def summary(self) -> str:
+        what = ", ".join(f"{n} {k}" for k, n in sorted(self.checked.items()))
+        state = "no problems" if self.ok else f"{len(self.problems)} problem(s)"
+        return f"{self.target}: checked {what or 'nothing'}: {state}" + (
+            f", {len(self.warnings)} warning(s)" if self.warnings else "")
+
+    def to_json(self) -> dict:
+        return {"target": self.target, "ok": self.ok, "checked": self.checked,
+                "problems": [vars(p) for p in self.problems], "warnings": [vars(p) for p in self.warnings]}
+
+
+# --------------------------------------------------------------------------- local
+
+
+def fsck_local(repo) -> FsckReport:
+    """Check the repository's object store, pack indexes, refs and reachable content refs."""
+    rep = FsckReport(f"repository {repo.root}")
+    packs: dict[str, PackIndex] = {}
+    if os.path.isdir(repo.idx_dir):
+        for name in sorted(os.listdir(repo.idx_dir)):
+            if len(name) != 40:
+                continue
+            path = os.path.join(repo.idx_dir, name)
+            rep.count("pack indexes")
+            try:
+                with open(path, "rb") as f:
+                    packs[name] = PackIndex.from_bytes(f.read(), name, where=path)
+            except InvalidPackIndex as e:
+                rep.add("bad-index", name, f"{path}: {e.reason}")
+    for sha in repo.objects:
+        if sha in packs:
+            rep.count("packs")
+            try:
+                verify_pack(repo.objects, packs[sha])
+            except (ChecksumMismatch, ObjectMissing) as e:
+                rep.add("corrupt-pack", sha, str(e))
+            continue
+        rep.count("objects")
+        try:
+            repo.objects.verify(sha)
+        except ChecksumMismatch as e:
+            rep.add("corrupt-object", sha, f"{repo.objects.path(sha)} hashes to {e.got}")
+        except ObjectMissing:
+            pass  # removed meanwhile
+    for name in packs:
+        if name not in repo.objects:
+            rep.add("missing-object", name, "a pack index names a pack the object store lacks")
+    # refs and reachable content refs
+    known = set(packs)
+    chunk_in_pack = {e.sha for idx in packs.values() for e in idx.chunks}
+    cats = repo.catalogs()
+    refs = {}
+    try:
+        refs = {k.decode(): v.decode() for k, v in repo.history.repo.refs.as_dict().items() if k != b"HEAD"}
+    except Exception as e:  # noqa: BLE001 - a broken ref store is a finding
+        rep.add("bad-ref", "refs", str(e))
+    heads = []
+    for name, sha in sorted(refs.items()):
+        rep.count("refs")
+        if not repo.history.has(sha):
+            rep.add("missing-commit", name, f"names {sha}, which is not in the history")
+        else:
+            heads.append(sha)
+    seen_blobs: set[str] = set()
+    shas: set[str] = set()
+    try:
+        for c in repo.history.walk(heads):
+            rep.count("commits")
+            for blob in repo.history.tree_files(c.tree).values():
+                if blob in seen_blobs:
+                    continue
+                seen_blobs.add(blob)
+                try:
+                    shas |= lrefs.content_shas(repo.history.read_blob(blob))
+                except (KeyError, LindivcError) as e:
+                    rep.add("missing-blob", blob, f"file of commit {c.sha[:10]} is missing from the history ({e})")
+    except KeyError as e:
+        rep.add("missing-commit", str(e).strip("'\""), "a commit reachable from a ref is missing from the history")
+    for sha in sorted(shas):
+        rep.count("content refs")
+        if sha in repo.objects or sha in chunk_in_pack or sha in known:
+            continue
+        if any(sha in c.placements for c in cats):
+            continue
+        rep.add("missing-object", sha, "referenced by a committed file, but neither local nor in a known zone")
+    return rep
+
+
+# --------------------------------------------------------------------------- zone
+
+
+def _hash_object(zone: Zone, key: str, idx: PackIndex | None) -> tuple[str, list[str]]:
+    """(sha1 of the whole value, chunks whose ranges do not hash to their names)."""
+    whole = hashlib.sha1()
+    bad: list[str] = []
+    entries = sorted((e for e in idx.chunks if e.size), key=lambda e: e.offset) if idx else []
+    i = 0
+    pos = 0
+    cur = None
+    with zone.open_read(key) as f:
+        while True:
+            block = f.read(COPY_BLOCK)
+            if not block:
+                break
+            whole.update(block)
+            # feed chunk hashers
+            b0 = 0
+            while b0 < len(block) and i < len(entries):
+                e = entries[i]
+                start, end = e.offset, e.offset + e.size
+                at = pos + b0
+                if at < start:
+                    b0 = min(len(block), start - pos)
+                    continue
+                if cur is None:
+                    cur = hashlib.sha1()
+                take = min(len(block), end - pos)
+                cur.update(block[b0:take])
+                b0 = take
+                if pos + b0 >= end:
+                    if cur.hexdigest() != e.sha:
+                        bad.append(e.sha)
+                    cur = None
+                    i += 1
+            pos += len(block)
+    for e in entries[i:]:
+        bad.append(e.sha)  # past the end: truncated
+    return whole.hexdigest(), bad
+
+
+def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = None) -> FsckReport:
+    """Check a zone's indexes, objects (sizes; hashes with ``read_data``), refs and content refs."""
+    import tempfile
+
+    from dulwich.repo import Repo
+
+    from . import gitsync
+    from .gc import default_cache_dir
+
+    rep = FsckReport(f"zone {zone.url}")
+    objects: dict[str, int] = {}
+    idx_names: list[str] = []
+    for info in zone.list(""):
+        top = info.key.split("/", 1)[0]
+        if top == "sha1":
+            sha = sha1_from_object_key(info.key)
+            if sha:
+                objects[sha] = info.size
+        elif top == "idx":
+            idx_names.append(info.key[4:])
+    indexes: dict[str, PackIndex] = {}
+    for name in idx_names:
+        rep.count("indexes")
+        try:
+            idx = PackIndex.from_bytes(zone.get(index_key(name)), name, where=f"idx/{name}")
+        except InvalidPackIndex as e:
+            rep.add("bad-index", f"idx/{name}", e.reason)
+            continue
+        indexes[name] = idx
+        if name not in objects:
+            rep.add("missing-object", object_key(name), f"idx/{name} names it, but the zone lacks it")
+        elif objects[name] != idx.size:
+            rep.add("corrupt-pack", object_key(name), f"{objects[name]} bytes, its index says {idx.size}")
+    for sha in objects:
+        if sha not in indexes:
+            rep.warn("no-index", object_key(sha), "object without an index (an interrupted push; `lindivc gc` removes it)")
+    if read_data:
+        for sha in sorted(objects):
+            rep.count("objects read")
+            try:
+                got, bad = _hash_object(zone, object_key(sha), indexes.get(sha))
+            except ZoneError as e:
+                rep.add("unreadable-object", object_key(sha), str(e))
+                continue
+            if got != sha:
+                kind = "corrupt-pack" if sha in indexes and len(indexes[sha].chunks) > 1 else "corrupt-object"
+                rep.add(kind, object_key(sha), f"hashes to {got}")
+            for c in bad:
+                rep.add("corrupt-chunk", c, f"its range of {object_key(sha)} does not hash to its name")
+    # info/idx
+    try:
+        listed = set(zone.get("info/idx").decode().split())
+    except ZoneKeyMissing:
+        listed = None
+    if listed is not None:
+        for name in sorted(listed - set(idx_names)):
+            rep.add("bad-info", "info/idx", f"lists idx/{name}, which does not exist")
+        missing = set(idx_names) - listed
+        if missing:
+            rep.warn("info-incomplete", "info/idx", f"omits {len(missing)} index(es) (HTTP readers cannot see them)")
+    # refs and history
+    refs = gitsync.list_remote_refs(zone)
+    cache = cache_dir or default_cache_dir(zone.url)
+    git_dir = os.path.join(cache, "git")
+    tmp = None
+    try:
+        if not os.path.isdir(os.path.join(git_dir, "objects")):
+            os.makedirs(git_dir, exist_ok=True)
+            Repo.init_bare(git_dir)
+    except OSError:
+        tmp = tempfile.mkdtemp(prefix="lindivc-fsck-")
+        git_dir = tmp
+        Repo.init_bare(git_dir)
+    chunks: set[str] = set()
+    good_heads = []
+    for name, sha in sorted(refs.items()):
+        rep.count("refs")
+        try:
+            gitsync.download_history(zone, git_dir, [sha])
+            good_heads.append(sha)
+        except (ObjectMissing, ChecksumMismatch, ZoneError) as e:
+            rep.add("missing-commit", name, f"names {sha}: {e}")
+    if good_heads:
+        from .history import History
+
+        h = History(git_dir)
+        try:
+            seen: set[str] = set()
+            for c in h.walk(good_heads):
+                rep.count("commits")
+                for blob in h.tree_files(c.tree).values():
+                    if blob not in seen:
+                        seen.add(blob)
+                        chunks |= lrefs.content_shas(h.read_blob(blob))
+        finally:
+            h.close()
+    placed = {e.sha for idx in indexes.values() for e in idx.chunks}
+    borrowed: set[str] = set()
+    for info in zone.list("borrow/"):
+        try:
+            rec = json.loads(zone.get(info.key))
+            borrowed |= {c[0] for c in rec.get("chunks", [])}
+        except (ZoneKeyMissing, ValueError, TypeError, IndexError) as e:
+            rep.add("bad-borrow", info.key, f"unreadable borrow record ({e})")
+    for c in sorted(chunks):
+        rep.count("content refs")
+        if c not in placed and c not in borrowed:
+            rep.add("missing-object", c, "referenced by a committed file, in no index or borrow record of the zone")
+    if tmp:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rep

@@ -1,0 +1,452 @@
+"""Garbage collection, locally and in zones (issue 4): local zones with aged mtimes, moto S3, the gateway."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import lindi
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import lindivc
+from lindivc import gc
+from lindivc.cli import cli
+from lindivc.errors import AccessDenied, LindivcError
+from lindivc.layout import object_key
+from lindivc.repo import Repository
+from lindivc.sync import clone, push
+from lindivc.zones import open_zone
+
+N = 10_000  # float64 -> 80 kB chunks (above the inline threshold)
+HOUR = 3600.0
+
+
+def make_repo(path, seed=0, n_chunks=5, pack_size=2_000_000, name="x.lindi.json") -> tuple[Repository, str]:
+    r = Repository.init(str(path))
+    r.config.data["core"]["pack_size"] = pack_size
+    r.config.save()
+    p = r.abspath(name)
+    with open(p, "w") as f:
+        json.dump({"refs": {".zgroup": {"zarr_format": 2}}}, f)
+    r.add([p])
+    with lindivc.open(p, "r+") as f:
+        f.create_dataset("d", data=np.random.default_rng(seed).standard_normal(n_chunks * N), chunks=(N,))
+    r.commit("initial", all=True)
+    return r, name
+
+
+def orphan(r: Repository, files: dict[str, str] | None = None, msg: str = "rewrite") -> str:
+    """Point the current branch at a new root commit holding ``files`` (default: HEAD's files):
+    the old history becomes unreachable (as after a force push of rewritten history)."""
+    files = r.history.commit_files(r.history.head()) if files is None else files
+    tree = r.history.write_tree(files)
+    c = r.history.make_commit(tree, [], msg, r.author)
+    r.history.set_ref("refs/heads/main", c, r.history.head(), msg, r.author)
+    return c
+
+
+def age(root: str, secs: float, skip: str | None = None) -> None:
+    """Move the mtime of every file under ``root`` ``secs`` into the past (the store's clock)."""
+    for d, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(d, n)
+            if skip and skip in p:
+                continue
+            st = os.stat(p)
+            os.utime(p, (st.st_atime - secs, st.st_mtime - secs))
+
+
+def read_all(path: str) -> np.ndarray:
+    return lindi.LindiH5pyFile.from_lindi_file(path)["d"][:]
+
+
+def data_keys(zone_dir: str) -> set[str]:
+    out = set()
+    for top in ("sha1", "idx"):
+        for d, _, names in os.walk(os.path.join(zone_dir, top)):
+            out |= {os.path.relpath(os.path.join(d, n), zone_dir) for n in names}
+    return out
+
+
+# ------------------------------------------------------------------ grace
+
+
+@pytest.mark.parametrize("text,secs", [("14d", 14 * 86400), ("36h", 36 * 3600), ("30m", 1800), ("90s", 90),
+                                       ("2w", 14 * 86400), ("1.5h", 5400), ("45", 45)])
+def test_parse_grace(text, secs):
+    assert gc.parse_grace(text) == secs
+
+
+@pytest.mark.parametrize("bad", ["", "14 days", "-3d", "d", "1y", "now"])
+def test_parse_grace_rejects_malformed_and_now_without_flag(bad):
+    with pytest.raises(gc.InvalidGrace):
+        gc.parse_grace(bad)
+    assert gc.parse_grace("now", allow_now=True) == 0
+
+
+# ------------------------------------------------------------------ zone gc, local zone
+
+
+def test_zone_gc_dry_run_then_prune_deletes_only_old_unreachable(tmp_path):
+    r, name = make_repo(tmp_path / "a", seed=1)
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    before = data_keys(zdir)
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f["d"][:] = np.random.default_rng(2).standard_normal(5 * N)  # every chunk new
+    r.commit("replace data", all=True)
+    new_head = orphan(r)
+    push(r, force=True)
+    expected = read_all(r.abspath(name))
+    zone = open_zone(zdir)
+    cache = str(tmp_path / "cache")
+    # young: nothing goes
+    plan = gc.gc_zone(zone, grace=HOUR, cache_dir=cache)
+    assert plan.delete == []  # the old version file is young, so it is a root too
+    age(zdir, 2 * HOUR)
+    plan = gc.gc_zone(zone, grace=HOUR, cache_dir=cache)  # dry run
+    assert not plan.swept and plan.counts()["pack"] == 1 and plan.counts()["version"] == 1
+    assert data_keys(zdir) >= before
+    assert "1 refs, 1 commits" in plan.roots.summary()
+    plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=cache)
+    assert plan.swept and plan.deleted_bytes > 5 * N * 7
+    left = data_keys(zdir)
+    assert not (left & before)  # the old pack and its index are gone
+    assert not os.path.exists(os.path.join(zdir, "lease", "gc"))
+    assert os.listdir(os.path.join(zdir, "v")) == [new_head]
+    c = clone(zdir, str(tmp_path / "c"))
+    np.testing.assert_array_equal(read_all(c.abspath(name)), expected)
+    np.testing.assert_array_equal(read_all(os.path.join(zdir, "f", name)), expected)
+    from lindivc.fsck import fsck_zone
+
+    assert fsck_zone(zone, read_data=True).ok
+    # a second GC: nothing changed since, it says so
+    again = gc.gc_zone(zone, grace=HOUR, cache_dir=cache)
+    assert again.cached and again.delete == []
+
+
+def test_push_in_flight_is_safe_and_retry_after_gc_reuploads(tmp_path, monkeypatch):
+    r, name = make_repo(tmp_path / "a", seed=3)
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f.create_dataset("e", data=np.random.default_rng(4).standard_normal(3 * N), chunks=(N,))
+    r.commit("more", all=True)
+    expected = lindi.LindiH5pyFile.from_lindi_file(r.abspath(name))["e"][:]
+    from lindivc import gitsync
+
+    real_cas = gitsync.cas_remote_ref
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt("killed before the ref update")
+
+    monkeypatch.setattr(gitsync, "cas_remote_ref", crash)
+    with pytest.raises(KeyboardInterrupt):
+        push(r)
+    monkeypatch.setattr(gitsync, "cas_remote_ref", real_cas)
+    assert os.listdir(os.path.join(zdir, "journal"))
+    age(zdir, 2 * HOUR, skip=os.sep + "journal" + os.sep)  # the uploads are old; the journal is not
+    zone = open_zone(zdir)
+    plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    assert plan.deleted == 0 and plan.roots.journal == 1
+    push(r)
+    c = clone(zdir, str(tmp_path / "c"))
+    np.testing.assert_array_equal(lindi.LindiH5pyFile.from_lindi_file(c.abspath(name))["e"][:], expected)
+
+    # a push (of a side branch: no f/ files) that died long ago: its uploads are garbage; a
+    # later retry uploads them again
+    r.create_branch("side")
+    r.checkout("side")
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f.create_dataset("g", data=np.random.default_rng(5).standard_normal(3 * N), chunks=(N,))
+    r.commit("more again", all=True)
+    monkeypatch.setattr(gitsync, "cas_remote_ref", crash)
+    with pytest.raises(KeyboardInterrupt):
+        push(r, "origin", "side")
+    monkeypatch.setattr(gitsync, "cas_remote_ref", real_cas)
+    age(zdir, 2 * HOUR)
+    plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    assert plan.counts().get("journal") >= 1 and plan.counts().get("version") == 1
+    assert plan.deleted_bytes >= 3 * N * 7
+    res = push(r, "origin", "side")
+    assert res.chunks_uploaded == 3  # the catalog forgot the collected pack
+    c2 = clone(zdir, str(tmp_path / "c2"), branch="side")
+    g = lindi.LindiH5pyFile.from_lindi_file(c2.abspath(name))["g"][:]
+    np.testing.assert_array_equal(g, np.random.default_rng(5).standard_normal(3 * N))
+
+
+def test_derivative_in_another_zone_keeps_chunks_until_it_is_gone(tmp_path):
+    cloud = tmp_path / "cloud"
+    a_url, b_url = str(cloud / "zones" / "alice" / "a"), str(cloud / "zones" / "bob" / "b")
+    a, name = make_repo(tmp_path / "a", seed=6)
+    a.config.add_remote("origin", a_url)
+    push(a)
+    original = read_all(a.abspath(name))
+    # bob derives a file from alice's and publishes it in his zone: the chunks are borrowed
+    b = clone(a_url, str(tmp_path / "b"))
+    b.config.add_remote("mine", b_url)
+    with lindivc.open(b.abspath(name), "r+") as f:
+        f.attrs["derived"] = "yes"
+    b.commit("derivative", all=True)
+    res = push(b, "mine")
+    assert res.chunks_borrowed == 5 and res.chunks_uploaded == 0
+    # alice rewrites her history without the file
+    orphan(a, {}, "drop everything")
+    push(a, force=True)
+    age(str(cloud), 2 * HOUR)
+    za = open_zone(a_url)
+    plan = gc.gc_zone(za, prune=True, grace=HOUR, cache_dir=str(tmp_path / "ca"))
+    assert plan.counts().get("version") == 1 and "pack" not in plan.counts()
+    assert plan.roots.zones == 2
+    np.testing.assert_array_equal(read_all(os.path.join(b_url, "f", name)), original)  # bob's file still reads
+    # bob deletes his file (rewritten history), collects his zone; then alice's chunks go
+    orphan(b, {}, "drop")
+    push(b, "mine", force=True)
+    assert not os.path.exists(os.path.join(b_url, "f", name))
+    age(str(cloud), 2 * HOUR)
+    gc.gc_zone(open_zone(b_url), prune=True, grace=HOUR, cache_dir=str(tmp_path / "cb"))
+    assert not os.listdir(os.path.join(b_url, "v")) if os.path.isdir(os.path.join(b_url, "v")) else True
+    plan = gc.gc_zone(za, prune=True, grace=HOUR, cache_dir=str(tmp_path / "ca"))
+    assert plan.counts().get("pack") == 1
+    assert not os.path.isdir(os.path.join(a_url, "sha1")) or not data_keys(a_url)
+
+
+def test_partly_dead_pack_is_repacked_and_files_rerendered(tmp_path):
+    r, name = make_repo(tmp_path / "a", seed=7)
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f["d"][: 3 * N] = np.random.default_rng(8).standard_normal(3 * N)  # 3 of 5 chunks replaced
+    r.commit("replace three chunks", all=True)
+    head = orphan(r)
+    push(r, force=True)
+    expected = read_all(r.abspath(name))
+    old_packs = set(os.listdir(os.path.join(zdir, "idx")))
+    age(zdir, 2 * HOUR)
+    zone = open_zone(zdir)
+    plan = gc.gc_zone(zone, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    assert len(plan.repack) == 1 and len(plan.repack[0].live) == 2
+    high = gc.gc_zone(zone, grace=HOUR, threshold=0.9, cache_dir=str(tmp_path / "cache"))
+    assert high.repack == [] and any("threshold" in k for k in high.kept)
+    plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    assert plan.swept
+    new_packs = set(os.listdir(os.path.join(zdir, "idx")))
+    assert plan.repack[0].pack not in new_packs and new_packs - old_packs
+    for p in (os.path.join(zdir, "f", name), os.path.join(zdir, "v", head, name)):
+        np.testing.assert_array_equal(read_all(p), expected)
+    c = clone(zdir, str(tmp_path / "c"), objects=True)
+    np.testing.assert_array_equal(read_all(c.abspath(name)), expected)
+    r.fetch = None
+    from lindivc.fsck import fsck_zone
+
+    assert fsck_zone(zone, read_data=True).ok
+
+
+def test_pinned_external_file_keeps_data_and_unreadable_pin_blocks(tmp_path):
+    r, name = make_repo(tmp_path / "a", seed=9)
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    ext = tmp_path / "elsewhere" / "mine.lindi.json"
+    ext.parent.mkdir()
+    ext.write_bytes(open(os.path.join(zdir, "f", name), "rb").read())
+    zone = open_zone(zdir)
+    rec = gc.pin(zone, str(ext))
+    assert rec["objects"]
+    with pytest.raises(gc.GCError, match="references no object"):
+        other = tmp_path / "elsewhere" / "none.lindi.json"
+        other.write_text('{"refs": {}}')
+        gc.pin(zone, str(other))
+    orphan(r, {}, "drop")
+    push(r, force=True)
+    age(zdir, 2 * HOUR)
+    plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    assert "pack" not in plan.counts() and plan.roots.pins == 1
+    np.testing.assert_array_equal(read_all(str(ext)), read_all(r.abspath(name)) if os.path.exists(r.abspath(name))
+                                  else read_all(str(ext)))
+    ext.unlink()
+    plan = gc.gc_zone(zone, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    assert plan.blocked and plan.delete == []
+    keys = data_keys(zdir)
+    with pytest.raises(gc.PinUnreadable, match="nothing deleted"):
+        gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    assert data_keys(zdir) == keys
+    gc.unpin(zone, rec["id"])
+    plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    assert plan.counts().get("pack") == 1
+
+
+def test_lease_held_stale_and_broken(tmp_path):
+    zone = open_zone(str(tmp_path / "zone"))
+    lease = gc.acquire_lease(zone, ttl=60)
+    with pytest.raises(gc.LeaseHeld, match="another GC holds the lease") as e:
+        gc.gc_zone(zone, prune=True, cache_dir=str(tmp_path / "c"))
+    assert not e.value.expired and "pid" in e.value.holder
+    lease.release()
+    stale = gc.acquire_lease(zone, ttl=-1)  # already expired: a GC that crashed
+    with pytest.raises(gc.LeaseHeld, match="break-lease") as e:
+        gc.gc_zone(zone, prune=True, cache_dir=str(tmp_path / "c"))
+    assert e.value.expired
+    plan = gc.gc_zone(zone, prune=True, break_lease=True, cache_dir=str(tmp_path / "c"))
+    assert plan.swept and zone.head("lease/gc") is None
+    stale.release()  # not ours any more: a no-op
+
+
+def test_refs_changed_between_plan_and_sweep_stops(tmp_path):
+    r, name = make_repo(tmp_path / "a", seed=10)
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    zone = open_zone(zdir)
+    plan = gc.plan_zone(zone, grace=HOUR, cache_dir=str(tmp_path / "c"))
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f.attrs["x"] = 1
+    r.commit("moved", all=True)
+    push(r)
+    with pytest.raises(gc.RefsChanged, match="changed while GC ran"):
+        gc.sweep_zone(zone, plan)
+
+
+# ------------------------------------------------------------------ S3 and gateway
+
+
+def test_zone_gc_on_s3(tmp_path, s3_bucket):
+    r, name = make_repo(tmp_path / "a", seed=11)
+    url = f"s3://{s3_bucket}/zones/alice/a"
+    r.config.add_remote("origin", url)
+    push(r)
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f["d"][:] = 0.5
+    r.commit("constant", all=True)
+    orphan(r)
+    push(r, force=True)
+    zone = open_zone(url)
+    plan = gc.gc_zone(zone, grace=HOUR, cache_dir=str(tmp_path / "c"))
+    assert plan.delete == []  # S3 LastModified is now: everything is young
+    time.sleep(1.5)
+    plan = gc.gc_zone(zone, prune=True, grace=gc.parse_grace("now", allow_now=True), cache_dir=str(tmp_path / "c"))
+    assert plan.counts().get("pack") == 1 and plan.counts().get("version") == 1
+    c = clone(url, str(tmp_path / "c2"))
+    np.testing.assert_array_equal(lindivc.open(c.abspath(name), "r")["d"][:], np.full(5 * N, 0.5))
+
+
+def test_prune_without_write_rights_is_access_denied(tmp_path, gateway, monkeypatch):
+    r, name = make_repo(tmp_path / "a", seed=12, n_chunks=2)
+    url = f"{gateway}/zones/alice/x"
+    r.config.add_remote("origin", url)
+    monkeypatch.setenv("GITHUB_TOKEN", "tok-alice")
+    push(r)
+    monkeypatch.setenv("GITHUB_TOKEN", "tok-bob")
+    b = clone(url, str(tmp_path / "b"))
+    plan = gc.gc_zone(open_zone(url, token="tok-bob"), grace=HOUR, cache_dir=str(tmp_path / "c"))  # dry run reads
+    assert plan.roots.refs == 1
+    with pytest.raises(AccessDenied):
+        gc.gc_zone(open_zone(url, token="tok-bob"), prune=True, grace=HOUR, cache_dir=str(tmp_path / "c"))
+    monkeypatch.chdir(b.root)
+    res = CliRunner().invoke(cli, ["gc", "--remote", "origin", "--prune"])
+    assert res.exit_code == 1 and "Error:" in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ local gc
+
+
+def test_local_gc_keeps_reachable_young_and_working_deletes_old_garbage(tmp_path):
+    r, name = make_repo(tmp_path / "a", seed=13)
+    garbage = r.objects.put_bytes(os.urandom(1000))
+    young = r.objects.put_bytes(os.urandom(1000))
+    old = time.time() - 30 * 86400
+    os.utime(r.objects.path(garbage), (old, old))
+    # a working-file edit not committed: its new chunks are roots
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f.create_dataset("w", data=np.random.default_rng(14).standard_normal(N), chunks=(N,))
+    for sha in r.objects:
+        if sha != young:
+            os.utime(r.objects.path(sha), (old, old))
+    plan = gc.gc_local(r)
+    assert [d.key for d in plan.delete] == [garbage]
+    assert plan.kept.get(gc._YOUNG) == 1
+    plan = gc.gc_local(r, prune=True)
+    assert garbage not in r.objects and young in r.objects
+    assert lindi.LindiH5pyFile.from_lindi_file(r.abspath(name))["w"].shape == (N,)
+    np.testing.assert_array_equal(read_all(r.abspath(name)), np.random.default_rng(13).standard_normal(5 * N))
+
+
+def test_local_gc_reflog_and_packs(tmp_path):
+    r, name = make_repo(tmp_path / "a", seed=15)
+    first = r.history.head()
+    from lindivc.repo import pack_loose
+
+    pack_loose(r)
+    assert len(r.packs) == 1
+    orphan(r, {}, "empty")
+    os.unlink(r.abspath(name))
+    r.remove([r.abspath(name)], keep_file=True)
+    old = time.time() - 30 * 86400
+    for sha in r.objects:
+        os.utime(r.objects.path(sha), (old, old))
+    plan = gc.gc_local(r)  # the reflog entry of the old commit is recent: kept
+    assert plan.delete == [] and plan.roots.reflog >= 1
+    plan = gc.plan_local(r, now=time.time() + 30 * 86400)
+    assert [d.kind for d in plan.delete] == ["pack"]
+    gc.sweep_local(r, plan)
+    assert len(r.packs) == 0 and not list(r.objects)
+    assert r.history.has(first)
+
+
+def test_evict_pushed_rerenders_working_files_to_read_from_zone(tmp_path):
+    r, name = make_repo(tmp_path / "a", seed=16)
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    expected = read_all(r.abspath(name))
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f.create_dataset("unpushed", data=np.random.default_rng(17).standard_normal(N), chunks=(N,))
+    plan = gc.gc_local(r, prune=True, evict_pushed=True)
+    assert plan.counts() == {"evict": 5}
+    assert len(list(r.objects)) == 1  # the unpushed chunk stays
+    np.testing.assert_array_equal(read_all(r.abspath(name)), expected)
+    with open(r.abspath(name)) as fh:
+        assert zdir in fh.read()
+    assert r.status().files[0].unstaged == "modified"  # canonical form unchanged apart from the edit
+
+
+def test_cli_gc_fsck_pin(tmp_path, monkeypatch):
+    r, name = make_repo(tmp_path / "a", seed=18)
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    monkeypatch.chdir(r.root)
+    run = CliRunner().invoke
+    res = run(cli, ["gc"])
+    assert res.exit_code == 0 and res.output.startswith("roots: ") and "kept:" in res.output
+    res = run(cli, ["gc", "--remote", "origin", "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["roots"]["refs"] == 1
+    res = run(cli, ["gc", "--grace", "fortnight"])
+    assert res.exit_code == 1 and "invalid grace period" in res.output and len(res.output.splitlines()) == 1
+    res = run(cli, ["gc", "--grace", "now"])
+    assert res.exit_code == 1 and "--i-know-grace-now" in res.output
+    res = run(cli, ["gc", "--grace", "now", "--i-know-grace-now", "--prune"])
+    assert res.exit_code == 0, res.output
+    res = run(cli, ["fsck", "--remote", "origin", "--read-data"])
+    assert res.exit_code == 0 and "no problems" in res.output
+    ext = tmp_path / "ext.lindi.json"
+    ext.write_bytes(open(os.path.join(zdir, "f", name), "rb").read())
+    res = run(cli, ["pin", str(ext)])
+    assert res.exit_code == 0 and "pinned" in res.output
+    res = run(cli, ["pin", "--list"])
+    assert str(ext) in res.output
+    res = run(cli, ["pin", str(tmp_path / "missing.lindi.json")])
+    assert res.exit_code == 1 and "cannot read pinned file" in res.output
+    gc.acquire_lease(open_zone(zdir), ttl=600)
+    res = run(cli, ["gc", "--remote", "origin", "--prune"])
+    assert res.exit_code == 1 and "another GC holds the lease" in res.output
+    for cmd in ("gc", "fsck", "pin"):
+        h = run(cli, [cmd, "--help"])
+        assert h.exit_code == 0 and "Usage" in h.output
+    assert isinstance(gc.GCError("x"), LindivcError)
