@@ -126,10 +126,13 @@ Locator = Callable[[ContentRef], list]
 def canonicalize(rfs: dict, resolve: Resolver) -> dict:
     """The canonical form of ``rfs`` (a new dict; ``rfs`` is left as it was)."""
     templates = rfs.get("templates") or {}
+    expanded: dict[str, str] = {}  # templated url -> url (a file has few distinct templated urls)
     out_refs: dict = {}
     for k, v in rfs["refs"].items():
         if isinstance(v, list):
-            url = apply_templates(v[0], templates)
+            url = v[0]
+            if "{{" in url:
+                url = expanded.get(v[0]) or expanded.setdefault(v[0], apply_templates(v[0], templates))
             if url.startswith(CONTENT_PREFIX):
                 out_refs[k] = [url, v[1], v[2]]
                 continue

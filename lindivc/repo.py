@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -118,6 +119,9 @@ class Repository:
         self._packs = None
         self._catalogs: list | None = None
         self._lock = threading.Lock()
+        self._path_sha: dict[str, str | None] = {}  # object path -> sha1 (None: not an object path)
+        self._pack_flag: dict[str, bool] = {}  # sha1 -> is a local pack
+        self._canon_cache: dict[str, tuple[list, bytes]] = {}  # path -> (stat key, canonical bytes)
 
     # lifecycle ------------------------------------------------------------
     @classmethod
@@ -212,7 +216,11 @@ class Repository:
 
     def resolve_location(self, url: str, offset: int, size: int) -> lrefs.ContentRef | None:
         """The content ref for a materialized location, if lindivc manages it."""
-        sha = self.objects.sha1_from_path(url) if url.startswith("/") else None
+        sha = None
+        if url.startswith("/"):
+            sha = self._path_sha.get(url, "")
+            if sha == "":
+                sha = self._path_sha[url] = self.objects.sha1_from_path(url)
         if sha is not None:
             return self._unpack(sha, offset, size, url)
         for cat in self.catalogs():
@@ -222,7 +230,10 @@ class Repository:
         return None
 
     def _unpack(self, sha: str, offset: int, size: int, url: str) -> lrefs.ContentRef:
-        if os.path.exists(os.path.join(self.idx_dir, sha)) and self.packs.is_pack(sha):
+        is_pack = self._pack_flag.get(sha)
+        if is_pack is None:
+            is_pack = self._pack_flag[sha] = os.path.exists(os.path.join(self.idx_dir, sha)) and self.packs.is_pack(sha)
+        if is_pack:
             chunk, chunk_off, chunk_size = self.packs.chunk_at(sha, offset)
             inner = offset - chunk_off
             if inner + size > chunk_size:
@@ -261,9 +272,20 @@ class Repository:
         return lrefs.canonicalize(rfs, self.resolve_location)
 
     def canonical_bytes_of(self, path: str) -> bytes:
-        """The canonical serialization of the working file at worktree path ``path``."""
+        """The canonical serialization of the working file at worktree path ``path``.
+
+        Remembered for the life of this object while the file's stat is unchanged, so status and
+        diff in one command canonicalize a large file once.
+        """
+        key = self._stat_key(path)
+        hit = self._canon_cache.get(path)
+        if hit is not None and key is not None and hit[0] == key:
+            return hit[1]
         rfs = lrefs.load(self.abspath(path))
-        return lrefs.dumps(self.canonicalize(rfs))
+        canon = lrefs.dumps(self.canonicalize(rfs))
+        if key is not None:
+            self._canon_cache[path] = (key, canon)
+        return canon
 
     def render(self, canonical: bytes, name: str = "<blob>") -> dict:
         return lrefs.render(lrefs.parse(canonical, name), self.locate)
@@ -583,6 +605,57 @@ def _parse_canonical(data: bytes | None, name: str) -> dict | None:
     return None if data is None else lrefs.parse(data, name)
 
 
+_META_LINE = re.compile(rb'^"[^\n]*\.z(?:array|attrs|group)": [^\n]*?(?=,?$)', re.M)
+_REFS_OPEN = b'\n"refs": {\n'
+
+
+def _refs_section(data: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """(head, ref lines, tail) of canonical bytes, or None if not in that layout."""
+    i = data.find(_REFS_OPEN)
+    if i < 0:
+        return None
+    start = i + len(_REFS_OPEN)
+    end = data.find(b"\n}", start - 1)
+    if end < 0:
+        return None
+    return data[:start], data[start:end], data[end:]
+
+
+def _parse_narrowed(a: bytes, b: bytes, name: str) -> tuple[dict, dict]:
+    """Both canonical files parsed with only the refs that can matter to ``diff_rfs``.
+
+    A chunk ref identical on both sides counts for nothing in ``diff_rfs`` unless it names an
+    object that a changed ref names too (then it keeps that object from counting as new), or it
+    belongs to an array added as a whole (counted in its chunks). Every other identical ref is
+    left out, so a small change to a file of a million refs parses a few lines, not the file.
+    Falls back to full parses for bytes not in the canonical one-ref-per-line layout.
+    """
+    sa, sb = _refs_section(a), _refs_section(b)
+    if sa is None or sb is None:
+        return lrefs.parse(a, name), lrefs.parse(b, name)
+    # every ref line but the last ends in ",": split on ",\n" to get the lines without it
+    la, lb = (set(x[1].split(b",\n")) if x[1] else set() for x in (sa, sb))
+    only_a, only_b = la - lb, lb - la
+    keep = set(_META_LINE.findall(sa[1])) & lb
+    changed_shas = set(lrefs.content_shas(b"\n".join(only_a | only_b)))
+    if changed_shas:
+        for ln in la & lb:
+            i = ln.find(b'"sha1:')
+            if i >= 0 and ln[i + 6:i + 46].decode() in changed_shas:
+                keep.add(ln)
+
+    def parse(x: tuple[bytes, bytes, bytes], lines: set[bytes]) -> dict:
+        return lrefs.parse(x[0] + b",\n".join(sorted(lines)) + x[2], name)
+
+    ra, rb = parse(sa, only_a | keep), parse(sb, only_b | keep)
+    added = {k[: -len(".zarray")] for k in rb["refs"] if k.endswith(".zarray") and k not in ra["refs"]}
+    if added:  # arrays added as a whole: every chunk of theirs counts
+        for x, r in ((sa, ra), (sb, rb)):
+            full = lrefs.parse(b"".join(x), name)["refs"]
+            r["refs"].update({k: v for k, v in full.items() if (k.rsplit("/", 1)[0] + "/" if "/" in k else "") in added})
+    return ra, rb
+
+
 def diff(repo: Repository, rev_a: str | None = None, rev_b: str | None = None,
          paths: Iterable[str] | None = None) -> list:
     """LINDI-level diffs: ``rev_a`` (default HEAD) against ``rev_b`` (default: the working files)."""
@@ -595,8 +668,12 @@ def diff(repo: Repository, rev_a: str | None = None, rev_b: str | None = None,
         b_read: Callable[[str], bytes | None] = lambda p: repo.history.read_blob(b_files[p]) if p in b_files else None
         names = set(a_files) | set(b_files)
     else:
-        tracked = set(repo.tracked())
+        index = repo._index()
+        tracked = set(index.entries)
         names = set(a_files) | tracked
+        # a working file whose stat matches the index's cache and whose blob is a's needs no read
+        names -= {p for p in tracked if p in a_files and index.entries[p].get("work_blob") == a_files[p]
+                  and index.entries[p].get("stat") == repo._stat_key(p)}
 
         def b_read(p: str) -> bytes | None:
             if p not in tracked or not os.path.exists(repo.abspath(p)):
@@ -611,7 +688,10 @@ def diff(repo: Repository, rev_a: str | None = None, rev_b: str | None = None,
         b = b_read(p)
         if a == b:
             continue
-        out.append(diff_rfs(p, _parse_canonical(a, p), _parse_canonical(b, p)))
+        if a is not None and b is not None:
+            out.append(diff_rfs(p, *_parse_narrowed(a, b, p)))
+        else:
+            out.append(diff_rfs(p, _parse_canonical(a, p), _parse_canonical(b, p)))
     return out
 
 
