@@ -15,6 +15,7 @@ from .errors import LindivcError
 from .refs import write_atomic
 
 DEFAULTS: dict[str, Any] = {
+    # pack_size: 64 MiB, from the push benchmark (reasons in sync.py, above UPLOAD_THREADS)
     "core": {"chunk_threshold": 64 * 1024, "pack_size": 64 * 2**20},
     "remotes": {},
 }

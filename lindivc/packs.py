@@ -48,6 +48,7 @@ from .objects import COPY_BLOCK, ObjectStore, atomic_write_stream, fsync_dir, is
 
 FORMAT = "lindivc-pack-index/1"
 DEFAULT_TARGET_SIZE = 512 * 2**20
+HASH_BLOCK = 8 * 2**20  # bytes per read when hashing a pack streamed from its chunk files
 
 Progress = Callable[[int], None]
 
@@ -320,6 +321,176 @@ def plan_packs(sizes: dict[str, int], target_size: int = DEFAULT_TARGET_SIZE) ->
     if cur:
         groups.append(cur)
     return [g for g in groups if len(g) >= 2]
+
+
+class Segment(NamedTuple):
+    """``size`` bytes at ``offset`` of the local file ``path``: where one chunk's bytes are."""
+
+    sha: str
+    path: str
+    offset: int
+    size: int
+
+
+class ConcatReader:
+    """A read-only, seekable file object over segments of local files laid end to end.
+
+    What an HTTP client needs to send a pack without writing it anywhere: ``read``, ``seek``,
+    ``tell`` (hence a known Content-Length), and re-reads after ``seek(0)`` (payload signing, retries).
+    ``progress(n)`` reports bytes past the furthest position reached so far, so a second pass over
+    the bytes is not counted twice and the total equals the size.
+
+    With ``verify``, the first sequential pass checks each segment against its ``sha``: on a
+    mismatch ``read`` raises ChecksumMismatch *before* returning the segment's last bytes, so a
+    request streaming this body never completes and the store keeps nothing.
+    """
+
+    def __init__(self, segments: list[Segment], progress: Progress | None = None, *, verify: bool = False) -> None:
+        self._segs = list(segments)
+        self._starts: list[int] = []
+        pos = 0
+        for s in self._segs:
+            self._starts.append(pos)
+            pos += s.size
+        self.size = pos
+        self._pos = 0
+        self._seen = 0
+        self._progress = progress
+        self._f: BinaryIO | None = None
+        self._f_index = -1
+        self._verify = verify
+        self._vi = 0  # segment being verified; _vpos of its bytes hashed so far
+        self._vpos = 0
+        self._vh = hashlib.sha1()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all the rest for ``n < 0``); short reads stop at a segment's end."""
+        if n is None or n < 0:
+            return b"".join(iter(lambda: self.read(COPY_BLOCK), b""))
+        if self._pos >= self.size or n == 0:
+            return b""
+        i = self._f_index
+        if i < 0 or not (self._starts[i] <= self._pos < self._starts[i] + self._segs[i].size):
+            i = bisect.bisect_right(self._starts, self._pos) - 1
+        seg = self._segs[i]
+        inner = self._pos - self._starts[i]
+        want = min(n, seg.size - inner)
+        if self._f_index != i:
+            self._close_file()
+            self._f = open(seg.path, "rb")
+            self._f_index = i
+        f = self._f
+        assert f is not None
+        if f.tell() != seg.offset + inner:
+            f.seek(seg.offset + inner)
+        data = f.read(want)
+        if len(data) != want:
+            raise ChecksumMismatch(seg.sha, "truncated", seg.path)
+        if self._verify and i == self._vi and inner == self._vpos:
+            self._vh.update(data)
+            self._vpos += want
+            if self._vpos == seg.size:
+                got = self._vh.hexdigest()
+                if got != seg.sha:
+                    raise ChecksumMismatch(seg.sha, got, f"{seg.path} at {seg.offset}+{seg.size}")
+                self._vi, self._vpos, self._vh = i + 1, 0, hashlib.sha1()
+        self._pos += want
+        if self._pos > self._seen:
+            if self._progress is not None:
+                self._progress(self._pos - self._seen)
+            self._seen = self._pos
+        return data
+
+    @property
+    def verified(self) -> bool:
+        """True once every segment was read in full and matched its sha1."""
+        return self._vi == len(self._segs)
+
+    def _close_file(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+            self._f_index = -1
+
+    def close(self) -> None:
+        self._close_file()
+
+    def __enter__(self) -> "ConcatReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PackSource:
+    """A pack that exists only as its chunks' bytes in local files (loose objects or ranges of
+    local packs): :meth:`index` hashes it and :meth:`open` streams it, so a push can upload a pack
+    without writing it to disk first (no write, no temp file).
+
+    The bytes are those :class:`PackWriter` would write for the same chunks in the same order, so
+    the pack has the same name either way (sync.py's push relies on that to resume). Each chunk is
+    checked against its name too, as PackWriter does, but while it streams (``open``) rather than
+    in :meth:`index`: the name is needed before the upload starts, the check only before it ends,
+    so one hash is on the push's critical path instead of two.
+    """
+
+    def __init__(self, segments: list[Segment]) -> None:
+        if len(segments) < 2:
+            raise ValueError("a pack needs at least two chunks")
+        if len({s.sha for s in segments}) != len(segments):
+            raise ValueError("a chunk added twice to one pack")
+        self.segments = list(segments)
+        self.size = sum(s.size for s in segments)
+
+    def index(self, *, verify: bool = False) -> PackIndex:
+        """Read every chunk once and compute the pack's sha1 (with ``verify``, also check each
+        chunk against its name: ChecksumMismatch). Memory: one block."""
+        pack_hash = hashlib.sha1()
+        entries = []
+        # Large blocks: hashlib and readinto release the GIL for their whole duration, and a push
+        # hashes while its upload threads keep the GIL busy, so every re-acquisition costs.
+        buf = bytearray(HASH_BLOCK)
+        view = memoryview(buf)
+        off = 0
+        for seg in self.segments:
+            h = hashlib.sha1() if verify else None
+            with open(seg.path, "rb", buffering=0) as f:
+                f.seek(seg.offset)
+                left = seg.size
+                while left:
+                    n = f.readinto(view[:min(left, HASH_BLOCK)])
+                    if not n:
+                        raise ChecksumMismatch(seg.sha, "truncated", seg.path)
+                    if h is not None:
+                        h.update(view[:n])
+                    pack_hash.update(view[:n])
+                    left -= n
+            if h is not None and h.hexdigest() != seg.sha:
+                raise ChecksumMismatch(seg.sha, h.hexdigest(), "chunk being packed")
+            entries.append(ChunkEntry(seg.sha, off, seg.size))
+            off += seg.size
+        return PackIndex(pack_hash.hexdigest(), off, tuple(sorted(entries)))
+
+    def open(self, progress: Progress | None = None) -> ConcatReader:
+        """A reader of the pack's bytes that checks every chunk on its first pass (see
+        :class:`ConcatReader`)."""
+        return ConcatReader(self.segments, progress, verify=True)
 
 
 def pack_objects(

@@ -6,7 +6,8 @@ finishes without re-sending what arrived (docs/format.md, "Push"):
 1. read the remote branch ref; refuse a non-fast-forward unless forced;
 2. write a journal entry naming every object the new commits reference;
 3. record borrowed chunks (borrow/ here, a pin in each lending zone);
-4. upload missing chunks, consolidated into packs, each pack followed by its index;
+4. upload missing chunks, consolidated into packs streamed from the chunk files (see the notes
+   above UPLOAD_THREADS), each pack followed by its index;
 5. upload the history objects (git/);
 6. upload the rendered files (v/<commit>/<path>, then f/<path>);
 7. compare-and-swap the branch ref; then drop the journal entry.
@@ -19,17 +20,17 @@ import os
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from . import gitsync
 from . import refs as lrefs
-from .errors import LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError, ZoneKeyMissing
+from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError, ZoneKeyMissing
 from .layout import (borrow_key, file_key, index_key, object_key, parse_zone_url, pin_key, sha1_from_object_key,
                      validate_path, version_key)
 from .objects import is_sha1
-from .packs import ChunkEntry, PackIndex, PackWriter, plan_packs
+from .packs import ChunkEntry, PackIndex, PackSource, PackWriter, Segment, plan_packs
 from .progress import Reporter
 from .refs import ContentRef
 from .zones import Zone, open_zone
@@ -37,7 +38,27 @@ from .zones import Zone, open_zone
 BORROW_FORMAT = "lindivc-borrow/1"
 JOURNAL_FORMAT = "lindivc-journal/1"
 PIN_FORMAT = "lindivc-pin/1"
+# How push sends chunk data (chosen with scripts/bench/push_s3.py, issue 3: moto on loopback, 2 cores):
+# - A pack is streamed from its chunk files straight into one PUT (packs.PackSource, S3Zone.put_stream)
+#   with a known Content-Length: no temp pack is written, so the data is read twice (hash, send) and
+#   written never (building the pack locally first doubled the disk I/O and cost more than the upload).
+#   Resumable as before: the same chunks give the same pack bytes, hence the same name, and a pack the
+#   zone holds is not sent again; a pack's index is written only after the pack.
+# - Its name (SHA-1 of its bytes) must be known before the PUT starts: HASH_THREADS threads hash packs
+#   ahead (one SHA-1 pass, 8 MiB blocks) and each pack is queued for upload as soon as it is named, so
+#   the first upload starts after hashing one pack (~60 MiB, tens of ms). Each chunk is checked against
+#   its name while it streams (its last bytes are held back on a mismatch, so no object appears).
+# - Pack size: core.pack_size, 64 MiB (config.py). J1's 500 MiB is then 9 objects (<= 10), all in flight
+#   at once with 8 threads; each is one single PUT (S3 takes up to 5 GiB; moto assembles multipart
+#   uploads slowly; below S3Zone.multipart_threshold = 1 GiB there are no parts at all, above it parts
+#   are S3Zone.part_size = 64 MiB). Bigger packs leave threads idle on small pushes and make the tail
+#   (the last pack alone on the wire) longer; smaller ones mean more objects (and, on moto, requests of
+#   <= 32 MiB are not cheaper per byte enough to matter).
+# - 8 upload threads: the store is the bottleneck (moto is one core); 8 streams keep it busy, as the
+#   floor's 8 threads do. Memory per stream is one 1 MiB block (botocore's payload hash) plus socket
+#   buffers, so peak RSS does not grow with the data (2 GiB push: ~100 MB).
 UPLOAD_THREADS = int(os.environ.get("LINDIVC_UPLOAD_THREADS", "8"))
+HASH_THREADS = 2
 _PROBE_KEY = object_key("0" * 40)
 
 
@@ -426,8 +447,25 @@ def push(repo, remote: str = "origin", branch: str | None = None, *, force: bool
             return _upload_group(repo, zone, cat, group, sizes, advance)
 
         if groups:
-            with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(groups))) as ex:
-                res.packs_uploaded = sum(ex.map(upload, groups))
+            with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(groups))) as ex, \
+                    ThreadPoolExecutor(max_workers=HASH_THREADS) as hasher:
+                futures = []
+                try:
+                    hashing = {}
+                    for group in groups:
+                        src = _pack_source(repo, zone, group, sizes)
+                        if src is None:
+                            futures.append(ex.submit(upload, group))
+                        else:
+                            hashing[hasher.submit(src.index)] = src
+                    # each pack goes up as soon as its name is known, while later ones are hashed
+                    for fut in as_completed(hashing):
+                        futures.append(ex.submit(_upload_pack_stream, zone, cat, hashing[fut], fut.result(), advance))
+                    res.packs_uploaded = sum(f.result() for f in futures)
+                except BaseException:
+                    hasher.shutdown(wait=True, cancel_futures=True)
+                    ex.shutdown(wait=True, cancel_futures=True)
+                    raise
     res.chunks_uploaded = len(to_upload)
     res.chunk_bytes = total
     update_info(zone, "idx", cat.packs)  # includes packs of an interrupted earlier push
@@ -525,6 +563,45 @@ def _open_local_chunk(repo, sha: str):
     import io
 
     return io.BytesIO(repo.read_object(sha))
+
+
+def _pack_source(repo, zone: Zone, group: list[str], sizes: dict[str, int]) -> PackSource | None:
+    """The pack of ``group`` as ranges of local files, when the zone can take a streamed upload
+    (``put_stream``) and every chunk is loose or in a local pack; else None (PackWriter path)."""
+    if len(group) < 2 or not hasattr(zone, "put_stream"):
+        return None
+    segs = []
+    for sha in group:
+        if sha in repo.objects:
+            segs.append(Segment(sha, repo.objects.path(sha), 0, sizes[sha]))
+            continue
+        loc = repo.packs.locate(sha)
+        if loc is None or loc.pack not in repo.objects:
+            return None
+        segs.append(Segment(sha, repo.objects.path(loc.pack), loc.offset, loc.size))
+    return PackSource(segs)
+
+
+def _upload_pack_stream(zone: Zone, cat: ZoneCatalog, src: PackSource, idx: PackIndex, advance) -> int:
+    """Upload a hashed pack straight from its chunk files (no temp pack), then its index; return 1
+    if bytes were sent. A pack the zone already holds (same chunks, same name) is not sent again."""
+    key = object_key(idx.pack)
+    sent = 0
+    if not zone.exists(key):
+        with src.open(advance) as body:  # checks each chunk against its name as it streams
+            zone.put_stream(key, body, idx.size)
+            if not body.verified:  # the client did not read the body from start to end
+                try:
+                    src.index(verify=True)
+                except ChecksumMismatch:
+                    zone.delete(key)
+                    raise
+        sent = 1
+    else:
+        advance(idx.size)
+    zone.put(index_key(idx.pack), idx.to_bytes())
+    cat.add_index(idx)
+    return sent
 
 
 def _upload_group(repo, zone: Zone, cat: ZoneCatalog, group: list[str], sizes: dict[str, int], advance) -> int:

@@ -1,0 +1,380 @@
+"""Benchmark: `lindivc push` to S3 (issue 3, "Benchmarks"), against one moto server.
+
+Everything runs in one temporary directory against one ``moto_server`` *subprocess* on
+127.0.0.1 (a separate process, so the client does not share moto's GIL). Figures:
+
+- J1 first push: 100 new chunks of 5 MiB (500 MiB, incompressible) written through
+  ``lindivc.open(path, "r+")`` and committed (before timing), then ``lindivc push`` to a fresh S3
+  zone as a whole CLI subprocess. Floor: the fastest way to store the same bytes measured in the
+  same run: 100 parallel ``put_object`` calls of the raw chunk files (boto3, 8 threads), best of 3.
+  Target: push <= 1.2 x floor, <= 10 objects under ``sha1/``.
+- No-op push (nothing new): whole command <= 0.5 s, 0 data bytes, requests counted from moto's
+  request log.
+- One chunk changed: 5 MiB of chunk data plus metadata, <= 1 s.
+- Peak RSS of the push subprocess while pushing 2 GiB (400 x 5 MiB chunks generated straight into
+  the object store, plus a LINDI file referencing them): <= 300 MB.
+
+    .venv/bin/python scripts/bench/push_s3.py [--scale 0.1] [--keep]
+
+Exits 1 if a figure misses its target.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+MiB = 1 << 20
+CHUNK = 5 * MiB
+TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
+BIN = os.path.dirname(sys.executable)
+# bytecode caches must exist, or every CLI run would measure recompiling its imports
+ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "AWS_PROFILE")}
+ENV.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+           AWS_EC2_METADATA_DISABLED="true")
+os.environ.update({k: ENV[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+                                       "AWS_EC2_METADATA_DISABLED")})
+
+
+def lindivc_cmd() -> list[str]:
+    script = os.path.join(BIN, "lindivc")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "lindivc.cli"]
+
+
+# ------------------------------------------------------------------------------------- moto
+
+
+class Moto:
+    """A ``moto_server`` subprocess on a free loopback port; its request log goes to a file, one line
+    per HTTP request (werkzeug's access log), which is how requests are counted."""
+
+    def __init__(self, workdir: str) -> None:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(workdir, "moto.log")
+        self._log = open(self.log_path, "wb")
+        exe = os.path.join(BIN, "moto_server")
+        cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "moto.server"]
+        self.proc = subprocess.Popen(cmd + ["-H", "127.0.0.1", "-p", str(self.port)], stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=ENV)
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise SystemExit("moto_server did not start")
+                time.sleep(0.1)
+
+    def mark(self) -> int:
+        self._log.flush()
+        with open(self.log_path, "rb") as f:
+            return sum(1 for line in f if b'HTTP/1.1"' in line)
+
+    def requests_since(self, mark: int) -> list[str]:
+        time.sleep(0.2)  # let the server flush its log
+        with open(self.log_path, "rb") as f:
+            lines = [line.decode(errors="replace").strip() for line in f if b'HTTP/1.1"' in line]
+        return lines[mark:]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+def s3_client(endpoint: str):
+    import boto3
+    from botocore.config import Config
+
+    cfg = Config(max_pool_connections=32, request_checksum_calculation="when_required",
+                 response_checksum_validation="when_required")
+    return boto3.client("s3", endpoint_url=endpoint, config=cfg)
+
+
+def listing(s3, bucket: str, prefix: str = "") -> dict[str, int]:
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for o in page.get("Contents", []):
+            out[o["Key"]] = o["Size"]
+    return out
+
+
+def empty_bucket(s3, bucket: str) -> None:
+    keys = list(listing(s3, bucket))
+    for i in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
+
+
+# ------------------------------------------------------------------------------------- processes
+
+
+class Run:
+    def __init__(self, seconds: float, maxrss: int, stdout: str, stderr: str) -> None:
+        self.seconds, self.maxrss, self.stdout, self.stderr = seconds, maxrss, stdout, stderr
+
+
+def run(cmd: list[str], cwd: str | None = None, check: bool = True, timeout: float = 600) -> Run:
+    """Run ``cmd``; its wall time and its own peak RSS (``/usr/bin/time -f %M``: rusage of a child
+    forked from this large process would count pages it inherited before exec)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(suffix=".rss") as rss:
+        timed = [TIME, "-f", "%M", "-o", rss.name, *cmd] if TIME else cmd
+        t0 = time.perf_counter()
+        p = subprocess.Popen(timed, cwd=cwd, env=ENV, stdout=out, stderr=err)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise SystemExit(f"{' '.join(cmd)} took more than {timeout} s")
+        dt = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        maxrss = 0
+        if TIME:
+            nums = [x for x in open(rss.name).read().split() if x.isdigit()]
+            maxrss = int(nums[-1]) * 1024 if nums else 0
+        r = Run(dt, maxrss, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+    if check and p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    return r
+
+
+def settle() -> None:
+    subprocess.run(["sync"], check=True)
+    time.sleep(1)
+
+
+# ------------------------------------------------------------------------------------- set-up
+
+
+def make_repo(path: str) -> str:
+    run(lindivc_cmd() + ["init", path])
+    with open(os.path.join(path, "data.lindi.json"), "w") as f:
+        json.dump({"refs": {".zgroup": {"zarr_format": 2}, ".zattrs": {}}}, f)
+    run(lindivc_cmd() + ["add", "data.lindi.json"], cwd=path)
+    run(lindivc_cmd() + ["commit", "-m", "empty file"], cwd=path)
+    return path
+
+
+def child_write(repo: str, n: int, size: int, seed: int, row: int) -> None:
+    """Own process: write ``n`` random chunks of ``size`` bytes through lindivc.open (row < 0), or
+    replace row ``row`` of the dataset with new random bytes."""
+    import numpy as np
+
+    import lindivc
+
+    rng = np.random.default_rng(seed)
+    with lindivc.open(os.path.join(repo, "data.lindi.json"), "r+") as f:
+        if row < 0:
+            data = np.frombuffer(rng.bytes(n * size), dtype=np.uint8).reshape(n, size)
+            f.create_dataset("bench/data", data=data, chunks=(1, size), compression=None)
+        else:
+            f["bench/data"][row] = np.frombuffer(rng.bytes(size), dtype=np.uint8)
+
+
+def write_chunks(repo: str, n: int, size: int, seed: int = 1, row: int = -1) -> None:
+    run([sys.executable, os.path.abspath(__file__), "--child", repo, str(n), str(size), str(seed), str(row)])
+
+
+def make_big_repo(path: str, n: int, size: int) -> None:
+    """A repository whose commit references ``n`` chunks of ``size`` random bytes, written straight
+    into its object store (no lindi/h5py round trip) and referenced by a LINDI file by path."""
+    import numpy as np
+
+    from lindivc.objects import ObjectStore
+
+    make_repo(path)
+    store = ObjectStore(os.path.join(path, ".lindivc", "objects"), fsync=False)
+    rng = np.random.default_rng(7)
+    refs: dict = {".zgroup": {"zarr_format": 2}, ".zattrs": {},
+                  "big/.zgroup": {"zarr_format": 2},
+                  "big/data/.zarray": {"chunks": [1, size], "compressor": None, "dtype": "|u1", "fill_value": 0,
+                                       "filters": None, "order": "C", "shape": [n, size], "zarr_format": 2}}
+    for i in range(n):
+        sha = store.put_bytes(rng.bytes(size))
+        refs[f"big/data/{i}.0"] = [store.path(sha), 0, size]
+    with open(os.path.join(path, "data.lindi.json"), "w") as f:
+        json.dump({"refs": refs}, f)
+    run(lindivc_cmd() + ["commit", "-a", "-m", "2 GiB of chunks"], cwd=path)
+
+
+# ------------------------------------------------------------------------------------- floor
+
+
+def chunk_files(repo: str, min_size: int) -> list[str]:
+    out = []
+    for d, _, files in os.walk(os.path.join(repo, ".lindivc", "objects")):
+        for name in files:
+            p = os.path.join(d, name)
+            if len(name) == 40 and os.path.getsize(p) >= min_size:
+                out.append(p)
+    return sorted(out)
+
+
+def floor_puts(s3, bucket: str, files: list[str], threads: int = 8) -> float:
+    """100 parallel single PUTs of the raw chunk files (streamed from the page cache)."""
+    def one(p: str) -> None:
+        with open(p, "rb") as f:
+            s3.put_object(Bucket=bucket, Key="sha1/" + os.path.basename(p), Body=f,
+                          ContentType="application/octet-stream")
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as ex:
+        list(ex.map(one, files))
+    return time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------------------------- main
+
+
+class Report:
+    def __init__(self) -> None:
+        self.missed = False
+
+    def line(self, label: str, floor: str, value: str, ratio: str, target: str, ok: bool | None) -> None:
+        verdict = "" if ok is None else ("PASS" if ok else "MISS")
+        if ok is False:
+            self.missed = True
+        print(f"  {label:28} {floor:>12} {value:>12} {ratio:>8}   {target:14} {verdict}", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scale", type=float, default=1.0, help="multiply the chunk counts (quick checks)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--skip-big", action="store_true", help="skip the 2 GiB peak-RSS push")
+    p.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        repo, n, size, seed, row = args.child
+        child_write(repo, int(n), int(size), int(seed), int(row))
+        return
+    n1 = max(2, round(100 * args.scale))
+    n_big = max(2, round(400 * args.scale))
+    tmp = tempfile.mkdtemp(prefix="lindivc-bench-push-")
+    moto = Moto(tmp)
+    ENV["AWS_ENDPOINT_URL"] = moto.url
+    os.environ["AWS_ENDPOINT_URL"] = moto.url
+    rep = Report()
+    try:
+        s3 = s3_client(moto.url)
+        for b in ("floor", "lvc"):
+            s3.create_bucket(Bucket=b)
+        run(lindivc_cmd() + ["--help"])  # bytecode caches
+
+        # -- J1 preparation (not timed)
+        repo = make_repo(os.path.join(tmp, "j1"))
+        write_chunks(repo, n1, CHUNK)
+        run(lindivc_cmd() + ["commit", "-a", "-m", "J1: 100 chunks of 5 MiB"], cwd=repo)
+        files = chunk_files(repo, CHUNK)
+        assert len(files) == n1, (len(files), n1)
+        total = sum(os.path.getsize(f) for f in files)
+        run(lindivc_cmd() + ["remote", "add", "origin", "s3://lvc/j1"], cwd=repo)
+
+        # -- floor, best of 3 (the bucket emptied between runs), interleaved with the push so that
+        # both see the same machine (other processes, moto's state)
+        floors = []
+
+        def floor_run() -> None:
+            settle()
+            floors.append(floor_puts(s3, "floor", files))
+            empty_bucket(s3, "floor")
+
+        floor_run()
+        floor_run()
+        settle()
+        load = os.getloadavg()[0]
+        m = moto.mark()
+        push = run(lindivc_cmd() + ["push", "origin"], cwd=repo)
+        reqs = moto.requests_since(m)
+        floor_run()
+        fl = min(floors)
+        objs = listing(s3, "lvc", "j1/sha1/")
+        print(f"moto_server subprocess at {moto.url}; lindivc timed as whole CLI subprocesses "
+              f"({' '.join(lindivc_cmd())} push)")
+        print(f"J1: {n1} chunks x {CHUNK // MiB} MiB = {total / MiB:.0f} MiB; floor runs "
+              + ", ".join(f"{x:.2f}" for x in floors) + f" s; load average before the push {load:.1f}")
+        print(f"  {'figure':28} {'floor':>12} {'lindivc':>12} {'ratio':>8}   {'target':14}")
+        r1 = push.seconds / fl
+        rep.line("J1 push (s)", f"{fl:.2f}", f"{push.seconds:.2f}", f"{r1:.2f}", "ratio <= 1.2", r1 <= 1.2)
+        rep.line("J1 data objects (sha1/)", f"{n1}", f"{len(objs)}", f"{len(objs) / n1:.2f}", "<= 10",
+                 len(objs) <= 10)
+        rep.line("J1 data bytes", f"{total}", f"{sum(objs.values())}", "", "", None)
+        rep.line("J1 requests", f"{n1}", f"{len(reqs)}", "", "", None)
+        rep.line("J1 push peak RSS (MB)", "", f"{push.maxrss / 1e6:.0f}", "", "", None)
+
+        # -- no-op push
+        before = listing(s3, "lvc")
+        m = moto.mark()
+        noop = run(lindivc_cmd() + ["push", "origin"], cwd=repo)
+        reqs = moto.requests_since(m)
+        after = listing(s3, "lvc")
+        new_bytes = sum(v for k, v in after.items() if k not in before and "/sha1/" in k)
+        rep.line("no-op push (s)", "", f"{noop.seconds:.2f}", "", "<= 0.5 s", noop.seconds <= 0.5)
+        rep.line("no-op data bytes", "0", f"{new_bytes}", "", "0", new_bytes == 0)
+        rep.line("no-op requests", "", f"{len(reqs)}", "", "a handful", len(reqs) <= 5)
+        for line in reqs:
+            print("      " + line.split('"', 1)[-1][:100])
+
+        # -- one chunk changed
+        write_chunks(repo, n1, CHUNK, seed=99, row=n1 // 2)
+        run(lindivc_cmd() + ["commit", "-a", "-m", "one chunk changed"], cwd=repo)
+        before = listing(s3, "lvc")
+        settle()
+        m = moto.mark()
+        one = run(lindivc_cmd() + ["push", "origin"], cwd=repo)
+        reqs = moto.requests_since(m)
+        after = listing(s3, "lvc")
+        added = {k: v for k, v in after.items() if before.get(k) != v}
+        data_new = sum(v for k, v in added.items() if "/sha1/" in k)
+        meta_new = sum(v for k, v in added.items() if "/sha1/" not in k)
+        rep.line("one-chunk push (s)", "", f"{one.seconds:.2f}", "", "<= 1 s", one.seconds <= 1.0)
+        rep.line("one-chunk data bytes", f"{CHUNK}", f"{data_new}", f"{data_new / CHUNK:.2f}", "= 5 MiB",
+                 data_new == CHUNK)
+        rep.line("one-chunk metadata bytes", "", f"{meta_new}", "", "", None)
+        rep.line("one-chunk requests", "", f"{len(reqs)}", "", "", None)
+
+        # -- 2 GiB peak RSS
+        if not args.skip_big:
+            big = os.path.join(tmp, "big")
+            make_big_repo(big, n_big, CHUNK)
+            run(lindivc_cmd() + ["remote", "add", "origin", "s3://lvc/big"], cwd=big)
+            settle()
+            bp = run(lindivc_cmd() + ["push", "origin"], cwd=big, timeout=900)
+            objs = listing(s3, "lvc", "big/sha1/")
+            rep.line(f"push {n_big * CHUNK / 2**30:.2f} GiB (s)", "", f"{bp.seconds:.2f}", "", "", None)
+            rep.line("  objects / GiB/s", "", f"{len(objs)}", f"{n_big * CHUNK / 2**30 / bp.seconds:.2f}", "", None)
+            rep.line("push 2 GiB peak RSS (MB)", "", f"{bp.maxrss / 1e6:.0f}", "", "<= 300 MB", bp.maxrss <= 300e6)
+    finally:
+        moto.stop()
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print("RESULT: " + ("MISS" if rep.missed else "PASS"))
+    sys.exit(1 if rep.missed else 0)
+
+
+if __name__ == "__main__":
+    main()
