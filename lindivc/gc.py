@@ -69,6 +69,7 @@ LEASE_FORMAT = "lindivc-lease/1"
 LEASE_TTL = 3600.0
 CACHE_FORMAT = "lindivc-gc-cache/1"
 PIN_FORMAT = "lindivc-pin/1"
+READ_THREADS = 16  # parallel reads of indexes (S3 and gateways answer each in a round trip)
 _SHA_RE = re.compile(rb"[0-9a-f]{40}")
 
 
@@ -564,11 +565,21 @@ def plan_zone(zone: Zone, *, grace: float = DEFAULT_GRACE, threshold: float = DE
 
     # 1. indexes: chunk -> packs
     indexes: dict[str, PackIndex] = {}
-    for name in scan.indexes:
+
+    def read_index(name: str):
         try:
-            indexes[name] = PackIndex.from_bytes(zone.get(index_key(name)), name, where=f"{zone.url}/idx/{name}")
+            return PackIndex.from_bytes(zone.get(index_key(name)), name, where=f"{zone.url}/idx/{name}")
         except (InvalidPackIndex, ZoneKeyMissing) as e:
-            plan.notes.append(f"idx/{name} unreadable ({e}); its object is kept (run `lindivc fsck --remote`)")
+            return e
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as ex:
+        for name, got in zip(scan.indexes, ex.map(read_index, scan.indexes, chunksize=256)):
+            if isinstance(got, PackIndex):
+                indexes[name] = got
+            else:
+                plan.notes.append(f"idx/{name} unreadable ({got}); its object is kept (run `lindivc fsck --remote`)")
 
     # 2. history
     commits, live = _history_chunks(zone, refs, cache_dir)
@@ -940,7 +951,8 @@ def gc_zone(zone: Zone, *, prune: bool = False, grace: float = DEFAULT_GRACE, th
                     raise
                 plan.notes.append("refs changed during the sweep; planning again")
                 continue
-            _after_sweep_cache(zone, plan, cache_dir)
+            if plan.deleted or plan.repack:
+                _after_sweep_cache(zone, plan, cache_dir)
             return plan
     finally:
         lease.release()
