@@ -28,9 +28,12 @@ Zone GC (:func:`plan_zone`, :func:`sweep_zone`, :func:`gc_zone`)
       5. stale journal entries.
     One GC at a time per zone: the lease ``lease/gc`` (conditional create; it expires; an expired
     lease is reported, and taken over only when asked with ``break_lease``).
-    Pushes keep working meanwhile: a push writes its journal before it uploads, so what it is
-    about to reference is a root. Residual race, narrowed by step 4: a push that read the
-    zone's indexes before step 3 and writes its journal after step 4.
+    Pushes keep working meanwhile: a push writes its journal before it reads the zone's
+    indexes, so what it is about to reference is a root; step 4 stops GC when a journal
+    appeared since the plan, and a push whose journal comes after step 4 reads the indexes
+    after step 3 removed the dead ones, so it uploads those chunks itself. Borrowing is
+    covered the same way: the borrower writes its pin in the lending zone, then checks that
+    the lender's indexes it relies on still exist; step 4 also stops on a new pin.
 
 Local GC (:func:`plan_local`, :func:`sweep_local`)
     Roots: every ref (branches, tags, remote-tracking refs), HEAD, reflog entries newer than grace,
@@ -200,6 +203,7 @@ class GCPlan:
     roots: Roots = field(default_factory=Roots)
     refs: dict[str, str] = field(default_factory=dict)
     journals: list[str] = field(default_factory=list)
+    pins: list[str] = field(default_factory=list)
     delete: list[Deletion] = field(default_factory=list)
     repack: list[Repack] = field(default_factory=list)
     kept: dict[str, int] = field(default_factory=dict)  # reason -> count of objects kept
@@ -544,6 +548,7 @@ def plan_zone(zone: Zone, *, grace: float = DEFAULT_GRACE, threshold: float = DE
     scan, refs = inp.scan, inp.refs
     plan.refs = refs
     plan.journals = sorted(scan.journals)
+    plan.pins = sorted(scan.pins)
     plan.blocked = list(inp.blocked)
     plan.roots.zones = 1 + len(inp.siblings)
     plan.roots.pins = len(scan.pins)
@@ -791,6 +796,11 @@ def _check_unchanged(zone: Zone, plan: GCPlan) -> None:
     new = set(journals) - set(plan.journals)
     if new:
         raise RefsChanged(f"{zone.url}: a push started while GC ran (journal/{sorted(new)[0]}); nothing more was "
+                          "deleted. Run GC again")
+    pins = {i.key[5:] for i in zone.list("pins/")}
+    new = pins - set(plan.pins)
+    if new:  # another zone started borrowing from this one
+        raise RefsChanged(f"{zone.url}: a pin was added while GC ran (pins/{sorted(new)[0]}); nothing more was "
                           "deleted. Run GC again")
 
 

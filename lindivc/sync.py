@@ -411,6 +411,14 @@ def push(repo, remote: str = "origin", branch: str | None = None, *, force: bool
     res.commits = len(commits)
     needed, _ = _referenced(repo, commits)
     res.objects_referenced = len(needed)
+    jid = None
+    if not dry_run:
+        # 2. the journal comes before the zone's indexes are read: from here on, a GC of this
+        # zone treats everything these commits reference as live (docs/gc.md)
+        jid = f"{int(time.time())}-{uuid.uuid4().hex[:12]}"
+        journal = {"format": JOURNAL_FORMAT, "id": jid, "branch": branch, "commit": local,
+                   "objects": sorted(needed), "created": time.time()}
+        zone.put(f"journal/{jid}", json.dumps(journal, sort_keys=True).encode())
     cat.refresh()
     missing = needed - set(cat.placements)
     borrowed: dict[str, Placement] = {}
@@ -427,15 +435,18 @@ def push(repo, remote: str = "origin", branch: str | None = None, *, force: bool
         res.chunk_bytes = sum(sizes.values())
         return res
 
-    # 2. journal
-    jid = f"{int(time.time())}-{uuid.uuid4().hex[:12]}"
-    journal = {"format": JOURNAL_FORMAT, "id": jid, "branch": branch, "commit": local,
-               "objects": sorted(needed), "created": time.time()}
-    zone.put(f"journal/{jid}", json.dumps(journal, sort_keys=True).encode())
-
-    # 3. borrowing: record here, pin there
+    # 3. borrowing: a pin there, then the record here
     if borrowed:
-        _record_borrows(repo, cat, zone, borrowed)
+        lost = _record_borrows(repo, cat, zone, borrowed)
+        if lost:  # the lender collected them meanwhile: copy them instead
+            for sha in lost:
+                del borrowed[sha]
+            to_upload = sorted(set(to_upload) | lost)
+            absent = [s for s in lost if not repo.has_object(s)]
+            if absent:
+                _download_from_catalogs(repo, absent, rep)
+            sizes.update({s: _local_size(repo, s) for s in lost})
+            res.chunks_borrowed = len(borrowed)
 
     # 4. packs, each followed by its index
     groups = plan_packs(sizes, repo.config.pack_size)
@@ -647,23 +658,35 @@ def _upload_group(repo, zone: Zone, cat: ZoneCatalog, group: list[str], sizes: d
     return sent
 
 
-def _record_borrows(repo, cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]) -> None:
+def _record_borrows(repo, cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]) -> set[str]:
+    """Pin the borrowed chunks in each lending zone, check that the lender still indexes them
+    (a GC there may have just collected them), and record the borrow here. Returns the chunks
+    that can no longer be borrowed."""
     by_lender: dict[str, list[tuple[str, Placement]]] = {}
     for sha, p in borrowed.items():
         by_lender.setdefault(p.zone_url, []).append((sha, p))
+    lost: set[str] = set()
     for lender_url, items in by_lender.items():
         chunks = sorted([sha, p.pack, p.offset, p.size] for sha, p in items)
         name = hashlib.sha1(json.dumps([lender_url, chunks]).encode()).hexdigest()
-        rec = {"format": BORROW_FORMAT, "lender": lender_url, "prefix": items[0][1].prefix, "chunks": chunks,
-               "created": time.time()}
         pin = {"format": PIN_FORMAT, "by": zone.url, "url": public_prefix(zone) + "f/",
                "objects": sorted({p.pack for _, p in items}), "chunks": [c[0] for c in chunks], "created": time.time()}
         lender = cat._lender(lender_url)
         lender.put(pin_key(f"{hashlib.sha1(zone.url.encode()).hexdigest()[:16]}-{name[:24]}"),
                    json.dumps(pin, sort_keys=True).encode())
+        gone = {pack for pack in pin["objects"] if not lender.exists(index_key(pack))}
+        if gone:
+            lost |= {c[0] for c in chunks if c[1] in gone}
+            chunks = [c for c in chunks if c[1] not in gone]
+            if not chunks:
+                continue
+            name = hashlib.sha1(json.dumps([lender_url, chunks]).encode()).hexdigest()
+        rec = {"format": BORROW_FORMAT, "lender": lender_url, "prefix": items[0][1].prefix, "chunks": chunks,
+               "created": time.time()}
         zone.put(borrow_key(name), json.dumps(rec, sort_keys=True).encode())
         cat.add_borrow(name, rec)
         update_info(zone, "borrow", [name])
+    return lost
 
 
 # --------------------------------------------------------------------------- fetch / pull / clone

@@ -320,3 +320,36 @@ def test_corrupted_pack_in_zone_detected_on_download(tmp_path, nwb_path):
         fh.write(bytes([b[0] ^ 1]))
     with pytest.raises(ChecksumMismatch):
         clone(zone, str(tmp_path / "b"), objects=True)
+
+
+def test_borrow_of_a_pack_collected_meanwhile_uploads_it_instead(tmp_path, nwb_path, monkeypatch):
+    import lindivc.sync as sync
+
+    cloud = tmp_path / "cloud"
+    a, rel, data = _make_repo(tmp_path / "a", nwb_path, n_chunks=4)
+    a_url = str(cloud / "zones" / "alice" / "a")
+    a.config.add_remote("origin", a_url)
+    push(a)
+    b = clone(a_url, str(tmp_path / "b"), objects=True)
+    b.config.add_remote("mine", str(cloud / "zones" / "bob" / "b"))
+    with lindivc.open(b.abspath(rel), "r+") as f:
+        f.attrs["bob"] = 1
+    b.commit("derivative", all=True)
+    real = sync._sibling_placements
+    collected = {}
+
+    def gc_strikes_meanwhile(repo, zone, wanted):
+        found = real(repo, zone, wanted)
+        victim = sorted({p.pack for p in found.values()})[0]  # alice's GC removes one pack now
+        lender = sync.zone_for(a_url)
+        lender.delete(f"idx/{victim}")
+        lender.delete(sync.object_key(victim))
+        collected["pack"] = victim
+        collected["chunks"] = {s for s, p in found.items() if p.pack == victim}
+        return found
+
+    monkeypatch.setattr(sync, "_sibling_placements", gc_strikes_meanwhile)
+    res = push(b, "mine")
+    assert res.chunks_uploaded >= len(collected["chunks"]) > 0
+    c = clone(str(cloud / "zones" / "bob" / "b"), str(tmp_path / "c"))
+    np.testing.assert_array_equal(_read_plain(c.abspath(rel))[0], data)
