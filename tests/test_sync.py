@@ -1,6 +1,7 @@
 """Push, fetch, pull and clone against local zones, a real moto S3 server, and the gateway."""
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -353,3 +354,29 @@ def test_borrow_of_a_pack_collected_meanwhile_uploads_it_instead(tmp_path, nwb_p
     assert res.chunks_uploaded >= len(collected["chunks"]) > 0
     c = clone(str(cloud / "zones" / "bob" / "b"), str(tmp_path / "c"))
     np.testing.assert_array_equal(_read_plain(c.abspath(rel))[0], data)
+
+
+def test_push_of_a_corrupt_local_chunk_stores_nothing_for_it(tmp_path, nwb_path, s3_bucket):
+    r, rel, data = _make_repo(tmp_path / "a", nwb_path, n_chunks=6)
+    r.config.add_remote("origin", f"s3://{s3_bucket}/zones/alice/a")
+    victim = sorted(r.objects)[len(list(r.objects)) // 2]
+    p = r.objects.path(victim)
+    with open(p, "r+b") as f:
+        f.seek(100)
+        b = f.read(1)
+        f.seek(100)
+        f.write(bytes([b[0] ^ 0xFF]))
+    with pytest.raises(ChecksumMismatch):
+        push(r)
+    keys = _bucket_objects(s3_bucket)
+    assert not any(k.endswith("/git/refs/heads/main") for k in keys)  # the branch was not published
+    from lindivc.packs import PackIndex
+
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    for k in keys:
+        if "/idx/" in k:  # whatever was indexed is intact and does not hold the corrupt chunk
+            idx = PackIndex.from_bytes(s3.get_object(Bucket=s3_bucket, Key=k)["Body"].read())
+            assert victim not in {c.sha for c in idx.chunks}
+        if "/sha1/" in k:  # every stored object is whole and correct
+            body = s3.get_object(Bucket=s3_bucket, Key=k)["Body"].read()
+            assert hashlib.sha1(body).hexdigest() == k.rsplit("/", 1)[1]
