@@ -20,6 +20,9 @@ _REV_SUFFIX = re.compile(r"^(.*?)((?:[~^]\d*)+)$")
 _NAME_RE = re.compile(r"^(?!.*\.\.)(?!/)(?!.*//)(?!.*\.lock$)[A-Za-z0-9._/-]+(?<!/)$")
 
 
+_FAST_ZLIB_FROM = 1 << 20  # blobs this large are written with zlib level 1 (still plain git)
+
+
 def _b(s: str) -> bytes:
     return s.encode()
 
@@ -69,7 +72,16 @@ class History:
     # objects ---------------------------------------------------------------
     def write_blob(self, data: bytes) -> str:
         b = Blob.from_string(data)
-        self.repo.object_store.add_object(b)
+        store = self.repo.object_store
+        if len(data) < _FAST_ZLIB_FROM:
+            store.add_object(b)
+        else:  # a large canonical file: zlib level 1 is ~2.5x faster than the default, ~10% larger
+            level = store.loose_compression_level
+            store.loose_compression_level = 1
+            try:
+                store.add_object(b)
+            finally:
+                store.loose_compression_level = level
         return b.id.decode()
 
     def read_blob(self, sha: str) -> bytes:

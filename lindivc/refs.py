@@ -7,6 +7,7 @@ templates expanded, every ref to a lindivc-managed object written as a content r
 """
 from __future__ import annotations
 
+import gc
 import os
 import re
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from .errors import InvalidLindiFile, ObjectMissing
 CONTENT_PREFIX = "sha1:"
 LINDI_SUFFIXES = (".lindi.json", ".zarr.json")
 _CONTENT_RE = re.compile(rb'"sha1:([0-9a-f]{40})"')
+CONTENT_SHA_RE = _CONTENT_RE  # group 1: the sha1 of a content ref in canonical bytes
 _TEMPLATE_RE = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 _CHUNK_PART_RE = re.compile(r"^\d+(\.\d+)*$")
 
@@ -52,17 +54,35 @@ def as_content_ref(value: object) -> ContentRef | None:
     return None
 
 
-def parse(data: bytes, name: str = "<data>") -> dict:
-    """Parse and validate LINDI JSON bytes; raise InvalidLindiFile with a one-line reason."""
+class no_gc:
+    """Cyclic GC paused for a block that builds millions of acyclic containers (a parse of a
+    large file: every allocation would otherwise count towards collections that find nothing)."""
+
+    def __enter__(self) -> None:
+        self.was = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *a) -> None:
+        if self.was:
+            gc.enable()
+
+
+def parse(data: bytes, name: str = "<data>", check: bool = True) -> dict:
+    """Parse and validate LINDI JSON bytes; raise InvalidLindiFile with a one-line reason.
+
+    With ``check`` False the caller validates (``canonical_dumps`` does, as it goes).
+    """
     try:
-        rfs = orjson.loads(data)
+        with no_gc():
+            rfs = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise InvalidLindiFile(name, f"not valid JSON ({e.args[0] if e.args else e})") from None
-    validate(rfs, name)
+    if check:
+        validate(rfs, name)
     return rfs
 
 
-def load(path: str) -> dict:
+def load(path: str, check: bool = True) -> dict:
     """Read and validate the LINDI file at ``path``."""
     try:
         with open(path, "rb") as f:
@@ -71,22 +91,13 @@ def load(path: str) -> dict:
         raise InvalidLindiFile(path, "no such file") from None
     except IsADirectoryError:
         raise InvalidLindiFile(path, "is a directory") from None
-    return parse(data, path)
+    return parse(data, path, check)
 
 
 def validate(rfs: object, name: str = "<data>") -> None:
     """Raise InvalidLindiFile unless ``rfs`` is a well-formed reference file system."""
-    if not isinstance(rfs, dict):
-        raise InvalidLindiFile(name, f"top level is a JSON {type(rfs).__name__}, not an object")
-    if "refs" not in rfs:
-        raise InvalidLindiFile(name, "missing 'refs'")
-    refs = rfs["refs"]
-    if not isinstance(refs, dict):
-        raise InvalidLindiFile(name, "'refs' is not an object")
-    templates = rfs.get("templates", {})
-    if not isinstance(templates, dict) or not all(isinstance(v, str) for v in templates.values()):
-        raise InvalidLindiFile(name, "'templates' must map names to strings")
-    for k, v in refs.items():
+    _validate_top(rfs, name)
+    for k, v in rfs["refs"].items():
         if isinstance(v, (str, dict)):
             continue
         if isinstance(v, list):
@@ -99,6 +110,19 @@ def validate(rfs: object, name: str = "<data>") -> None:
                     raise InvalidLindiFile(name, f"ref {k!r}: {what} must be a non-negative integer, got {n!r}")
             continue
         raise InvalidLindiFile(name, f"ref {k!r} is a {type(v).__name__}; expected string, object or [url, offset, size]")
+
+
+def _validate_top(rfs: object, name: str) -> None:
+    if not isinstance(rfs, dict):
+        raise InvalidLindiFile(name, f"top level is a JSON {type(rfs).__name__}, not an object")
+    if "refs" not in rfs:
+        raise InvalidLindiFile(name, "missing 'refs'")
+    refs = rfs["refs"]
+    if not isinstance(refs, dict):
+        raise InvalidLindiFile(name, "'refs' is not an object")
+    templates = rfs.get("templates", {})
+    if not isinstance(templates, dict) or not all(isinstance(v, str) for v in templates.values()):
+        raise InvalidLindiFile(name, "'templates' must map names to strings")
 
 
 def apply_templates(url: str, templates: dict) -> str:
@@ -121,20 +145,48 @@ def expand_templates(rfs: dict) -> None:
 Resolver = Callable[[str, int, int], "ContentRef | None"]
 # A locator maps a content ref to a materialized ref [url_or_path, offset, size].
 Locator = Callable[[ContentRef], list]
+# A classifier answers, once per distinct URL, what the resolver would make of every ref to it:
+#   None     lindivc does not manage the URL, at any offset: refs to it are kept as they are;
+#   "<sha1>" the URL is the loose object <sha1>: [url, o, n] is ["sha1:<sha1>", o, n] for all o, n;
+#   RESOLVE  it depends on the range (a pack, a zone): ask the resolver for each ref.
+# It lets canonicalization of a file of a million refs into one external file skip a million
+# resolver calls. A classifier MUST agree with its resolver.
+RESOLVE = object()
+Classifier = Callable[[str], "str | object | None"]
 
 
-def canonicalize(rfs: dict, resolve: Resolver) -> dict:
+def _url_memo(templates: dict, classify: "Classifier | None") -> Callable[[str], tuple]:
+    """raw url -> (expanded url, classification), remembered per distinct raw url."""
+    memo: dict[str, tuple] = {}
+
+    def get(raw: str) -> tuple:
+        hit = memo.get(raw)
+        if hit is None:
+            url = apply_templates(raw, templates) if "{{" in raw else raw
+            if url.startswith(CONTENT_PREFIX):
+                c: object = None  # already a content ref: kept
+            elif classify is None:
+                c = RESOLVE
+            else:
+                c = classify(url)
+            hit = memo[raw] = (url, c)
+        return hit
+
+    return get
+
+
+def canonicalize(rfs: dict, resolve: Resolver, classify: "Classifier | None" = None) -> dict:
     """The canonical form of ``rfs`` (a new dict; ``rfs`` is left as it was)."""
-    templates = rfs.get("templates") or {}
-    expanded: dict[str, str] = {}  # templated url -> url (a file has few distinct templated urls)
+    url_of = _url_memo(rfs.get("templates") or {}, classify)
     out_refs: dict = {}
     for k, v in rfs["refs"].items():
         if isinstance(v, list):
-            url = v[0]
-            if "{{" in url:
-                url = expanded.get(v[0]) or expanded.setdefault(v[0], apply_templates(v[0], templates))
-            if url.startswith(CONTENT_PREFIX):
+            url, c = url_of(v[0])
+            if c is None:
                 out_refs[k] = [url, v[1], v[2]]
+                continue
+            if c is not RESOLVE:
+                out_refs[k] = [CONTENT_PREFIX + c, v[1], v[2]]
                 continue
             cr = resolve(url, v[1], v[2])
             out_refs[k] = cr.to_json() if cr is not None else [url, v[1], v[2]]
@@ -176,25 +228,109 @@ def dumps(rfs: dict) -> bytes:
 
     The canonical form uses it; working files use it too, so both diff well with text tools.
     """
+    refs = rfs["refs"]
+    keys = sorted(refs)
+    last = len(keys) - 1
+    lines = [
+        orjson.dumps(k) + b": " + orjson.dumps(refs[k], option=_OPTS) + (b",\n" if j < last else b"\n")
+        for j, k in enumerate(keys)
+    ]
+    head, tail = _document_parts(rfs)
+    return b"".join([head, *lines, tail])
+
+
+def _document_parts(rfs: dict) -> tuple[bytes, bytes]:
+    """The serialization of ``rfs`` before and after its ref lines."""
     parts = [b"{\n"]
     top = sorted(rfs)
+    cut = 0
     for i, key in enumerate(top):
         sep = b"," if i < len(top) - 1 else b""
         if key == "refs":
-            refs = rfs["refs"]
             parts.append(b'"refs": {\n')
-            keys = sorted(refs)
-            last = len(keys) - 1
-            lines = [
-                orjson.dumps(k) + b": " + orjson.dumps(refs[k], option=_OPTS) + (b",\n" if j < last else b"\n")
-                for j, k in enumerate(keys)
-            ]
-            parts.append(b"".join(lines))
+            cut = len(parts)
             parts.append(b"}" + sep + b"\n")
         else:
             parts.append(orjson.dumps(key) + b": " + orjson.dumps(rfs[key], option=_OPTS) + sep + b"\n")
     parts.append(b"}\n")
-    return b"".join(parts)
+    return b"".join(parts[:cut]), b"".join(parts[cut:])
+
+
+# bytes that JSON strings escape (orjson escapes '"', '\\' and control characters, nothing else)
+_ESCAPED = bytes(range(0x20)) + b'"\\'
+
+
+def _plain_strings(strings: list[str]) -> bool:
+    """True if no string needs escaping in JSON (then its JSON is '"' + it + '"')."""
+    try:
+        b = "".join(strings).encode()
+    except UnicodeEncodeError:
+        return False
+    return len(b.translate(None, _ESCAPED)) == len(b)
+_META_SUFFIXES = (".zarray", ".zattrs", ".zgroup")
+
+
+def canonical_dumps(rfs: dict, resolve: Resolver, classify: "Classifier | None" = None,
+                    name: str = "<data>") -> bytes:
+    """``dumps(canonicalize(rfs, resolve, classify))`` in one pass, validating ``rfs`` as it goes
+    (so ``rfs`` may come from ``parse(..., check=False)``): no intermediate dict, and the line of
+    a ref to a known URL is formatted from a prefix rendered once per URL.
+
+    Integers are formatted by Python: the same digits as orjson for the integers JSON parsing
+    gives (orjson parses larger ones as floats, which validation rejects).
+    tests/test_perf_paths.py compares it with the two-step path on random files.
+    """
+    _validate_top(rfs, name)
+    refs = rfs["refs"]
+    keys = list(refs)
+    in_order = sorted(keys)
+    plain = _plain_strings(keys)
+    # a file written by lindivc (or loaded and dumped in order) is sorted: iterate without lookups
+    items = refs.items() if in_order == keys else ((k, refs[k]) for k in in_order)
+    del keys, in_order
+    url_of = _url_memo(rfs.get("templates") or {}, classify)
+    prefix: dict[str, str | None] = {}  # raw url -> '["<url or content ref>",' (None: resolve per ref)
+    dumps_ = orjson.dumps
+    lines: list[str] = []
+    append = lines.append
+    with no_gc():
+        for key, v in items:
+            k = key if plain else dumps_(key).decode()[1:-1]  # the key as it is inside JSON quotes
+            if isinstance(v, list) and len(v) == 3:
+                raw, o, n = v
+                if type(o) is not int or type(n) is not int or o < 0 or n < 0 or type(raw) is not str:
+                    validate(rfs, name)  # raises, naming the same ref as a separate validation would
+                pre = prefix.get(raw, "")
+                if pre == "":
+                    url, c = url_of(raw)
+                    if c is RESOLVE:
+                        pre = prefix[raw] = None
+                    else:
+                        pre = prefix[raw] = "[" + dumps_(url if c is None else CONTENT_PREFIX + c).decode() + ","
+                if pre is not None:
+                    append(f'"{k}": {pre}{o},{n}]')
+                    continue
+                url = url_of(raw)[0]
+                cr = resolve(url, o, n)
+                append(f'"{k}": ' + dumps_(cr.to_json() if cr is not None else [url, o, n]).decode())
+            elif isinstance(v, str):
+                val = _meta_to_dict(v, key) if key.endswith(_META_SUFFIXES) else v
+                append(f'"{k}": ' + dumps_(val, option=_OPTS).decode())
+            elif isinstance(v, dict):
+                append(f'"{k}": ' + dumps_(v, option=_OPTS).decode())
+            else:
+                validate(rfs, name)  # raises
+                raise AssertionError(f"ref {key!r} passed validation but not canonical_dumps")
+        out = {key: val for key, val in rfs.items() if key not in ("refs", "templates")}
+        out["refs"] = None
+        head, tail = (x.decode() for x in _document_parts(out))
+        if not lines:
+            return (head + tail).encode()
+        lines[0] = head + lines[0]
+        lines[-1] = lines[-1] + "\n" + tail
+        text = ",\n".join(lines)
+        del lines
+        return text.encode()
 
 
 def content_shas(canonical: bytes) -> set[str]:

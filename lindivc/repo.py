@@ -229,16 +229,36 @@ class Repository:
                 return cr
         return None
 
-    def _unpack(self, sha: str, offset: int, size: int, url: str) -> lrefs.ContentRef:
+    def classify_location(self, url: str) -> object:
+        """What :meth:`resolve_location` makes of every ref to ``url`` (lrefs.Classifier): None if
+        no ref to it is managed, the sha1 of a loose object, else lrefs.RESOLVE."""
+        if url.startswith("/"):
+            sha = self._path_sha.get(url, "")
+            if sha == "":
+                sha = self._path_sha[url] = self.objects.sha1_from_path(url)
+            if sha is not None:
+                return lrefs.RESOLVE if self._is_pack(sha) else sha
+        for cat in self.catalogs():
+            prefixes = getattr(cat, "prefixes", None)  # a catalog resolves only URLs under these
+            if prefixes is None or any(url.startswith(p) for p in prefixes):
+                return lrefs.RESOLVE
+        return None
+
+    def _is_pack(self, sha: str) -> bool:
         is_pack = self._pack_flag.get(sha)
         if is_pack is None:
             is_pack = self._pack_flag[sha] = os.path.exists(os.path.join(self.idx_dir, sha)) and self.packs.is_pack(sha)
-        if is_pack:
-            chunk, chunk_off, chunk_size = self.packs.chunk_at(sha, offset)
-            inner = offset - chunk_off
-            if inner + size > chunk_size:
+        return is_pack
+
+    def _unpack(self, sha: str, offset: int, size: int, url: str) -> lrefs.ContentRef:
+        if self._is_pack(sha):
+            pos = self.packs.chunk_at(sha, offset)  # (chunk, its offset in the pack, offset inside it)
+            if pos is None:
+                raise InvalidLindiFile(url, f"offset {offset} is in no chunk of pack {sha}")
+            chunk_size = self.packs.locate(pos.chunk).size
+            if pos.inner_offset + size > chunk_size:
                 raise InvalidLindiFile(url, f"range {offset}+{size} crosses a chunk boundary in pack {sha}")
-            return lrefs.ContentRef(chunk, inner, size)
+            return lrefs.ContentRef(pos.chunk, pos.inner_offset, size)
         return lrefs.ContentRef(sha, offset, size)
 
     def locate(self, cr: lrefs.ContentRef) -> list:
@@ -269,7 +289,7 @@ class Repository:
 
     # canonical form ------------------------------------------------------
     def canonicalize(self, rfs: dict) -> dict:
-        return lrefs.canonicalize(rfs, self.resolve_location)
+        return lrefs.canonicalize(rfs, self.resolve_location, self.classify_location)
 
     def canonical_bytes_of(self, path: str) -> bytes:
         """The canonical serialization of the working file at worktree path ``path``.
@@ -281,8 +301,10 @@ class Repository:
         hit = self._canon_cache.get(path)
         if hit is not None and key is not None and hit[0] == key:
             return hit[1]
-        rfs = lrefs.load(self.abspath(path))
-        canon = lrefs.dumps(self.canonicalize(rfs))
+        ap = self.abspath(path)
+        rfs = lrefs.load(ap, check=False)  # canonical_dumps validates
+        canon = lrefs.canonical_dumps(rfs, self.resolve_location, self.classify_location, ap)
+        del rfs
         if key is not None:
             self._canon_cache[path] = (key, canon)
         return canon
@@ -605,20 +627,82 @@ def _parse_canonical(data: bytes | None, name: str) -> dict | None:
     return None if data is None else lrefs.parse(data, name)
 
 
-_META_LINE = re.compile(rb'^"[^\n]*\.z(?:array|attrs|group)": [^\n]*?(?=,?$)', re.M)
+# a ref line whose key ends in .zarray/.zattrs/.zgroup: in canonical bytes '": ' (with the space)
+# follows only a key (in values a quote inside a string is escaped, and compact JSON has no space)
+_META_KEY_END = re.compile(rb'\.z(?:array|attrs|group)": ')
 _REFS_OPEN = b'\n"refs": {\n'
+_SEP = b",\n"  # between two ref lines
+_BLOCK = 1 << 20
 
 
-def _refs_section(data: bytes) -> tuple[bytes, bytes, bytes] | None:
-    """(head, ref lines, tail) of canonical bytes, or None if not in that layout."""
+def _refs_bounds(data: bytes) -> tuple[int, int] | None:
+    """Where the ref lines of canonical bytes start and end, or None if not in that layout."""
     i = data.find(_REFS_OPEN)
-    if i < 0:
+    if i < 0 or not data.endswith(b"\n}\n"):
         return None
     start = i + len(_REFS_OPEN)
-    end = data.find(b"\n}", start - 1)
-    if end < 0:
-        return None
-    return data[:start], data[start:end], data[end:]
+    # the refs close with the last "\n}" before the document's closing "\n}\n": the top-level
+    # lines after it are compact JSON, one line each (searching back skips the million ref lines)
+    end = data.rfind(b"\n}", start - 1, len(data) - 2)
+    return None if end < 0 else (start, max(start, end))  # start - 1: no refs
+
+
+def _common_prefix(a: bytes, a0: int, b: bytes, b0: int, limit: int) -> int:
+    """The largest n <= limit with a[a0:a0+n] == b[b0:b0+n] (memcmp of blocks, then bisection)."""
+    lo = 0
+    while lo < limit:
+        hi = min(lo + _BLOCK, limit)
+        if a[a0 + lo:a0 + hi] == b[b0 + lo:b0 + hi]:
+            lo = hi
+            continue
+        while hi - lo > 1:  # the first lo bytes agree, the first hi do not
+            mid = (lo + hi) // 2
+            if a[a0 + lo:a0 + mid] == b[b0 + lo:b0 + mid]:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+    return limit
+
+
+def _common_suffix(a: bytes, a1: int, b: bytes, b1: int, limit: int) -> int:
+    """The largest n <= limit with a[a1-n:a1] == b[b1-n:b1]."""
+    n = 0
+    while n < limit:
+        m = min(n + _BLOCK, limit)
+        if a[a1 - m:a1 - n] == b[b1 - m:b1 - n]:
+            n = m
+            continue
+        while m - n > 1:  # the last n bytes agree, the last m do not
+            mid = (n + m) // 2
+            if a[a1 - mid:a1 - n] == b[b1 - mid:b1 - n]:
+                n = mid
+            else:
+                m = mid
+        return n
+    return limit
+
+
+def _split_refs(a: bytes, ra: tuple[int, int], b: bytes, rb: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Cut the ref lines a[ra[0]:ra[1]] and b[rb[0]:rb[1]] into a common prefix (the first p
+    bytes of each), lines between (a[ra[0]+p:ia], b[rb[0]+p:ib]) and a common suffix
+    (a[ia+2:ra[1]] == b[ib+2:rb[1]], after a ",\n" both share; none when ia is ra[1]). The prefix
+    and the suffix are whole ref lines. Returns (ra[0]+p, ia, rb[0]+p, ib)."""
+    (a0, a1), (b0, b1) = ra, rb
+    p = _common_prefix(a, a0, b, b0, min(a1 - a0, b1 - b0))
+    if p == a1 - a0 == b1 - b0:
+        return a1, a1, b1, b1
+    i = a.rfind(_SEP, a0, a0 + p)
+    p = i + 2 - a0 if i >= 0 else 0
+    q = _common_suffix(a, a1, b, b1, min(a1 - a0, b1 - b0) - p)
+    ia = a.find(_SEP, a1 - q, a1)
+    if ia < 0:
+        return a0 + p, a1, b0 + p, b1
+    return a0 + p, ia, b0 + p, b1 - (a1 - ia)
+
+
+def _lines(x: bytes) -> list[bytes]:
+    return x.split(_SEP) if x else []
 
 
 def _parse_narrowed(a: bytes, b: bytes, name: str) -> tuple[dict, dict]:
@@ -627,33 +711,51 @@ def _parse_narrowed(a: bytes, b: bytes, name: str) -> tuple[dict, dict]:
     A chunk ref identical on both sides counts for nothing in ``diff_rfs`` unless it names an
     object that a changed ref names too (then it keeps that object from counting as new), or it
     belongs to an array added as a whole (counted in its chunks). Every other identical ref is
-    left out, so a small change to a file of a million refs parses a few lines, not the file.
-    Falls back to full parses for bytes not in the canonical one-ref-per-line layout.
+    left out, so a small change to a file of a million refs parses a few lines, not the file:
+    the ref lines are sorted by key, so the identical ones are mostly a common prefix and suffix
+    (compared as bytes); only the lines between are split and compared as sets. Identical
+    metadata lines (.zarray/.zattrs/.zgroup) are kept. Falls back to full parses for bytes not in
+    the canonical one-ref-per-line layout.
     """
-    sa, sb = _refs_section(a), _refs_section(b)
-    if sa is None or sb is None:
+    ra, rb = _refs_bounds(a), _refs_bounds(b)
+    if ra is None or rb is None:
         return lrefs.parse(a, name), lrefs.parse(b, name)
-    # every ref line but the last ends in ",": split on ",\n" to get the lines without it
-    la, lb = (set(x[1].split(b",\n")) if x[1] else set() for x in (sa, sb))
-    only_a, only_b = la - lb, lb - la
-    keep = set(_META_LINE.findall(sa[1])) & lb
-    changed_shas = set(lrefs.content_shas(b"\n".join(only_a | only_b)))
+    pa, ia, pb, ib = _split_refs(a, ra, b, rb)
+    mb = set(_lines(b[pb:ib]))
+    ma = set(_lines(a[pa:ia]))
+    only_a, only_b = ma - mb, mb - ma
+
+    def line_at(pos: int) -> tuple[int, bytes]:
+        s = a.rfind(b"\n", 0, pos) + 1
+        e = a.find(_SEP, pos, ra[1])
+        return s, a[s:ra[1] if e < 0 else e]
+
+    def identical(start: int, line: bytes) -> bool:  # a's line at start is in b too
+        return start < pa or start > ia or line in mb
+
+    keep = set()
+    for m in _META_KEY_END.finditer(a, ra[0], ra[1]):
+        s, ln = line_at(m.start())
+        if identical(s, ln):
+            keep.add(ln)
+    changed_shas = {s.encode() for s in lrefs.content_shas(b"\n".join(only_a | only_b))}
     if changed_shas:
-        for ln in la & lb:
-            i = ln.find(b'"sha1:')
-            if i >= 0 and ln[i + 6:i + 46].decode() in changed_shas:
-                keep.add(ln)
+        for m in lrefs.CONTENT_SHA_RE.finditer(a, ra[0], ra[1]):
+            if m.group(1) in changed_shas:
+                s, ln = line_at(m.start())
+                if identical(s, ln):
+                    keep.add(ln)
 
-    def parse(x: tuple[bytes, bytes, bytes], lines: set[bytes]) -> dict:
-        return lrefs.parse(x[0] + b",\n".join(sorted(lines)) + x[2], name)
+    def parse(x: bytes, r: tuple[int, int], lines: set[bytes]) -> dict:
+        return lrefs.parse(x[:r[0]] + _SEP.join(sorted(lines)) + x[r[1]:], name)
 
-    ra, rb = parse(sa, only_a | keep), parse(sb, only_b | keep)
-    added = {k[: -len(".zarray")] for k in rb["refs"] if k.endswith(".zarray") and k not in ra["refs"]}
+    na, nb = parse(a, ra, only_a | keep), parse(b, rb, only_b | keep)
+    added = {k[: -len(".zarray")] for k in nb["refs"] if k.endswith(".zarray") and k not in na["refs"]}
     if added:  # arrays added as a whole: every chunk of theirs counts
-        for x, r in ((sa, ra), (sb, rb)):
-            full = lrefs.parse(b"".join(x), name)["refs"]
+        for x, r in ((a, na), (b, nb)):
+            full = lrefs.parse(x, name)["refs"]
             r["refs"].update({k: v for k, v in full.items() if (k.rsplit("/", 1)[0] + "/" if "/" in k else "") in added})
-    return ra, rb
+    return na, nb
 
 
 def diff(repo: Repository, rev_a: str | None = None, rev_b: str | None = None,
