@@ -62,7 +62,6 @@ import orjson
 from . import refs as lrefs
 from .errors import InvalidLindiFile, LindivcError, PreconditionFailed, ZoneError, ZoneKeyMissing
 from .layout import GC_LEASE_KEY, index_key, object_key, pin_key, sha1_from_object_key
-from .objects import is_sha1
 from .packs import ChunkEntry, InvalidPackIndex, PackIndex
 from .zones.base import ObjectInfo, Zone
 

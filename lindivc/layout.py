@@ -158,19 +158,16 @@ def parse_zone_url(url: str) -> ZoneURL:
             raise InvalidKey(f"invalid S3 bucket name in {url!r}")
     elif u.startswith("http://") or u.startswith("https://"):
         scheme = u.split(":", 1)[0]
-        if "/" not in u.split("://", 1)[1] and not u.split("://", 1)[1]:
-            raise InvalidKey(f"invalid URL {url!r}")
+        if not u.split("://", 1)[1]:
+            raise InvalidKey(f"invalid URL {url!r}: no host")
     elif "://" in u:
         raise InvalidKey(f"unsupported zone URL scheme in {url!r} (use a directory, s3://, http(s)://)")
     else:
         scheme, u = "file", os.path.abspath(os.path.expanduser(u))
     u = u.rstrip("/")
     parts = u.split("/")
-    if scheme in ("http", "https"):
-        head = "/".join(parts[:3])
-        tail = [p for p in parts[3:]]
-        if any(p in ("..", ".") for p in tail):
-            raise InvalidKey(f"invalid zone URL {url!r}")
+    if scheme in ("http", "https") and any(p in ("..", ".") for p in parts[3:]):
+        raise InvalidKey(f"invalid zone URL {url!r}")
     if len(parts) >= 3 and parts[-3] == "zones" and NAME_RE.match(parts[-2]) and NAME_RE.match(parts[-1]):
         root = "/".join(parts[:-3])
         return ZoneURL(u, scheme, root, parts[-2], parts[-1])

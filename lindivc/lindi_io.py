@@ -13,9 +13,7 @@ while a file is open for writing, so the same data always encodes to the same ob
 from __future__ import annotations
 
 import copy
-import json
 import os
-import tempfile
 import threading
 from typing import Any, Callable, Iterator
 

@@ -28,7 +28,7 @@ from . import gitsync
 from . import refs as lrefs
 from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError, ZoneKeyMissing
 from .layout import (borrow_key, file_key, index_key, object_key, parse_zone_url, pin_key, sha1_from_object_key,
-                     validate_path, version_key)
+                     version_key)
 from .objects import is_sha1
 from .packs import ChunkEntry, PackIndex, PackSource, PackWriter, Segment, plan_packs
 from .progress import Reporter

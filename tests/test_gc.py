@@ -14,7 +14,6 @@ import lindivc
 from lindivc import gc
 from lindivc.cli import cli
 from lindivc.errors import AccessDenied, LindivcError
-from lindivc.layout import object_key
 from lindivc.repo import Repository
 from lindivc.sync import clone, push
 from lindivc.zones import open_zone
