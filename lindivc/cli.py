@@ -581,6 +581,7 @@ def _print_plan(plan, as_json: bool, verbose: bool) -> None:
 @click.option("--remote", "remote_name", metavar="NAME",
               help="Collect garbage in the zone of remote NAME instead of the local object store.")
 @click.option("--prune", is_flag=True, help="Delete. Without it, gc only reports what it would delete.")
+@click.option("--dry-run", is_flag=True, help="Only report (the default; for scripts that want to say so).")
 @click.option("--grace", default="14d", show_default=True, metavar="DURATION",
               help="Never delete anything younger than this (by the store's clock): 14d, 36h, 30m, 90s.")
 @click.option("--i-know-grace-now", "grace_now", is_flag=True,
@@ -593,7 +594,8 @@ def _print_plan(plan, as_json: bool, verbose: bool) -> None:
               help="Zone gc: take over an expired lease left by a GC that crashed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @click.option("-v", "--verbose", is_flag=True, help="List every object to delete.")
-def gc(remote_name, prune, grace, grace_now, evict_pushed, repack_threshold, break_lease, as_json, verbose) -> None:
+def gc(remote_name, prune, dry_run, grace, grace_now, evict_pushed, repack_threshold, break_lease, as_json,
+       verbose) -> None:
     """Find (and with --prune, delete) data that nothing uses any more.
 
     Locally: loose objects and packs that no branch, tag, recent reflog entry, staged or
@@ -603,6 +605,8 @@ def gc(remote_name, prune, grace, grace_now, evict_pushed, repack_threshold, bre
     """
     from . import gc as lgc
 
+    if prune and dry_run:
+        raise click.UsageError("--prune and --dry-run contradict each other")
     g = lgc.parse_grace(grace, allow_now=grace_now)
     r = _repo()
     if remote_name:

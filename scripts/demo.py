@@ -106,12 +106,6 @@ def check_published(path: str, nwb_path: str) -> tuple[int, int, int]:
     return acg.shape[0], acg.shape[1], int(acg.sum())
 
 
-def command_help(name: str) -> str | None:
-    """The --help text of `lindivc NAME`, or None if there is no such command."""
-    p = subprocess.run([LINDIVC, name, "--help"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    return p.stdout if p.returncode == 0 else None
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="lindivc demo: add autocorrelograms to an NWB file and publish it.")
     ap.add_argument("--workdir", help="directory for the demo's files (default: a fresh temporary directory)")
@@ -165,17 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         run([LINDIVC, "log", "--stat", "-n", "1"], repo_dir, "lindivc log --stat -n 1")
         run([LINDIVC, "diff", "HEAD~1", "HEAD"], repo_dir, "lindivc diff HEAD~1 HEAD")
         run([LINDIVC, "remote", "list"], repo_dir, "lindivc remote list")
-        gc_help = command_help("gc")
-        if gc_help is None:
-            say("(Skipping the garbage-collection dry run: this version of lindivc has no gc command yet.)")
-        else:
-            say("""
-                A garbage-collection dry run, here and in the zone: it lists what could be deleted
-                and why the rest is kept, and deletes nothing.""")
-            dry = ["--dry-run"] if "--dry-run" in gc_help else []  # else gc is a dry run unless --prune
-            for extra in ([], ["--remote", "origin"]):
-                cmd = ["gc", *dry, *extra]
-                run([LINDIVC, *cmd], repo_dir, "lindivc " + " ".join(cmd))
+        say("""
+            A garbage-collection dry run, here and in the zone: it lists what could be deleted
+            and why the rest is kept, and deletes nothing.""")
+        for extra in ([], ["--remote", "origin"]):
+            cmd = ["gc", "--dry-run", *extra]
+            run([LINDIVC, *cmd], repo_dir, "lindivc " + " ".join(cmd))
 
         step(5, "Reading the published file without lindivc")
         n_units, n_bins, pairs = check_published(published, nwb_path)
