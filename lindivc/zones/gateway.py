@@ -16,7 +16,8 @@ from typing import BinaryIO, Callable, Iterator
 from ..errors import (AccessDenied, InvalidKey, PreconditionFailed, ZoneError, ZoneKeyMissing,
                       ZoneUnreachable)
 from ..layout import MAX_KEY, ZoneURL, parse_zone_url, validate_key
-from .base import ObjectInfo, Zone
+from .base import ObjectInfo, Zone, check_range
+from .http import ranged_body
 
 TIMEOUT = (10, 120)  # connect, read
 UPLOAD_BLOCK = 1 << 20
@@ -163,26 +164,14 @@ class GatewayZone(Zone):
         return self._request("GET", key, self._url(key)).content
 
     def get_range(self, key: str, offset: int, size: int) -> bytes:
-        if offset < 0 or size < 0:
-            raise ZoneError(f"invalid byte range: offset {offset}, size {size}")
+        check_range(offset, size)
         if size == 0:
             if self.head(key) is None:
                 raise ZoneKeyMissing(key, self.url)
             return b""
-        last = offset + size - 1
         resp = self._request("GET", key, self._url(key), expect=(200, 206, 416),
-                             headers={"Range": f"bytes={offset}-{last}"})
-        if resp.status_code == 416:
-            raise ZoneError(f"{self.url}: byte range {offset}+{size} outside {key}")
-        if resp.status_code != 206:
-            resp.close()
-            raise ZoneError(f"{self.url}: gateway ignored Range (answered {resp.status_code})")
-        data = resp.content
-        want = f"bytes {offset}-{last}/"
-        if not resp.headers.get("Content-Range", "").startswith(want) or len(data) != size:
-            raise ZoneError(f"{self.url}: range {offset}+{size} of {key} returned {len(data)} bytes "
-                            f"({resp.headers.get('Content-Range')!r})")
-        return data
+                             headers={"Range": f"bytes={offset}-{offset + size - 1}"})
+        return ranged_body(resp, self.url, key, offset, size)
 
     def open_read(self, key: str) -> BinaryIO:
         resp = self._request("GET", key, self._url(key), stream=True)

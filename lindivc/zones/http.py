@@ -21,6 +21,25 @@ CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 TIMEOUT = (5, 60)  # connect, read
 
 
+def ranged_body(resp, zone_url: str, key: str, offset: int, size: int) -> bytes:
+    """The body of a ranged GET of ``size`` bytes at ``offset``; ZoneError unless the server
+    answered 206 with exactly that range (lindi itself does not check, and reads wrong bytes)."""
+    last = offset + size - 1
+    if resp.status_code == 416:
+        raise ZoneError(f"{zone_url}: byte range {offset}+{size} is outside {key}")
+    if resp.status_code != 206:
+        resp.close()
+        raise ZoneError(f"{zone_url}: server ignores Range requests (answered {resp.status_code} to a ranged GET)")
+    m = CONTENT_RANGE_RE.match(resp.headers.get("Content-Range", "").strip())
+    if not m or int(m.group(1)) != offset or int(m.group(2)) != last:
+        raise ZoneError(f"{zone_url}: server answered a ranged GET of {key} with Content-Range "
+                        f"{resp.headers.get('Content-Range')!r}, expected bytes {offset}-{last}")
+    data = resp.content
+    if len(data) != size:
+        raise ZoneError(f"{zone_url}: range {offset}+{size} of {key} returned {len(data)} bytes")
+    return data
+
+
 def make_session():
     """A requests Session with a few quick retries (urllib3's) for GET/HEAD."""
     import requests
@@ -108,18 +127,8 @@ class HttpZone(Zone):
             if self.head(key) is None:
                 raise ZoneKeyMissing(key, self.url)
             return b""
-        last = offset + size - 1
-        resp = self._request("GET", key, self._url(key), headers={"Range": f"bytes={offset}-{last}"})
-        data = resp.content
-        if resp.status_code != 206:
-            raise ZoneError(f"{self.url}: server ignores Range requests (answered {resp.status_code} to a ranged GET)")
-        m = CONTENT_RANGE_RE.match(resp.headers.get("Content-Range", "").strip())
-        if not m or int(m.group(1)) != offset or int(m.group(2)) != last:
-            raise ZoneError(f"{self.url}: server answered a ranged GET of {key} with Content-Range "
-                            f"{resp.headers.get('Content-Range')!r}, expected bytes {offset}-{last}")
-        if len(data) != size:
-            raise ZoneError(f"{self.url}: range {offset}+{size} of {key} returned {len(data)} bytes")
-        return data
+        resp = self._request("GET", key, self._url(key), headers={"Range": f"bytes={offset}-{offset + size - 1}"})
+        return ranged_body(resp, self.url, key, offset, size)
 
     def open_read(self, key: str) -> BinaryIO:
         resp = self._request("GET", key, self._url(key), stream=True)
