@@ -39,6 +39,19 @@ class CommitInfo:
     tz: int
     message: str
 
+    @classmethod
+    def of(cls, c: Commit) -> "CommitInfo":
+        """The CommitInfo of a dulwich Commit."""
+        return cls(
+            sha=c.id.decode(),
+            parents=tuple(p.decode() for p in c.parents),
+            tree=c.tree.decode(),
+            author=c.author.decode(errors="replace"),
+            time=c.author_time,
+            tz=c.author_timezone,
+            message=c.message.decode(errors="replace"),
+        )
+
     @property
     def summary(self) -> str:
         return self.message.strip().splitlines()[0] if self.message.strip() else ""
@@ -150,17 +163,7 @@ class History:
         return c.id.decode()
 
     def commit(self, rev: str) -> CommitInfo:
-        sha = self.resolve(rev)
-        c = self.repo.object_store[_b(sha)]
-        return CommitInfo(
-            sha=sha,
-            parents=tuple(p.decode() for p in c.parents),
-            tree=c.tree.decode(),
-            author=c.author.decode(errors="replace"),
-            time=c.author_time,
-            tz=c.author_timezone,
-            message=c.message.decode(errors="replace"),
-        )
+        return CommitInfo.of(self.repo.object_store[_b(self.resolve(rev))])
 
     # refs ------------------------------------------------------------------
     def head_branch(self) -> str | None:
@@ -329,15 +332,7 @@ class History:
         )
         for entry in walker:
             c = entry.commit
-            yield CommitInfo(
-                sha=c.id.decode(),
-                parents=tuple(p.decode() for p in c.parents),
-                tree=c.tree.decode(),
-                author=c.author.decode(errors="replace"),
-                time=c.author_time,
-                tz=c.author_timezone,
-                message=c.message.decode(errors="replace"),
-            )
+            yield CommitInfo.of(c)
 
     def _load_commit(self, sha: bytes) -> Commit:
         # A loose commit is read straight from its file: dulwich looks in the packs first and
@@ -365,15 +360,7 @@ class History:
         while queue and (max_count is None or n < max_count):
             _, _, c = heapq.heappop(queue)
             n += 1
-            yield CommitInfo(
-                sha=c.id.decode(),
-                parents=tuple(p.decode() for p in c.parents),
-                tree=c.tree.decode(),
-                author=c.author.decode(errors="replace"),
-                time=c.author_time,
-                tz=c.author_timezone,
-                message=c.message.decode(errors="replace"),
-            )
+            yield CommitInfo.of(c)
             for p in c.parents:
                 if p not in seen:
                     seen.add(p)
