@@ -245,17 +245,17 @@ class ObjectStore:
 
 
 class ObjectWriter:
-    """Stores objects as :meth:`ObjectStore.put_bytes` does, with the fsync in background threads.
+    """Stores objects as :meth:`ObjectStore.put_bytes` does, with the disk work in background threads.
 
-    :meth:`put_bytes` hashes the bytes, writes them to a temp file beside their final path and
-    returns the sha1; a worker thread fsyncs the temp file and then renames it into place, so an
-    object appears under its name only once its bytes are durable, as with
-    ``ObjectStore.put_bytes``. The disk writes overlap the caller's encoding and hashing.
-    :meth:`wait` blocks until one object (or all) is in place and re-raises a worker's error;
-    :meth:`close` waits for all. At most ``max_pending`` objects are in flight at once.
+    :meth:`put_bytes` hashes the bytes and returns the sha1; a worker thread writes them to a
+    temp file beside their final path, fsyncs it and renames it into place, so an object appears
+    under its name only once its bytes are durable, as with ``ObjectStore.put_bytes``. The disk
+    writes overlap the caller's encoding and hashing, and each other. :meth:`wait` blocks until
+    one object (or all) is in place and re-raises a worker's error; :meth:`close` waits for all.
+    At most ``max_pending`` objects are in flight (held in memory) at once.
     """
 
-    def __init__(self, store: ObjectStore, *, threads: int = 4, max_pending: int = 32) -> None:
+    def __init__(self, store: ObjectStore, *, threads: int = 4, max_pending: int = 16) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.store = store
@@ -271,6 +271,8 @@ class ObjectWriter:
 
     def put_bytes(self, data: bytes) -> str:
         """Store ``data``; return its sha1. Idempotent. The object is in place after :meth:`wait`."""
+        if not isinstance(data, bytes):
+            data = bytes(data)  # a worker writes it later: the caller may reuse a mutable buffer
         sha = sha1_bytes(data)
         if sha in self._pending:
             return sha
@@ -281,43 +283,34 @@ class ObjectWriter:
         if not self.store.fsync:
             atomic_write_stream(p, [data], fsync=False)
             return sha
-        d = os.path.dirname(p)
-        os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
         self._slots.acquire()
         try:
-            fut = self._pool.submit(self._finish, tmp, p)
+            fut = self._pool.submit(self._finish, data, p)
         except BaseException:
             self._slots.release()
-            os.unlink(tmp)
             raise
         with self._lock:
             self._pending[sha] = fut
         fut.add_done_callback(lambda f, sha=sha: self._done(sha, f))
         return sha
 
-    def _finish(self, tmp: str, dest: str) -> None:
+    def _finish(self, data: bytes, dest: str) -> None:
+        tmp = None
         try:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            d = os.path.dirname(dest)
+            os.makedirs(d, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, dest)
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
             raise
         finally:
             self._slots.release()

@@ -77,6 +77,17 @@ def test_cli_workflow(run, nwb_path, tmp_path):
     assert "published" in res.output
     res = run("push")
     assert "up to date" in res.output
+    res = run("remote", "list")
+    assert res.output.strip() == f"origin\t{tmp_path / 'zone'}"
+    # a second clone fetches and pulls through the CLI too
+    run("clone", str(tmp_path / "zone"), str(tmp_path / "copy"))
+    res = run("fetch")
+    assert "origin/" in res.output
+    res = run("pull")
+    assert "up to date" in res.output
+    run("remote", "remove", "origin")
+    assert run("remote", "list").output.strip() == ""
+    assert not (tmp_path / ".lindivc" / "remotes" / "origin").exists()
 
 
 def test_user_mistakes_are_one_line_errors(run, nwb_path, tmp_path):
