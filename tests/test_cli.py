@@ -80,7 +80,7 @@ def test_cli_workflow(run, nwb_path, tmp_path):
     res = run("remote", "list")
     assert res.output.strip() == f"origin\t{tmp_path / 'zone'}"
     # a second clone fetches and pulls through the CLI too
-    run("clone", str(tmp_path / "zone"), str(tmp_path / "copy"))
+    run("clone", str(tmp_path / "zone"), str(tmp_path.parent / f"{tmp_path.name}-copy"))
     res = run("fetch")
     assert "origin/" in res.output
     res = run("pull")
