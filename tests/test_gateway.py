@@ -324,3 +324,40 @@ def test_large_upload_goes_multipart_and_verifies(s3_bucket, github_standin, tmp
         etag = z.put_file(k, str(tmp_path / "pack"))
         assert etag.endswith("-3")  # three parts
         assert hashlib.sha1(z.get(k)).hexdigest() == k.rsplit("/", 1)[1]
+
+
+def test_lindivc_serve_command_runs_a_gateway(s3_bucket, github_standin, tmp_path):
+    """The `lindivc serve` command as a user runs it: a real process answering on loopback."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = subprocess.Popen([sys.executable, "-m", "lindivc.cli", "serve", "--bucket", s3_bucket,
+                             "--endpoint-url", os.environ["AWS_ENDPOINT_URL"], "--port", str(port),
+                             "--github-api-url", github_standin.url],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 20
+        while True:
+            try:
+                r = requests.get(f"{base}/api/now", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.time() < deadline and proc.poll() is None, "lindivc serve did not start"
+                time.sleep(0.1)
+        assert r.status_code == 200 and r.json()["now"] > 0
+        who = requests.get(f"{base}/api/whoami", headers={"Authorization": "token tok-alice"}, timeout=5)
+        assert who.json()["login"] == "alice"
+        assert requests.put(f"{base}/zones/bob/x/pins/p1", data=b"{}", timeout=5).status_code == 401
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=10)[0].decode()
+    assert "tok-alice" not in out  # tokens never reach the log

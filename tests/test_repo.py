@@ -246,3 +246,30 @@ def test_pack_consolidates_objects_and_working_files_stay_readable(repo, nwb_pat
         assert repo.read_object(sha)  # every chunk still readable, verified, from the pack
     repo.checkout(c, [repo.abspath(rel)])
     assert repo.status().clean
+
+
+def test_import_over_http_hdf5_and_lindi(repo, nwb_path, tmp_path):
+    import shutil
+
+    from lindivc.rangeserver import serve_directory
+
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(nwb_path, served / "remote.nwb")
+    with serve_directory(str(served)) as srv:
+        rel = import_file(repo, f"{srv.url}/remote.nwb")  # HDF5 over HTTP: converted, refs stay URLs
+        assert rel == "remote.nwb.lindi.json"
+        repo.commit("import over http")
+        text = repo.read_at("HEAD", rel).decode()
+        assert f"{srv.url}/remote.nwb" in text
+        # the converted file, published over HTTP as a LINDI file, imports as it is
+        lindi_copy = served / "copy.nwb.lindi.json"
+        lindi_copy.write_bytes(open(repo.abspath(rel), "rb").read())
+        rel2 = import_file(repo, f"{srv.url}/copy.nwb.lindi.json")
+        assert rel2 == "copy.nwb.lindi.json"
+        assert repo.canonical_bytes_of(rel2) == repo.canonical_bytes_of(rel)
+        f = lindi.LindiH5pyFile.from_lindi_file(repo.abspath(rel2))
+        with pynwb.NWBHDF5IO(file=f, mode="r") as io:
+            assert len(io.read().units) == 8
+        with pytest.raises(LindivcError, match="cannot read"):
+            import_file(repo, f"{srv.url}/missing.lindi.json")

@@ -179,6 +179,11 @@ def test_interrupted_push_resumes_without_reupload(tmp_path, nwb_path):
     assert res.packs_uploaded == 20 - len(done)  # finished packs were not sent again
     for n, m in mtimes.items():
         assert os.path.getmtime(os.path.join(zone, "sha1", n[:2], n[2:4], n[4:6], n)) == m
+    from lindivc.fsck import fsck_zone
+    from lindivc.zones import open_zone
+
+    report = fsck_zone(open_zone(zone), read_data=True)
+    assert report.ok, [str(p) for p in report.problems]
     c = clone(zone, str(tmp_path / "b"))
     np.testing.assert_array_equal(_read_plain(c.abspath(rel))[0], data)
 
