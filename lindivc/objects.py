@@ -96,7 +96,9 @@ class ObjectStore:
     """
 
     def __init__(self, root: str, *, fsync: bool = True) -> None:
-        self.root = os.path.abspath(root)
+        # the real path: a working file written through a symlinked path (/home/me -> /gpfs/...)
+        # must name the same objects as one written through the real path
+        self.root = os.path.realpath(root)
         self.fsync = fsync
 
     def path(self, sha1: str) -> str:
@@ -234,10 +236,17 @@ class ObjectStore:
                             yield name
 
     def sha1_from_path(self, path: str) -> str | None:
-        """If ``path`` is an object path of this store, its sha1; else None."""
+        """If ``path`` is an object path of this store, its sha1; else None.
+
+        Any path that resolves into the store counts (through symlinks, e.g. the repository
+        reached through a symlinked home directory): a missed object path would be committed
+        as a local path instead of a content ref, and gc would then delete its data.
+        """
         ap = os.path.abspath(path)
         if not ap.startswith(self.root + os.sep):
-            return None
+            ap = os.path.realpath(ap)
+            if not ap.startswith(self.root + os.sep):
+                return None
         rel = ap[len(self.root) + 1:].split(os.sep)
         if len(rel) == 4 and is_sha1(rel[3]) and fanout(rel[3]) == "/".join(rel):
             return rel[3]

@@ -108,7 +108,9 @@ class Repository:
     """One lindivc repository. Create with :meth:`init`, open with :meth:`find`."""
 
     def __init__(self, root: str) -> None:
-        self.root = os.path.abspath(root)
+        # the real path, so that object paths written through a symlinked path to the worktree
+        # and through the real one are the same (and recognized as objects when committing)
+        self.root = os.path.realpath(root)
         self.lvc = os.path.join(self.root, LVC_DIR)
         if not os.path.isdir(os.path.join(self.lvc, "git")):
             raise NotARepository(self.root)
@@ -170,7 +172,11 @@ class Repository:
         """``path`` (absolute, or relative to the current directory) as a worktree path."""
         ap = os.path.abspath(path)
         if ap != self.root and not ap.startswith(self.root + os.sep):
-            raise PathOutsideRepository(path)
+            # reached through a symlink to (a directory of) the worktree: resolve the directories
+            d, base = os.path.split(ap)
+            ap = os.path.join(os.path.realpath(d), base) if base else os.path.realpath(ap)
+            if ap != self.root and not ap.startswith(self.root + os.sep):
+                raise PathOutsideRepository(path)
         rel = os.path.relpath(ap, self.root).replace(os.sep, "/")
         if rel == "." or rel.split("/")[0] == LVC_DIR:
             raise PathOutsideRepository(path)

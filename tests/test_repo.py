@@ -273,3 +273,24 @@ def test_import_over_http_hdf5_and_lindi(repo, nwb_path, tmp_path):
             assert len(io.read().units) == 8
         with pytest.raises(LindivcError, match="cannot read"):
             import_file(repo, f"{srv.url}/missing.lindi.json")
+
+
+# ------------------------------------------------------------------ paths through symlinks
+
+def test_edit_through_symlinked_worktree_commits_content_refs(tmp_path, nwb_path):
+    real = tmp_path / "real"
+    r = Repository.init(str(real))
+    rel = import_file(r, nwb_path)
+    r.commit("import")
+    link = tmp_path / "link"
+    os.symlink(real, link)  # e.g. /home/me -> /gpfs/home/me on a cluster
+    with lindivc.open(str(link / rel), "r+") as f:
+        f.create_dataset("big", data=np.random.default_rng(0).standard_normal(200_000), chunks=(100_000,))
+    for root in (real, link):  # whichever path the repository is opened by
+        r2 = Repository(str(root))
+        assert r2.objects.sha1_from_path(str(link / ".lindivc/objects/ab/ab/ab" / ("ab" * 20))) == "ab" * 20
+        r2.close()
+    Repository(str(real)).commit("big", all=True)
+    big = [ln for ln in r.read_at("HEAD", rel).decode().splitlines() if ln.startswith('"big/') and '/.z' not in ln]
+    assert big and all('"sha1:' in ln for ln in big), big
+    r.close()
