@@ -82,6 +82,15 @@ class PathOutsideRepository(LindivcError):
         super().__init__(f"path is outside the working tree: {path}")
 
 
+class FileLocked(LindivcError):
+    """A working file that another writer holds open "r+" (its write lock is taken)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"{path} is open for writing elsewhere (lindivc.open(..., \"r+\") in this or another "
+                         "process); close it there first")
+
+
 class NothingToCommit(LindivcError):
     """A commit whose tree equals its parent's."""
 

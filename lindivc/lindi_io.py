@@ -26,7 +26,7 @@ from lindi.LindiH5pyFile.LindiReferenceFileSystemStore import LindiReferenceFile
 from lindi.LindiH5pyFile.writers.LindiH5pyGroupWriter import LindiH5pyGroupWriter
 from numcodecs.compat import ensure_bytes
 
-from .errors import InvalidLindiFile
+from .errors import FileLocked, InvalidLindiFile
 from .refs import apply_templates as _apply_templates
 from .refs import expand_templates, is_chunk_key
 from .refs import load as load_rfs
@@ -80,6 +80,52 @@ def _blosc_threads_restore() -> None:
         _blosc_users -= 1
         if _blosc_users == 0:
             numcodecs.blosc.use_threads = _blosc_saved
+
+
+# --------------------------------------------------------------------------- write locks
+
+class WriteLock:
+    """An exclusive ``flock`` on the lock file ``lock_path``, standing for the working file ``name``.
+
+    A working file open "r+" holds its lock until closed: a second writer would save the
+    snapshot it loaded at open over the first one's changes, so it is refused instead (and so
+    is anything else that rewrites working files, such as ``lindivc pack``). The kernel drops
+    the lock when the process dies, so a crashed writer leaves nothing to clean up. Locks are
+    per open file description: a second open in the same process is refused too.
+    """
+
+    def __init__(self, lock_path: str, name: str) -> None:
+        self.lock_path = lock_path
+        self.name = name
+        self._fd: int | None = None
+
+    def acquire(self) -> "WriteLock":
+        import fcntl
+
+        os.makedirs(os.path.dirname(self.lock_path), exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise FileLocked(self.name) from None
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor drops the flock
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> "WriteLock":
+        return self.acquire()
+
+    def __exit__(self, *a) -> None:
+        self.release()
 
 
 # --------------------------------------------------------------------------- store
@@ -193,6 +239,7 @@ class LindiFile(LindiH5pyFile):
     _lindivc_path: str
     _lindivc_save: Save | None
     _lindivc_blosc: bool
+    _lindivc_lock: WriteLock | None = None
 
     @classmethod
     def _open_store(cls, store: ObjectBackedStore, mode: str, path: str, save: Save | None) -> "LindiFile":
@@ -235,15 +282,22 @@ class LindiFile(LindiH5pyFile):
             if self._lindivc_blosc:
                 self._lindivc_blosc = False
                 _blosc_threads_restore()
-            writer = getattr(self._zarr_store, "writer", None)
-            if writer is not None:
-                writer.close()
+            try:
+                writer = getattr(self._zarr_store, "writer", None)
+                if writer is not None:
+                    writer.close()
+            finally:
+                if self._lindivc_lock is not None:
+                    self._lindivc_lock.release()
 
     def __del__(self) -> None:
         # An unclosed writer must not keep Blosc threading off for the whole process.
         if getattr(self, "_lindivc_blosc", False):
             self._lindivc_blosc = False
             _blosc_threads_restore()
+        lock = getattr(self, "_lindivc_lock", None)
+        if lock is not None:
+            lock.release()
 
 
 def open_file(
@@ -254,6 +308,7 @@ def open_file(
     chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
     save: Save | None = None,
     read_range: ReadRange | None = None,
+    lock: WriteLock | None = None,
 ) -> LindiFile:
     """Open the LINDI JSON file at ``path`` (any name, e.g. ``.lindi.json``/``.zarr.json``).
 
@@ -263,24 +318,37 @@ def open_file(
     atomically (JSON, indent 1, sorted keys). ``read_range(url, offset, size)``, if given, is
     asked first for every byte-range ref; it returns the bytes or None to let lindi read them.
 
+    In ``"r+"`` mode ``lock`` (when given) is acquired before the file is read and held until
+    close; FileLocked if another writer holds it.
+
     Raises InvalidLindiFile if the file is not a valid LINDI JSON file, FileNotFoundError if
     it does not exist.
     """
     if mode not in ("r", "r+"):
         raise ValueError(f"mode must be 'r' or 'r+', not {mode!r}")
-    rfs = load_rfs(path)
-    store = ObjectBackedStore(
-        rfs, mode=mode, objects=objects, chunk_threshold=chunk_threshold, read_range=read_range
-    )
-    if mode == "r+":
-        _blosc_threads_off()
+    if mode != "r+":
+        lock = None
+    if lock is not None:
+        lock.acquire()  # before reading: the snapshot loaded is the last writer's
     try:
-        f = LindiFile._open_store(store, mode, path, save)
-    except BaseException:
+        rfs = load_rfs(path)
+        store = ObjectBackedStore(
+            rfs, mode=mode, objects=objects, chunk_threshold=chunk_threshold, read_range=read_range
+        )
         if mode == "r+":
-            _blosc_threads_restore()
+            _blosc_threads_off()
+        try:
+            f = LindiFile._open_store(store, mode, path, save)
+        except BaseException:
+            if mode == "r+":
+                _blosc_threads_restore()
+            raise
+    except BaseException:
+        if lock is not None:
+            lock.release()
         raise
     f._lindivc_blosc = mode == "r+"
+    f._lindivc_lock = lock
     return f
 
 

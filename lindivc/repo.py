@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -37,6 +38,8 @@ from .layout import validate_path
 from .objects import ObjectStore, is_sha1
 
 LVC_DIR = ".lindivc"
+# what layout.validate_path accepts (zone keys use the same alphabet: it is not widened)
+NAME_RULE = "file names may contain only A-Z a-z 0-9 . _ @ + = , - (rename the file to track it)"
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Status:
     head: str | None
     files: list[FileStatus] = field(default_factory=list)
     untracked: list[str] = field(default_factory=list)
+    untrackable: list[str] = field(default_factory=list)  # LINDI files whose names `add` refuses (NAME_RULE)
 
     @property
     def clean(self) -> bool:
@@ -183,7 +187,7 @@ class Repository:
         try:
             return validate_path(rel)
         except LindivcError:
-            raise PathOutsideRepository(path) from None
+            raise LindivcError(f"{path}: {NAME_RULE}") from None
 
     def abspath(self, rel: str) -> str:
         return os.path.join(self.root, *rel.split("/"))
@@ -363,16 +367,21 @@ class Repository:
         h = self.history.head()
         return self.history.commit_files(h) if h else {}
 
-    def untracked(self, index: Index) -> list[str]:
+    def lindi_files(self) -> list[str]:
+        """Every LINDI file in the working tree (hidden directories skipped), including files
+        whose names lindivc cannot track (see :meth:`untrackable`)."""
         out = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = [d for d in dirnames if d != LVC_DIR and not d.startswith(".")]
             for n in filenames:
                 if lrefs.is_lindi_name(n):
-                    rel = os.path.relpath(os.path.join(dirpath, n), self.root).replace(os.sep, "/")
-                    if rel not in index.entries:
-                        out.append(rel)
+                    out.append(os.path.relpath(os.path.join(dirpath, n), self.root).replace(os.sep, "/"))
         return sorted(out)
+
+    def untracked(self, index: Index) -> list[str]:
+        """Untracked LINDI files, including those whose names lindivc cannot track (gc keeps
+        what they use; status lists those apart)."""
+        return [p for p in self.lindi_files() if p not in index.entries]
 
     def status(self, paths: Iterable[str] | None = None) -> Status:
         index = self._index()
@@ -390,7 +399,9 @@ class Repository:
                 except InvalidLindiFile as e:
                     fs.error = e.reason
             st.files.append(fs)
-        st.untracked = [u for u in self.untracked(index) if want is None or u in want]
+        for u in self.untracked(index):
+            if want is None or u in want:
+                (st.untracked if _valid_name(u) else st.untrackable).append(u)
         index.save()  # persists the refreshed stat cache
         return st
 
@@ -536,8 +547,28 @@ class Repository:
             return open_file(ap, "r", read_range=self._read_range_hook())
         return open_file(
             ap, mode, objects=self.objects, chunk_threshold=self.config.chunk_threshold,
-            save=lambda rfs: lrefs.write_lindi_json(ap, rfs),
+            save=lambda rfs: lrefs.write_lindi_json(ap, rfs), lock=self.write_lock(rel),
         )
+
+    def write_lock(self, rel: str):
+        """The lock a writer of working file ``rel`` holds (lindi_io.WriteLock, not yet acquired)."""
+        from .lindi_io import WriteLock
+        from .objects import sha1_bytes
+
+        return WriteLock(os.path.join(self.lvc, "locks", sha1_bytes(rel.encode()) + ".lock"), rel)
+
+    @contextmanager
+    def locked(self, paths: Iterable[str]):
+        """Hold the write locks of working files ``paths`` (worktree paths) for a block that
+        rewrites them; FileLocked, holding none, if one is open "r+" elsewhere."""
+        held = []
+        try:
+            for rel in sorted(set(paths)):
+                held.append(self.write_lock(rel).acquire())
+            yield
+        finally:
+            for lk in held:
+                lk.release()
 
     def _read_range_hook(self) -> Callable | None:
         cats = [c for c in self.catalogs() if hasattr(c, "read_range")]
@@ -847,15 +878,47 @@ def pack_loose(repo: Repository, target_size: int | None = None, reporter=None) 
     from .progress import Reporter
 
     rep = reporter or Reporter()
-    shas = [s for s in repo.objects if not repo.packs.is_pack(s)]
-    total = sum(repo.objects.size(s) for s in shas)
-    with rep.task(f"Packing {len(shas)} objects", total) as advance:
-        done = repack_loose(repo.objects, repo.packs, shas, target_size or repo.config.pack_size, progress=advance)
     index = repo._index()
-    for path in sorted(set(index.entries) | set(repo.untracked(index))):
-        if os.path.exists(repo.abspath(path)):
+    paths = [p for p in sorted(set(index.entries) | set(repo.lindi_files())) if os.path.exists(repo.abspath(p))]
+    failed: list[str] = []
+    # a writer holding a working file open "r+" would save it back naming deleted loose copies
+    with repo.locked(p for p in paths if _valid_name(p)):
+        shas = [s for s in repo.objects if not repo.packs.is_pack(s)]
+        total = sum(repo.objects.size(s) for s in shas)
+        with rep.task(f"Packing {len(shas)} objects", total) as advance:
+            done = repack_loose(repo.objects, repo.packs, shas, target_size or repo.config.pack_size,
+                                progress=advance)
+        # every working file is re-rendered, whatever fails in another one
+        for path in paths:
             try:
-                repo.write_working(path, repo.canonical_bytes_of(path))
+                canon = repo.canonical_bytes_of(path)
             except InvalidLindiFile:
                 continue  # a broken working file is the user's to fix; leave it as it is
+            except LindivcError as e:
+                failed.append(f"{path} ({e})")
+                continue
+            missing: list[str] = []
+
+            def locate(cr: lrefs.ContentRef) -> list:
+                try:
+                    return repo.locate(cr)
+                except ObjectMissing:  # keep the ref as it was; the rest of the file moves to the packs
+                    missing.append(cr.sha1)
+                    return [repo.objects.path(cr.sha1), cr.offset, cr.size]
+
+            lrefs.write_lindi_json(repo.abspath(path), lrefs.render(lrefs.parse(canon, path), locate))
+            if missing:
+                failed.append(f"{path} (names missing object {missing[0]}"
+                              f"{f' and {len(set(missing)) - 1} more' if len(set(missing)) > 1 else ''})")
+    if failed:
+        raise LindivcError(f"packed {len(done)} pack(s); the other working files were updated, but "
+                           f"{len(failed)} could not be: {'; '.join(failed[:3])}{' ...' if len(failed) > 3 else ''}")
     return len(done), sum(i.size for i in done)
+
+
+def _valid_name(rel: str) -> bool:
+    try:
+        validate_path(rel)
+    except LindivcError:
+        return False
+    return True

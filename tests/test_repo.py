@@ -294,3 +294,79 @@ def test_edit_through_symlinked_worktree_commits_content_refs(tmp_path, nwb_path
     big = [ln for ln in r.read_at("HEAD", rel).decode().splitlines() if ln.startswith('"big/') and '/.z' not in ln]
     assert big and all('"sha1:' in ln for ln in big), big
     r.close()
+
+
+# ------------------------------------------------------------------ concurrent writers and pack
+
+def test_second_writer_of_a_working_file_is_refused_until_the_first_closes(repo, nwb_path):
+    from lindivc.errors import FileLocked
+
+    rel = import_file(repo, nwb_path)
+    path = repo.abspath(rel)
+    f1 = lindivc.open(path, "r+")
+    with pytest.raises(FileLocked, match=rel):
+        lindivc.open(path, "r+")  # it would save its snapshot over f1's changes
+    lindivc.open(path).close()  # readers are not locked out
+    f1.create_dataset("x1", data=np.arange(10))
+    f1.close()
+    with lindivc.open(path, "r+") as f2:  # sees f1's changes
+        assert "x1" in f2
+        f2.create_dataset("x2", data=np.arange(10))
+    with lindivc.open(path) as f:
+        assert {"x1", "x2"} <= set(f.keys())
+
+
+def test_write_lock_is_released_when_the_writer_process_dies(repo, nwb_path):
+    import sys
+
+    rel = import_file(repo, nwb_path)
+    path = repo.abspath(rel)
+    code = f"import os, lindivc; f = lindivc.open({path!r}, 'r+'); os._exit(0)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    lindivc.open(path, "r+").close()
+
+
+def test_pack_refuses_while_a_working_file_is_open_for_writing(repo, nwb_path):
+    from lindivc.errors import FileLocked
+    from lindivc.repo import pack_loose
+
+    rel = import_file(repo, nwb_path)
+    repo.commit("i")
+    path = repo.abspath(rel)
+    data = np.random.default_rng(0).standard_normal(200_000)
+    f = lindivc.open(path, "r+")
+    f.create_dataset("big", data=data, chunks=(100_000,))
+    f.flush()
+    loose = sorted(repo.objects)
+    with pytest.raises(FileLocked, match=rel):
+        pack_loose(Repository(repo.root), target_size=16 << 20)
+    assert sorted(repo.objects) == loose  # nothing packed, nothing deleted
+    f.close()
+    pack_loose(Repository(repo.root), target_size=16 << 20)
+    g = lindi.LindiH5pyFile.from_lindi_file(path)  # a working file stays plain-lindi readable
+    np.testing.assert_array_equal(g["big"][:], data)
+
+
+def test_pack_updates_every_working_file_although_one_names_a_missing_object(repo):
+    from lindivc.repo import pack_loose
+
+    b = repo.abspath("b.lindi.json")
+    with open(b, "w") as f:
+        json.dump({"refs": {".zgroup": {"zarr_format": 2}}}, f)
+    data = np.random.default_rng(0).standard_normal(300_000)
+    with lindivc.open(b, "r+") as f:
+        f.create_dataset("big", data=data, chunks=(100_000,))
+    repo.add([b])
+    repo.commit("b")
+    # a scratch file (sorted first) naming an object that is gone, beside one that is here
+    a = repo.abspath("a.lindi.json")
+    ref = json.load(open(b))["refs"]["big/0"]
+    with open(a, "w") as f:
+        json.dump({"refs": {".zgroup": {"zarr_format": 2}, "x/0": [repo.objects.path("ab" * 20), 0, 10], "x/1": ref}}, f)
+    with pytest.raises(LindivcError, match="a.lindi.json .names missing object abab") as e:
+        pack_loose(Repository(repo.root), target_size=16 << 20)
+    assert "\n" not in str(e.value)
+    g = lindi.LindiH5pyFile.from_lindi_file(b)
+    np.testing.assert_array_equal(g["big"][:], data)
+    x1 = json.load(open(a))["refs"]["x/1"]  # the readable part of a moved to the pack too
+    assert x1[0] != ref[0] and os.path.exists(x1[0])
