@@ -18,22 +18,21 @@ Zone GC (:func:`plan_zone`, :func:`sweep_zone`, :func:`gc_zone`)
     when such a file cannot be read, GC deletes nothing (fail safe). A pin of unknown kind keeps
     the objects it lists.
 
-    Sweep, top-down, so that nothing ever points at a missing byte:
-      1. rendered versions ``v/<commit>/...`` of unreachable commits (older than grace);
-      2. repacks: new pack, its index, re-rendered own files (compare-and-swap), then the old
-         index, then the old pack;
-      3. indexes of dead objects (and ``info/idx``);
-      4. refs and journal entries are read again; if a ref changed or a push started, stop
-         (nothing more is deleted; run GC again); else the dead objects;
-      5. stale journal entries.
+    Sweep, top-down, so that nothing ever points at a missing byte (docs/gc.md has the details):
+      1. repacks: new pack, its index, re-rendered own files (compare-and-swap);
+      2. indexes of what goes (dead objects, repacked packs), and ``info/idx``;
+      3. refs, journal entries and pins are read again; if anything changed, put the indexes of
+         step 2 back and stop (run GC again);
+      4. rendered versions ``v/<commit>/...`` of unreachable commits (older than grace);
+      5. dead objects, each re-read right before it goes (kept if written again or re-indexed),
+         with step 3's check repeated at least every second;
+      6. stale journal entries.
     One GC at a time per zone: the lease ``lease/gc`` (conditional create; it expires; an expired
     lease is reported, and taken over only when asked with ``break_lease``).
     Pushes keep working meanwhile: a push writes its journal before it reads the zone's
-    indexes, so what it is about to reference is a root; step 4 stops GC when a journal
-    appeared since the plan, and a push whose journal comes after step 4 reads the indexes
-    after step 3 removed the dead ones, so it uploads those chunks itself. Borrowing is
-    covered the same way: the borrower writes its pin in the lending zone, then checks that
-    the lender's indexes it relies on still exist; step 4 also stops on a new pin.
+    indexes and re-sends objects that have no index; see docs/gc.md, "Pushes while GC runs", for
+    why that is safe and for the one window left (a re-upload in the milliseconds between step
+    5's re-read of an object and its deletion).
 
 Local GC (:func:`plan_local`, :func:`sweep_local`)
     Roots: every ref (branches, tags, remote-tracking refs), HEAD, reflog entries newer than grace,
@@ -71,6 +70,7 @@ LEASE_FORMAT = "lindivc-lease/1"
 LEASE_TTL = 3600.0
 CACHE_FORMAT = "lindivc-gc-cache/1"
 PIN_FORMAT = "lindivc-pin/1"
+RECHECK_SECONDS = 1.0  # during deletion, how often refs, journal entries and pins are read again
 READ_THREADS = 16  # parallel reads of indexes (S3 and gateways answer each in a round trip)
 _SHA_RE = re.compile(rb"[0-9a-f]{40}")
 
@@ -202,7 +202,7 @@ class GCPlan:
     roots: Roots = field(default_factory=Roots)
     refs: dict[str, str] = field(default_factory=dict)
     journals: list[str] = field(default_factory=list)
-    pins: list[str] = field(default_factory=list)
+    pins: dict[str, float] = field(default_factory=dict)  # pin -> mtime when planned
     delete: list[Deletion] = field(default_factory=list)
     repack: list[Repack] = field(default_factory=list)
     kept: dict[str, int] = field(default_factory=dict)  # reason -> count of objects kept
@@ -386,13 +386,13 @@ class _ZoneScan:
         self.files: list[ObjectInfo] = []
         self.journals: dict[str, ObjectInfo] = {}
         self.pins: dict[str, ObjectInfo] = {}
-        self.fp = hashlib.sha1()
+        self.fp_parts: list[tuple[str | None, bytes]] = []  # (own key or None, fingerprint line)
         for info in zone.list(""):
             k = info.key
             top = k.split("/", 1)[0]
-            if top == "lease":
+            if top in ("lease", "info"):  # the lease, and lists derived from idx/ and borrow/
                 continue
-            self.fp.update(f"{k}\0{info.size}\0{info.mtime}\n".encode())
+            self.fp_parts.append((k, f"{k}\0{info.size}\0{info.mtime}\n".encode()))
             if top == "sha1":
                 sha = sha1_from_object_key(k)
                 if sha:
@@ -503,11 +503,11 @@ def _read_inputs(zone: Zone) -> _Inputs:
             try:
                 for info in sib.list(top):
                     sib_files.append((sib, info))
-                    scan.fp.update(f"{sib.url}\0{info.key}\0{info.size}\0{info.mtime}\n".encode())
+                    scan.fp_parts.append((None, f"{sib.url}\0{info.key}\0{info.size}\0{info.mtime}\n".encode()))
             except ZoneError as e:
                 raise ZoneError(f"cannot scan {sib.url} (a zone of the same cloud, whose files may reference "
                                 f"this zone's objects): {e}; GC stopped, nothing deleted") from None
-    scan.fp.update(json.dumps(sorted(refs.items())).encode())
+    scan.fp_parts.append((None, json.dumps(sorted(refs.items())).encode()))
     pin_docs: dict[str, dict] = {}
     external: dict[str, bytes] = {}
     blocked: list[str] = []
@@ -520,11 +520,21 @@ def _read_inputs(zone: Zone) -> _Inputs:
         if doc.get("file"):
             try:
                 external[pid] = read_url(doc["file"])
-                scan.fp.update(hashlib.sha1(external[pid]).digest())
+                scan.fp_parts.append((None, hashlib.sha1(external[pid]).digest()))
             except PinUnreadable as e:
                 blocked.append(f"pin {pid}: {e}")
-                scan.fp.update(b"unreadable")
-    return _Inputs(scan, refs, siblings, sib_files, pin_docs, external, blocked, scan.fp.hexdigest())
+                scan.fp_parts.append((None, b"unreadable"))
+    return _Inputs(scan, refs, siblings, sib_files, pin_docs, external, blocked, fingerprint(scan.fp_parts))
+
+
+def fingerprint(parts: list[tuple[str | None, bytes]], without: set[str] = frozenset()) -> str:
+    """What a GC read of a zone depends on, as one sha1: its listing (but the keys ``without``),
+    its cloud's rendered files, its refs and its pinned files."""
+    h = hashlib.sha1()
+    for key, line in parts:
+        if key is None or key not in without:
+            h.update(line)
+    return h.hexdigest()
 
 
 def plan_zone(zone: Zone, *, grace: float = DEFAULT_GRACE, threshold: float = DEFAULT_THRESHOLD,
@@ -547,14 +557,15 @@ def plan_zone(zone: Zone, *, grace: float = DEFAULT_GRACE, threshold: float = DE
     scan, refs = inp.scan, inp.refs
     plan.refs = refs
     plan.journals = sorted(scan.journals)
-    plan.pins = sorted(scan.pins)
+    plan.pins = {k: i.mtime for k, i in scan.pins.items()}
     plan.blocked = list(inp.blocked)
     plan.roots.zones = 1 + len(inp.siblings)
     plan.roots.pins = len(scan.pins)
+    plan._fp_parts = scan.fp_parts  # for the cache after a sweep (not part of the report)
 
     cached = _load_cache(cache_dir) if use_cache else None
     if (cached is not None and cached.get("fingerprint") == inp.fingerprint and cached.get("threshold") == threshold
-            and cutoff <= (cached.get("roots_valid_until_cutoff") or 1e300)):
+            and cached.get("grace") == grace and cutoff <= (cached.get("roots_valid_until_cutoff") or 1e300)):
         plan.roots = Roots(**cached["roots"])
         plan.kept = dict(cached["kept"])
         plan.kept_bytes = cached["kept_bytes"]
@@ -682,7 +693,7 @@ def plan_zone(zone: Zone, *, grace: float = DEFAULT_GRACE, threshold: float = DE
 
     # 6. classify, then apply the cutoff
     repacks = _classify(plan, scan, indexes, live, whole, external_packs, own_files, journal_chunks, dead)
-    doc = {"format": CACHE_FORMAT, "fingerprint": inp.fingerprint, "threshold": threshold, "at": now,
+    doc = {"format": CACHE_FORMAT, "fingerprint": inp.fingerprint, "threshold": threshold, "grace": grace, "at": now,
            "roots": asdict(plan.roots), "kept": plan.kept, "kept_bytes": plan.kept_bytes,
            "live_objects": plan.live_objects, "dead": [asdict(d) for d in dead],
            "repack": [asdict(r) for r in repacks], "roots_valid_until_cutoff": min(aging, default=1e300)}
@@ -782,6 +793,13 @@ def _update_info_idx(zone: Zone, removed: set[str]) -> None:
     gitsync.cas_rewrite(zone, "info/idx", render)
 
 
+def _update_info_idx_add(zone: Zone, names: set[str]) -> None:
+    from .sync import update_info
+
+    if names and zone.head("info/idx") is not None:
+        update_info(zone, "idx", names)
+
+
 def _check_unchanged(zone: Zone, plan: GCPlan) -> None:
     """Icechunk's rule: stop if a ref moved or a push started since the plan."""
     from . import gitsync
@@ -796,9 +814,9 @@ def _check_unchanged(zone: Zone, plan: GCPlan) -> None:
     if new:
         raise RefsChanged(f"{zone.url}: a push started while GC ran (journal/{sorted(new)[0]}); nothing more was "
                           "deleted. Run GC again")
-    pins = {i.key[5:] for i in zone.list("pins/")}
-    new = pins - set(plan.pins)
-    if new:  # another zone started borrowing from this one
+    pins = {i.key[5:]: i.mtime for i in zone.list("pins/")}
+    new = {k for k, m in pins.items() if plan.pins.get(k) != m}
+    if new:  # another zone started (or renewed) borrowing from this one
         raise RefsChanged(f"{zone.url}: a pin was added while GC ran (pins/{sorted(new)[0]}); nothing more was "
                           "deleted. Run GC again")
 
@@ -868,10 +886,7 @@ def _repack_one(zone: Zone, rp: Repack, tmpdir: str) -> tuple[int, int]:
                                   "Run GC again") from None
             n += 1
     del where
-    zone.delete(index_key(rp.pack))
-    _update_info_idx(zone, {rp.pack})
-    zone.delete(object_key(rp.pack))
-    return rp.size - new.size, n
+    return rp.size - new.size, n  # the old index and pack go in the sweep's steps 2 and 5
 
 
 def sweep_zone(zone: Zone, plan: GCPlan) -> GCPlan:
@@ -893,29 +908,65 @@ def sweep_zone(zone: Zone, plan: GCPlan) -> GCPlan:
         if d.kind in ("object", "pack"):
             plan.deleted_bytes += d.size
 
-    for d in by_kind.get("version", []):
-        gone(d)
+    # 1. repacks: the new pack, its index, the own files re-rendered to point at it
+    old_packs: list[Deletion] = []
     if plan.repack:
         tmp = tempfile.mkdtemp(prefix="lindivc-repack-")
         try:
             for rp in plan.repack:
                 freed, _ = _repack_one(zone, rp, tmp)
-                plan.deleted_bytes += freed
+                plan.deleted_bytes += freed - rp.size  # the old pack's bytes count when it goes
+                old_packs.append(Deletion(object_key(rp.pack), "pack", rp.size, rp.mtime, "repacked"))
+                by_kind.setdefault("index", []).append(
+                    Deletion(index_key(rp.pack), "index", 0, rp.mtime, "repacked"))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    removed = set()
+    # 2. indexes of what goes: from now on no new push relies on those objects
+    removed: dict[str, bytes] = {}
     for d in by_kind.get("index", []):
+        try:
+            removed[d.key[4:]] = zone.get(d.key)
+        except ZoneKeyMissing:
+            continue
         gone(d)
-        removed.add(d.key[4:])
-    _update_info_idx(zone, removed)
-    _check_unchanged(zone, plan)
-    for kind in ("pack", "object"):
-        for d in by_kind.get(kind, []):
+    _update_info_idx(zone, set(removed))
+    # 3. a push, a ref move or a new pin since the plan stops GC here; a push that started before
+    # step 2 may rely on those indexes, so they are put back (they are immutable documents)
+    try:
+        _check_unchanged(zone, plan)
+    except RefsChanged:
+        for name, data in removed.items():
+            zone.put(index_key(name), data)
+        _update_info_idx_add(zone, set(removed))
+        plan.deleted -= len(removed)
+        raise
+    # 4, 5. versions and objects, each only if nobody wrote it again since the plan (a force-push
+    # back to a commit rewrites its v/ files; a push that found no index re-uploads the object),
+    # read fresh right before it goes; and the check of step 3 again at least every second.
+    checked = time.monotonic()
+    for kind in ("version", "pack", "object"):
+        for d in by_kind.get(kind, []) + (old_packs if kind == "pack" else []):
+            if time.monotonic() - checked > RECHECK_SECONDS:
+                _check_unchanged(zone, plan)
+                checked = time.monotonic()
+            if _written_again(zone, d):
+                plan.notes.append(f"kept {d.key}: written again while GC ran")
+                continue
             gone(d)
     for d in by_kind.get("journal", []):
         gone(d)
     plan.swept = True
     return plan
+
+
+def _written_again(zone: Zone, d: Deletion) -> bool:
+    """True if ``d.key`` changed since the plan saw it (absent counts as changed: nothing to do),
+    or, for an object, if its index is back (a push uploaded it again)."""
+    info = next((i for i in zone.list(d.key) if i.key == d.key), None)
+    if info is None or info.mtime > d.mtime:
+        return True
+    sha = sha1_from_object_key(d.key)
+    return sha is not None and zone.exists(index_key(sha))
 
 
 def _after_sweep_cache(zone: Zone, plan: GCPlan, cache_dir: str) -> None:
@@ -931,7 +982,9 @@ def _after_sweep_cache(zone: Zone, plan: GCPlan, cache_dir: str) -> None:
         return
     gone = {d.key for d in plan.delete}
     cached["dead"] = [d for d in cached["dead"] if d["key"] not in gone]
-    cached["fingerprint"] = _read_inputs(zone).fingerprint
+    # The zone as the plan saw it, less what the sweep deleted: anything written meanwhile (a
+    # push) makes the next GC's fingerprint differ, so it plans afresh.
+    cached["fingerprint"] = fingerprint(plan._fp_parts, without=gone)
     _save_cache(cache_dir, cached)
 
 

@@ -420,7 +420,9 @@ def push(repo, remote: str = "origin", branch: str | None = None, *, force: bool
                    "objects": sorted(needed), "created": time.time()}
         zone.put(f"journal/{jid}", json.dumps(journal, sort_keys=True).encode())
     cat.refresh()
-    missing = needed - set(cat.placements)
+    # Chunks this zone borrows count as missing until the lender confirms them again below: the
+    # lender's GC may have collected them since the borrow record was written.
+    missing = needed - cat.own_chunks()
     borrowed: dict[str, Placement] = {}
     if borrow and missing and zone.location.in_cloud:
         borrowed = _sibling_placements(repo, zone, missing)
@@ -594,45 +596,40 @@ def _pack_source(repo, zone: Zone, group: list[str], sizes: dict[str, int]) -> P
 
 
 def _upload_pack_stream(zone: Zone, cat: ZoneCatalog, src: PackSource, idx: PackIndex, advance) -> int:
-    """Upload a hashed pack straight from its chunk files (no temp pack), then its index; return 1
-    if bytes were sent. A pack the zone already holds (same chunks, same name) is not sent again."""
+    """Upload a hashed pack straight from its chunk files (no temp pack), then its index; return 1.
+
+    A pack is sent even if the zone holds an object of that name: without an index it may be
+    one a GC is about to delete, and writing it again gives it a new mtime, which that GC checks
+    (docs/gc.md). Packs that arrived whole in an interrupted push have their index, so the push
+    does not reach here for them."""
     key = object_key(idx.pack)
-    sent = 0
-    if not zone.exists(key):
-        with src.open(advance) as body:  # checks each chunk against its name as it streams
-            zone.put_stream(key, body, idx.size)
-            if not body.verified:  # the client did not read the body from start to end
-                try:
-                    src.index(verify=True)
-                except ChecksumMismatch:
-                    zone.delete(key)
-                    raise
-        sent = 1
-    else:
-        advance(idx.size)
+    with src.open(advance) as body:  # checks each chunk against its name as it streams
+        zone.put_stream(key, body, idx.size)
+        if not body.verified:  # the client did not read the body from start to end
+            try:
+                src.index(verify=True)
+            except ChecksumMismatch:
+                zone.delete(key)
+                raise
     zone.put(index_key(idx.pack), idx.to_bytes())
     cat.add_index(idx)
-    return sent
+    return 1
 
 
 def _upload_group(repo, zone: Zone, cat: ZoneCatalog, group: list[str], sizes: dict[str, int], advance) -> int:
-    """Upload one pack (or a lone chunk) and then its index; return 1 if bytes were sent."""
+    """Upload one pack (or a lone chunk) and then its index; return 1 (see _upload_pack_stream
+    for why an object already in the zone is sent again)."""
     if len(group) == 1:
         sha = group[0]
         idx = PackIndex(sha, sizes[sha], (ChunkEntry(sha, 0, sizes[sha]),))
-        sent = 0
-        if not zone.exists(object_key(sha)):
-            if sha in repo.objects:
-                zone.put_file(object_key(sha), repo.objects.path(sha), progress=advance)
-            else:
-                zone.put(object_key(sha), repo.read_object(sha))
-                advance(sizes[sha])
-            sent = 1
+        if sha in repo.objects:
+            zone.put_file(object_key(sha), repo.objects.path(sha), progress=advance)
         else:
+            zone.put(object_key(sha), repo.read_object(sha))
             advance(sizes[sha])
         zone.put(index_key(sha), idx.to_bytes())
         cat.add_index(idx)
-        return sent
+        return 1
     w = PackWriter(repo.objects)
     try:
         for sha in group:
@@ -643,19 +640,14 @@ def _upload_group(repo, zone: Zone, cat: ZoneCatalog, group: list[str], sizes: d
         w.abort()
         raise
     existed_locally = repo.packs.is_pack(idx.pack)
-    sent = 0
     try:
-        if not zone.exists(object_key(idx.pack)):
-            zone.put_file(object_key(idx.pack), repo.objects.path(idx.pack), progress=advance)
-            sent = 1
-        else:
-            advance(idx.size)
+        zone.put_file(object_key(idx.pack), repo.objects.path(idx.pack), progress=advance)
         zone.put(index_key(idx.pack), idx.to_bytes())
         cat.add_index(idx)
     finally:
         if not existed_locally:
             repo.objects.delete(idx.pack)  # the loose chunks stay the local copy
-    return sent
+    return 1
 
 
 def _record_borrows(repo, cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]) -> set[str]:
@@ -829,8 +821,8 @@ def clone(url: str, directory: str | None = None, *, objects: bool = False, bran
     zone = zone_for(url)  # validates the URL before anything is created
     if directory is None:
         directory = parse_zone_url(url).name or os.path.basename(url.rstrip("/")) or "clone"
-    if os.path.exists(directory) and os.listdir(directory):
-        raise LindivcError(f"destination {directory} exists and is not empty")
+    if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
+        raise LindivcError(f"destination {directory} exists and is not an empty directory")
     refs = gitsync.list_remote_refs(zone)
     if not refs:
         raise LindivcError(f"{url} holds no published history (nothing was pushed there)")

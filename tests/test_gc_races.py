@@ -1,0 +1,244 @@
+"""GC racing pushes: what a review found, kept as tests (docs/gc.md, "Pushes while GC runs")."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from click.testing import CliRunner
+
+import lindivc
+from lindivc import gc, gitsync
+from lindivc.cli import cli
+from lindivc.fsck import fsck_zone
+from lindivc.sync import clone, push
+from lindivc.zones import open_zone
+from test_gc import HOUR, N, age, make_repo, orphan, read_all
+
+DAY = 86400.0
+
+
+def child_with_files(r, files, msg="restore"):
+    """A new commit on main (child of HEAD) holding ``files``; working tree checked out."""
+    tree = r.history.write_tree(files)
+    head = r.history.head()
+    c = r.history.make_commit(tree, [head], msg, r.author)
+    r.history.set_ref("refs/heads/main", c, head, msg, r.author)
+    r.checkout("main", force=True)
+    return c
+
+
+def refs_of(path):
+    with open(path) as f:
+        return json.load(f)["refs"]
+
+
+def _on_first_index_delete(zone, action):
+    """Run ``action`` when GC deletes its first index (sweep step 2), before the delete."""
+    real = zone.delete
+    fired = []
+
+    def delete(key):
+        if key.startswith("idx/") and not fired:
+            fired.append(key)
+            action()
+        real(key)
+
+    zone.delete = delete
+    return fired
+
+
+
+def test_push_during_repack_stops_gc_and_keeps_the_old_pack(tmp_path):
+    r, name = make_repo(tmp_path / "a", seed=7)
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    c1_files = r.history.commit_files(r.history.head())
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f["d"][: 3 * N] = np.random.default_rng(8).standard_normal(3 * N)
+    r.commit("replace three chunks", all=True)
+    orphan(r)
+    push(r, force=True)
+    age(zdir, 2 * HOUR)
+    zone = open_zone(zdir)
+    plan = gc.gc_zone(zone, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    assert len(plan.repack) == 1
+    old_pack = plan.repack[0].pack
+    real = zone.get_range
+    fired = []
+
+    def get_range(key, off, size):
+        if not fired:
+            fired.append(key)
+            # a second file with the old content (references the 3 now-dead chunks of the pack)
+            files = dict(r.history.commit_files(r.history.head()))
+            files["y.lindi.json"] = c1_files[name]
+            child_with_files(r, files, "add y")
+            push(r)
+        return real(key, off, size)
+
+    zone.get_range = get_range
+    try:
+        gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    except gc.GCError:
+        pass
+    assert fired
+    y = refs_of(os.path.join(zdir, "f", "y.lindi.json"))
+    used = {v[0] for v in y.values() if isinstance(v, list) and len(v) == 3}
+    assert any(u.endswith(old_pack) for u in used)  # the push referenced the old pack
+    assert os.path.exists(os.path.join(zdir, "idx", old_pack)), "GC deleted a pack a published file references"
+    read_all(os.path.join(zdir, "f", "y.lindi.json"))
+
+
+def test_push_re_pins_borrowed_chunks_the_lender_collected(tmp_path):
+    cloud = tmp_path / "cloud"
+    a_url, b_url = str(cloud / "zones" / "alice" / "a"), str(cloud / "zones" / "bob" / "b")
+    a, name = make_repo(tmp_path / "a", seed=6)
+    a.config.add_remote("origin", a_url)
+    push(a)
+    b = clone(a_url, str(tmp_path / "b"), objects=True)  # bob has every chunk locally
+    b.config.add_remote("mine", b_url)
+    with lindivc.open(b.abspath(name), "r+") as f:
+        f.attrs["derived"] = "yes"
+    b.commit("derivative", all=True)
+    derived_files = b.history.commit_files(b.history.head())
+    assert push(b, "mine").chunks_borrowed == 5
+    # bob drops the file and collects his zone; alice drops hers and collects hers
+    orphan(b, {}, "drop")
+    push(b, "mine", force=True)
+    orphan(a, {}, "drop everything")
+    push(a, force=True)
+    age(str(cloud), 2 * HOUR)
+    gc.gc_zone(open_zone(b_url), prune=True, grace=HOUR, cache_dir=str(tmp_path / "cb"))
+    plan = gc.gc_zone(open_zone(a_url), prune=True, grace=HOUR, cache_dir=str(tmp_path / "ca"))
+    assert plan.counts().get("pack") == 1  # alice's pack is gone
+    # bob publishes his derivative again
+    child_with_files(b, derived_files, "restore derivative")
+    push(b, "mine")
+    read_all(os.path.join(b_url, "f", name))  # FileNotFoundError / missing pack
+
+
+def _setup(tmp_path):
+    r, name = make_repo(tmp_path / "a", seed=11)
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    c1 = r.history.head()
+    c1_files = r.history.commit_files(c1)
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f["d"][:] = np.random.default_rng(12).standard_normal(5 * N)
+    r.commit("replace data", all=True)
+    orphan(r)
+    push(r, force=True)
+    return r, name, zdir, c1, c1_files
+
+
+def test_gc_cache_notices_a_push_during_the_sweep(tmp_path, monkeypatch):
+    """_after_sweep_cache refingerprints the zone *after* the sweep: a push that landed during or
+    right after the sweep is folded into the fingerprint, and the next GC reuses a dead list that
+    no longer holds."""
+    r, name, zdir, c1, c1_files = _setup(tmp_path)
+    age(os.path.join(zdir, "v", c1), 2 * HOUR)  # the old version file is old garbage, its pack is young
+    zone = open_zone(zdir)
+    cache = str(tmp_path / "cache")
+    real = gc._after_sweep_cache
+
+    def after(z, plan, cdir):
+        child_with_files(r, c1_files)  # a push re-referencing the young dead pack, while GC finishes
+        push(r)
+        return real(z, plan, cdir)
+
+    monkeypatch.setattr(gc, "_after_sweep_cache", after)
+    p1 = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=cache)
+    assert p1.deleted >= 1
+    monkeypatch.setattr(gc, "_after_sweep_cache", real)
+    # two hours later by the store's clock
+    plan = gc.plan_zone(zone, grace=HOUR, cache_dir=cache, now=zone.now() + 2 * HOUR)
+    deleted_objs = [d.key for d in plan.delete if d.kind in ("pack", "object")]
+    assert not deleted_objs, f"cached={plan.cached}: would delete {deleted_objs}, which f/{name} at the head references"
+
+
+
+def test_gc_cache_is_not_reused_with_another_grace(tmp_path):
+    """A dry run with a short grace, then --prune with the default 14 d: the cached result (made
+    with the short grace) is reused, so a v/ file younger than 14 d (a root by docs/gc.md) loses
+    the data it references."""
+    r, name, zdir, c1, c1_files = _setup(tmp_path)
+    age(zdir, 2 * HOUR)                       # everything is 2 hours old...
+    age(os.path.join(zdir, "sha1"), 30 * DAY)  # ...the data objects a month old
+    age(os.path.join(zdir, "idx"), 30 * DAY)
+    zone = open_zone(zdir)
+    cache = str(tmp_path / "cache")
+    gc.gc_zone(zone, grace=HOUR, cache_dir=cache)  # dry run, short grace
+    fresh = gc.plan_zone(zone, grace=14 * DAY, cache_dir=str(tmp_path / "other"))
+    assert not [d for d in fresh.delete if d.kind in ("pack", "object")]  # v/<c1> (2 h old) is a root
+    gc.gc_zone(zone, prune=True, grace=14 * DAY, cache_dir=cache)
+    assert os.path.exists(os.path.join(zdir, "v", c1, name))
+    read_all(os.path.join(zdir, "v", c1, name))  # the permalink must still read
+
+
+def test_clone_into_a_regular_file_is_a_one_line_error(tmp_path):
+    r, name = make_repo(tmp_path / "a")
+    z = str(tmp_path / "zone")
+    r.config.add_remote("origin", z)
+    push(r)
+    dest = tmp_path / "afile"
+    dest.write_text("x")
+    res = CliRunner().invoke(cli, ["clone", z, str(dest)])
+    assert res.exit_code == 1
+    assert isinstance(res.exception, SystemExit), repr(res.exception)  # NotADirectoryError escapes
+
+
+def test_push_during_index_deletion_stops_gc_and_puts_the_indexes_back(tmp_path):
+    r, name = make_repo(tmp_path / "a", seed=1)
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    c1_files = r.history.commit_files(r.history.head())
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f["d"][:] = np.random.default_rng(2).standard_normal(5 * N)
+    r.commit("replace data", all=True)
+    orphan(r)
+    push(r, force=True)
+    age(zdir, 2 * HOUR)
+    zone = open_zone(zdir)
+    # a push that re-publishes the old data, relying on its (not yet deleted) indexes
+    fired = _on_first_index_delete(zone, lambda: (child_with_files(r, c1_files), push(r)))
+    try:
+        gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    except gc.RefsChanged:
+        pass
+    assert fired
+    rep = fsck_zone(open_zone(zdir))
+    assert rep.ok, [str(p) for p in rep.problems]
+    read_all(os.path.join(zdir, "f", name))
+
+
+def test_force_push_back_during_gc_keeps_the_permalink(tmp_path):
+    r, name = make_repo(tmp_path / "a", seed=21)
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    c1 = r.history.head()
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f["d"][:] = np.random.default_rng(22).standard_normal(5 * N)
+    r.commit("replace data", all=True)
+    orphan(r)
+    push(r, force=True)
+    age(zdir, 2 * HOUR)
+    zone = open_zone(zdir)
+
+    def back():
+        r.history.set_ref("refs/heads/main", c1, r.history.head(), "back", r.author)
+        push(r, force=True)
+
+    fired = _on_first_index_delete(zone, back)
+    try:
+        gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    except gc.RefsChanged:
+        pass
+    assert fired
+    assert gitsync.read_remote_ref(open_zone(zdir), "main")[0] == c1
+    read_all(os.path.join(zdir, "v", c1, name))
+    read_all(os.path.join(zdir, "f", name))
