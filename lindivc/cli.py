@@ -147,9 +147,14 @@ def add(paths: tuple[str, ...]) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--cached", is_flag=True, help="Stop tracking but keep the working file.")
-def rm(paths: tuple[str, ...], cached: bool) -> None:
-    """Stop tracking PATHS (and delete the working files unless --cached)."""
-    for p in _repo().remove(paths, keep_file=cached):
+@click.option("-f", "--force", is_flag=True, help="Delete working files even if they have uncommitted changes.")
+def rm(paths: tuple[str, ...], cached: bool, force: bool) -> None:
+    """Stop tracking PATHS (and delete the working files unless --cached).
+
+    A working file with changes that are not committed is kept, and nothing is removed,
+    unless --force.
+    """
+    for p in _repo().remove(paths, keep_file=cached, force=force):
         click.echo(f"removed {p}")
 
 

@@ -429,14 +429,27 @@ class Repository:
         index.save()
         return added
 
-    def remove(self, paths: Iterable[str], keep_file: bool = False) -> list[str]:
-        """Stop tracking ``paths`` (and delete the working files unless ``keep_file``)."""
+    def remove(self, paths: Iterable[str], keep_file: bool = False, force: bool = False) -> list[str]:
+        """Stop tracking ``paths`` (and delete the working files unless ``keep_file``).
+
+        Like git, a working file whose content is not committed (changed since it was staged,
+        or staged but not committed) is not deleted unless ``force``; nothing is removed then.
+        """
         index = self._index()
+        head_files = self._head_files() if not (keep_file or force) else {}
         out = []
         for p in paths:
             rel = self.relpath(p)
             if rel not in index.entries:
                 raise LindivcError(f"{p} is not tracked")
+            if not (keep_file or force):
+                staged = index.entries[rel].get("blob")
+                if self._differs(rel, staged):
+                    raise LindivcError(f"{rel} has local modifications; use --cached to keep the file, "
+                                       "commit first, or use --force to delete it")
+                if head_files.get(rel) != staged and os.path.lexists(self.abspath(rel)):
+                    raise LindivcError(f"{rel} has changes staged but not committed; use --cached to keep "
+                                       "the file, commit first, or use --force to delete it")
             del index.entries[rel]
             if not keep_file and os.path.exists(self.abspath(rel)):
                 os.unlink(self.abspath(rel))
@@ -471,7 +484,9 @@ class Repository:
 
         With ``paths``, only those files are restored (and staged). Without, HEAD moves to
         ``rev`` (a branch name switches branches; anything else detaches HEAD); refused if a
-        tracked file has changes that would be lost, unless ``force``.
+        tracked file has changes that would be lost, or an untracked working file would be
+        overwritten by a different one, unless ``force``. Refused while a working file it
+        writes is open "r+" (FileLocked).
         """
         sha = self.history.resolve(rev)
         files = self.history.commit_files(sha)
@@ -481,10 +496,11 @@ class Repository:
             for rel in rels:
                 if rel not in files:
                     raise LindivcError(f"{rel} is not in {rev}")
-            for rel in rels:
-                self.write_working(rel, self.history.read_blob(files[rel]))
-                index.entries[rel] = {"blob": files[rel]}
-            index.save()
+            with self.locked(rels):
+                for rel in rels:
+                    self.write_working(rel, self.history.read_blob(files[rel]))
+                    index.entries[rel] = {"blob": files[rel]}
+                index.save()
             return sha
         if not force:
             st = self.status()
@@ -494,19 +510,36 @@ class Repository:
                     f"checkout would overwrite changes in {', '.join(dirty[:3])}{' ...' if len(dirty) > 3 else ''}; "
                     "commit them or use --force"
                 )
+            clobbered = [p for p in sorted(files) if p not in index.entries and self._differs(p, files[p])]
+            if clobbered:
+                raise LindivcError(
+                    f"checkout would overwrite untracked working file(s) {', '.join(clobbered[:3])}"
+                    f"{' ...' if len(clobbered) > 3 else ''}; move them away, or use --force to overwrite"
+                )
         rendered = {p: self.render(self.history.read_blob(b), p) for p, b in files.items()}  # fail before writing
-        for old in list(index.entries):
-            if old not in files and os.path.exists(self.abspath(old)):
-                os.unlink(self.abspath(old))
-        for p, rfs in rendered.items():
-            lrefs.write_lindi_json(self.abspath(p), rfs)
-        index.entries = {p: {"blob": b} for p, b in files.items()}
-        index.save()
-        if rev in self.history.branches() or f"refs/heads/{rev}" in self.history.branches():
-            self.history.set_head_symbolic(rev.removeprefix("refs/heads/"))
+        with self.locked(set(files) | set(index.entries)):
+            for old in list(index.entries):
+                if old not in files and os.path.exists(self.abspath(old)):
+                    os.unlink(self.abspath(old))
+            for p, rfs in rendered.items():
+                lrefs.write_lindi_json(self.abspath(p), rfs)
+            index.entries = {p: {"blob": b} for p, b in files.items()}
+            index.save()
+        branch = rev.removeprefix("refs/heads/")
+        if branch in self.history.branches() and (branch == rev or self.history.ref(rev) is not None):
+            self.history.set_head_symbolic(branch)
         else:
             self.history.set_head_detached(sha)
         return sha
+
+    def _differs(self, path: str, blob: str) -> bool:
+        """True if a working file exists at ``path`` and its canonical form is not ``blob``."""
+        if not os.path.lexists(self.abspath(path)):
+            return False
+        try:
+            return self.working_blob(path) != blob
+        except LindivcError:
+            return True
 
     # branches and tags -----------------------------------------------------
     def create_branch(self, name: str, start: str = "HEAD") -> str:

@@ -112,3 +112,12 @@ def test_traceback_free_exit_in_a_real_process(tmp_path):
     p = subprocess.run([sys.executable, "-m", "lindivc.cli", "log"], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert p.returncode == 1
     assert p.stderr.strip().startswith("Error: not a lindivc repository") and "Traceback" not in p.stderr
+
+
+def test_rm_refuses_uncommitted_changes_in_one_line_and_force_deletes(run, nwb_path, tmp_path):
+    run("init")
+    run("import", nwb_path, "--as", "a.lindi.json")
+    _one_line_error(run("rm", "a.lindi.json", ok=False), "a.lindi.json", "--cached")
+    assert (tmp_path / "a.lindi.json").exists()
+    run("rm", "-f", "a.lindi.json")
+    assert not (tmp_path / "a.lindi.json").exists()

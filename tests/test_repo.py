@@ -370,3 +370,70 @@ def test_pack_updates_every_working_file_although_one_names_a_missing_object(rep
     np.testing.assert_array_equal(g["big"][:], data)
     x1 = json.load(open(a))["refs"]["x/1"]  # the readable part of a moved to the pack too
     assert x1[0] != ref[0] and os.path.exists(x1[0])
+
+
+# ------------------------------------------------------------------ checkout and rm keep user data
+
+def test_checkout_refuses_to_overwrite_an_untracked_working_file(repo, nwb_path):
+    import_file(repo, nwb_path, as_path="a.lindi.json")
+    repo.commit("a")
+    repo.create_branch("other")
+    import_file(repo, nwb_path, as_path="b.lindi.json")
+    repo.commit("b")
+    repo.checkout("other")  # b.lindi.json is not in other: removed
+    assert not os.path.exists(repo.abspath("b.lindi.json"))
+    mine = {"refs": {".zgroup": {"zarr_format": 2}, ".zattrs": {"mine": "precious"}}}
+    with open(repo.abspath("b.lindi.json"), "w") as f:
+        json.dump(mine, f)
+    with pytest.raises(LindivcError, match="untracked working file.* b.lindi.json"):
+        repo.checkout("main")
+    assert json.load(open(repo.abspath("b.lindi.json")))["refs"][".zattrs"] == {"mine": "precious"}
+    assert repo.history.head_branch() == "other"
+    repo.checkout("main", force=True)
+    assert repo.history.head_branch() == "main" and repo.status().clean
+
+
+def test_checkout_of_an_untracked_file_identical_to_the_target_is_allowed(repo, nwb_path):
+    import_file(repo, nwb_path, as_path="a.lindi.json")
+    repo.commit("a")
+    repo.create_branch("other")
+    import_file(repo, nwb_path, as_path="b.lindi.json")
+    repo.commit("b")
+    repo.checkout("other")
+    same = repo.abspath("b.lindi.json")  # the user put back the very file main has
+    with open(same, "w") as f:
+        json.dump(repo.render(repo.read_at("main", "b.lindi.json")), f, indent=2)
+    repo.checkout("main")
+    assert repo.history.head_branch() == "main" and repo.status().clean
+
+
+def test_checkout_full_branch_ref_name_switches_branch(repo, nwb_path):
+    import_file(repo, nwb_path)
+    repo.commit("a")
+    repo.checkout("refs/heads/main")
+    assert repo.history.head_branch() == "main"
+
+
+def test_rm_keeps_a_working_file_with_uncommitted_changes_unless_forced(repo, nwb_path):
+    rel = import_file(repo, nwb_path)
+    path = repo.abspath(rel)
+    with pytest.raises(LindivcError, match="staged but not committed"):
+        repo.remove([path])
+    repo.commit("a")
+    with lindivc.open(path, "r+") as f:
+        f.attrs["x"] = 1
+    with pytest.raises(LindivcError, match=f"{rel} has local modifications; use --cached"):
+        repo.remove([path])
+    assert os.path.exists(path) and rel in repo.tracked()
+    repo.remove([path], keep_file=True)
+    assert os.path.exists(path) and rel not in repo.tracked()
+    repo.add([path])
+    repo.remove([path], force=True)
+    assert not os.path.exists(path) and rel not in repo.tracked()
+
+
+def test_rm_of_a_committed_unchanged_file_deletes_it(repo, nwb_path):
+    rel = import_file(repo, nwb_path)
+    repo.commit("a")
+    repo.remove([repo.abspath(rel)])
+    assert not os.path.exists(repo.abspath(rel))
