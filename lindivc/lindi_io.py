@@ -190,9 +190,37 @@ class ObjectBackedStore(LindiReferenceFileSystemStore):
     def export_rfs(self) -> dict:
         """A deep copy of the rfs with templates expanded and metadata values as dicts."""
         rfs = copy.deepcopy(self.rfs)
-        LindiReferenceFileSystemStore.replace_meta_file_contents_with_dicts_in_rfs(rfs)
+        _meta_as_dicts(rfs)
         expand_templates(rfs)
         return rfs
+
+
+def _meta_as_dicts(rfs: dict) -> None:
+    """Metadata values (.zarray/.zattrs/.zgroup) as JSON objects, in place, where they hold one.
+
+    Unlike lindi's replace_meta_file_contents_with_dicts_in_rfs, a value that does not hold a
+    JSON object ("null", "5", bad base64) is kept as it is: lindi reads it so, and a null or a
+    number there would make the file invalid.
+    """
+    import json
+
+    from .refs import _meta_to_dict
+
+    store = None
+    for k, v in rfs["refs"].items():
+        if not k.endswith(META_SUFFIXES):
+            continue
+        if isinstance(v, str):
+            rfs["refs"][k] = _meta_to_dict(v, k)
+        elif isinstance(v, list):  # bytes elsewhere: read them as lindi does
+            if store is None:
+                store = LindiReferenceFileSystemStore(rfs)
+            try:
+                d = json.loads(store[k].decode("utf-8"))
+            except Exception:  # unreadable or not JSON: keep the ref
+                continue
+            if isinstance(d, dict):
+                rfs["refs"][k] = d
 
 
 # --------------------------------------------------------------------------- h5py layer
@@ -373,7 +401,7 @@ def convert_hdf5(source: str, *, num_dataset_chunks_threshold: int | None = 1000
         store = f._zarr_store
         if hasattr(store, "close"):
             store.close()
-    LindiReferenceFileSystemStore.replace_meta_file_contents_with_dicts_in_rfs(rfs)
+    _meta_as_dicts(rfs)
     expand_templates(rfs)
     return rfs
 

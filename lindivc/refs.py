@@ -200,13 +200,18 @@ def canonicalize(rfs: dict, resolve: Resolver, classify: "Classifier | None" = N
 
 
 def _meta_to_dict(v: str, key: str) -> object:
+    """The JSON object a metadata string holds, else the string as it is (what lindi reads):
+    "null", "5" or "[1,2]" are not zarr metadata, and a dict-less canonical form would be
+    rejected on checkout; bad base64 is kept too."""
     import base64
+    import binascii
 
-    raw = base64.b64decode(v[7:]) if v.startswith("base64:") else v.encode()
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        raw = base64.b64decode(v[7:]) if v.startswith("base64:") else v.encode()
+        d = orjson.loads(raw)
+    except (orjson.JSONDecodeError, binascii.Error, ValueError):
         return v
+    return d if isinstance(d, dict) else v
 
 
 def render(rfs: dict, locate: Locator) -> dict:
@@ -355,6 +360,8 @@ def write_atomic(path: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # working files and index.json are user data: durable before the rename
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -308,3 +308,15 @@ def test_ingest_leaves_urls_alone_by_default(store):
     rfs = {"refs": {".zgroup": {"zarr_format": 2}, "a/0": ["https://example.org/x.nwb", 10, 20]}}
     assert ingest(rfs, store) == 0
     assert rfs["refs"]["a/0"] == ["https://example.org/x.nwb", 10, 20]
+
+
+def test_writer_keeps_metadata_strings_that_hold_no_json_object(tmp_path, store):
+    path = str(tmp_path / "m.lindi.json")
+    with open(path, "w") as f:
+        json.dump({"refs": {".zgroup": {"zarr_format": 2}, "a/.zattrs": "null", "b/.zattrs": "base64:abc",
+                            "c/.zattrs": '{"k": 1}'}}, f)
+    with open_file(path, "r+", objects=store) as f:
+        f.attrs["x"] = 1
+    refs = json.load(open(path))["refs"]
+    assert refs["a/.zattrs"] == "null" and refs["b/.zattrs"] == "base64:abc" and refs["c/.zattrs"] == {"k": 1}
+    open_file(path).close()

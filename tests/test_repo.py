@@ -437,3 +437,18 @@ def test_rm_of_a_committed_unchanged_file_deletes_it(repo, nwb_path):
     repo.commit("a")
     repo.remove([repo.abspath(rel)])
     assert not os.path.exists(repo.abspath(rel))
+
+
+# ------------------------------------------------------------------ metadata strings that hold no object
+
+@pytest.mark.parametrize("value", ["null", "5", "[1,2]", "base64:abc", "not json"])
+def test_metadata_string_without_a_json_object_is_kept_as_a_string(repo, value):
+    p = repo.abspath("n.lindi.json")
+    with open(p, "w") as f:
+        json.dump({"refs": {".zgroup": {"zarr_format": 2}, "a/.zattrs": value, "b/.zattrs": '{"k": 1}'}}, f)
+    repo.add([p])
+    repo.commit("n")
+    refs = json.loads(repo.read_at("HEAD", "n.lindi.json"))["refs"]
+    assert refs["a/.zattrs"] == value and refs["b/.zattrs"] == {"k": 1}
+    repo.checkout("HEAD", force=True)  # the commit reads back
+    assert repo.status().clean
