@@ -98,15 +98,18 @@ def status(paths: tuple[str, ...], as_json: bool) -> None:
     from .diff import format_diff
     from .repo import diff
 
+    from .repo import NAME_RULE
+
     r = _repo()
     st = r.status(paths or None)
-    changes = {d.path: d for d in diff(r, None, None, paths or None)} if st.files else {}
+    # an unreadable working file is already in st.files with its error: skip it in the diff
+    changes = {d.path: d for d in diff(r, None, None, paths or None, errors=[])} if st.files else {}
     if as_json:
         _emit_json({
             "branch": st.branch, "head": st.head,
             "files": [{"path": f.path, "staged": f.staged, "unstaged": f.unstaged, "error": f.error,
                        "changes": changes[f.path].to_json() if f.path in changes else None} for f in st.files],
-            "untracked": st.untracked,
+            "untracked": st.untracked, "untrackable": st.untrackable,
         })
         return
     click.echo(f"On branch {st.branch}" if st.branch else f"HEAD detached at {(st.head or '')[:10]}")
@@ -131,6 +134,10 @@ def status(paths: tuple[str, ...], as_json: bool) -> None:
     if st.untracked:
         click.echo("\nUntracked LINDI files (use `lindivc add`):")
         for u in st.untracked:
+            click.echo(f"  {u}")
+    if st.untrackable:
+        click.echo(f"\nLINDI files that cannot be tracked ({NAME_RULE}):")
+        for u in st.untrackable:
             click.echo(f"  {u}")
     if not staged and not unstaged and not st.untracked:
         click.echo("nothing to commit, working files match HEAD")
@@ -260,13 +267,18 @@ def diff(args: tuple[str, ...], as_json: bool) -> None:
     revs, paths = _split_dashdash(args)
     if len(revs) > 2:
         raise click.UsageError("at most two revisions")
-    diffs = repo_diff(_repo(), revs[0] if revs else None, revs[1] if len(revs) > 1 else None, paths or None)
+    errors: list = []
+    diffs = repo_diff(_repo(), revs[0] if revs else None, revs[1] if len(revs) > 1 else None, paths or None,
+                      errors=errors)
     if as_json:
         _emit_json([d.to_json() for d in diffs])
-        return
-    for d in diffs:
-        for line in format_diff(d):
-            click.echo(line)
+    else:
+        for d in diffs:
+            for line in format_diff(d):
+                click.echo(line)
+    if errors:  # the other files' diffs are shown; the unreadable ones fail the command
+        raise LindivcError(f"cannot read {len(errors)} working file(s), not diffed: "
+                           + "; ".join(f"{p} ({why})" for p, why in errors[:3]) + (" ..." if len(errors) > 3 else ""))
 
 
 def _split_dashdash(args: tuple[str, ...]) -> tuple[list[str], list[str]]:

@@ -91,6 +91,8 @@ def load(path: str, check: bool = True) -> dict:
         raise InvalidLindiFile(path, "no such file") from None
     except IsADirectoryError:
         raise InvalidLindiFile(path, "is a directory") from None
+    except OSError as e:  # unreadable (permissions, I/O error): a user's problem, named
+        raise InvalidLindiFile(path, f"cannot read: {e.strerror or e}") from None
     return parse(data, path, check)
 
 

@@ -396,8 +396,8 @@ class Repository:
             if fs.index is not None:
                 try:
                     fs.work = self.working_blob(p, index)
-                except InvalidLindiFile as e:
-                    fs.error = e.reason
+                except LindivcError as e:  # reported per file: the other files still show
+                    fs.error = e.reason if isinstance(e, InvalidLindiFile) else str(e)
             st.files.append(fs)
         for u in self.untracked(index):
             if want is None or u in want:
@@ -829,8 +829,12 @@ def _parse_narrowed(a: bytes, b: bytes, name: str) -> tuple[dict, dict]:
 
 
 def diff(repo: Repository, rev_a: str | None = None, rev_b: str | None = None,
-         paths: Iterable[str] | None = None) -> list:
-    """LINDI-level diffs: ``rev_a`` (default HEAD) against ``rev_b`` (default: the working files)."""
+         paths: Iterable[str] | None = None, errors: list | None = None) -> list:
+    """LINDI-level diffs: ``rev_a`` (default HEAD) against ``rev_b`` (default: the working files).
+
+    With ``errors`` (a list), a working file that cannot be read is skipped and reported there
+    as (path, reason) instead of failing the whole diff.
+    """
     from .diff import diff_rfs
 
     a_sha = repo.history.resolve(rev_a or "HEAD") if (rev_a or repo.history.head()) else None
@@ -857,7 +861,13 @@ def diff(repo: Repository, rev_a: str | None = None, rev_b: str | None = None,
     out = []
     for p in sorted(names):
         a = repo.history.read_blob(a_files[p]) if p in a_files else None
-        b = b_read(p)
+        try:
+            b = b_read(p)
+        except InvalidLindiFile as e:
+            if errors is None:
+                raise
+            errors.append((p, e.reason))
+            continue
         if a == b:
             continue
         if a is not None and b is not None:

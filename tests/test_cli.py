@@ -121,3 +121,33 @@ def test_rm_refuses_uncommitted_changes_in_one_line_and_force_deletes(run, nwb_p
     assert (tmp_path / "a.lindi.json").exists()
     run("rm", "-f", "a.lindi.json")
     assert not (tmp_path / "a.lindi.json").exists()
+
+
+def test_one_broken_tracked_file_does_not_hide_the_others(run, tmp_path):
+    run("init")
+    for n in ("a", "b"):
+        (tmp_path / f"{n}.lindi.json").write_text('{"refs": {".zgroup": {"zarr_format": 2}}}')
+    run("add", "a.lindi.json", "b.lindi.json")
+    run("commit", "-m", "x")
+    (tmp_path / "a.lindi.json").write_text("{bad")
+    (tmp_path / "b.lindi.json").write_text('{"refs": {".zgroup": {"zarr_format": 2}, ".zattrs": {"y": 1}}}')
+    out = run("status").output
+    assert "invalid:   a.lindi.json (not valid JSON" in out and "modified:  b.lindi.json" in out and "+y" in out
+    st = json.loads(run("status", "--json").output)
+    assert [f["unstaged"] for f in st["files"]] == ["invalid", "modified"]
+    res = run("diff", ok=False)
+    assert res.exit_code == 1 and "M b.lindi.json" in res.output and "+y" in res.output
+    assert "Error: cannot read 1 working file(s), not diffed: a.lindi.json (not valid JSON" in res.output
+    _one_line_error(run("commit", "-a", "-m", "y", ok=False), "a.lindi.json", "not valid JSON")
+
+
+def test_names_outside_the_alphabet_get_the_real_reason(run, nwb_path, tmp_path):
+    run("init")
+    (tmp_path / "my file.lindi.json").write_text('{"refs": {}}')
+    (tmp_path / "Zürich.lindi.json").write_text('{"refs": {}}')
+    out = run("status").output
+    assert "Untracked" not in out and "cannot be tracked (file names may contain only" in out
+    assert "my file.lindi.json" in out and "Zürich.lindi.json" in out
+    assert json.loads(run("status", "--json").output)["untrackable"] == ["Zürich.lindi.json", "my file.lindi.json"]
+    _one_line_error(run("add", "my file.lindi.json", ok=False), "file names may contain only A-Z a-z 0-9 . _ @ + = , -")
+    _one_line_error(run("import", nwb_path, "--as", "a b.lindi.json", ok=False), "file names may contain only")
