@@ -166,6 +166,18 @@ def rm(paths: tuple[str, ...], cached: bool, force: bool) -> None:
 
 
 @cli.command()
+def reset() -> None:
+    """Unstage everything: make the staged files those of HEAD.
+
+    Working files are not touched (their changes show as unstaged). Also rebuilds a corrupt
+    .lindivc/index.json.
+    """
+    r = _repo()
+    r.reset()
+    click.echo(f"index reset to HEAD ({len(r.tracked())} tracked file(s)); working files unchanged")
+
+
+@cli.command()
 @click.option("-m", "--message", required=True, help="What this version changes, and why.")
 @click.option("-a", "--all", "all_", is_flag=True, help="Stage every modified tracked file first.")
 @click.option("--allow-empty", is_flag=True, help="Record a commit even if nothing changed.")

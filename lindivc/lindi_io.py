@@ -26,7 +26,7 @@ from lindi.LindiH5pyFile.LindiReferenceFileSystemStore import LindiReferenceFile
 from lindi.LindiH5pyFile.writers.LindiH5pyGroupWriter import LindiH5pyGroupWriter
 from numcodecs.compat import ensure_bytes
 
-from .errors import FileLocked, InvalidLindiFile
+from .errors import FileLocked, InvalidLindiFile, LindivcError
 from .refs import apply_templates as _apply_templates
 from .refs import expand_templates, is_chunk_key
 from .refs import load as load_rfs
@@ -393,14 +393,18 @@ def convert_hdf5(source: str, *, num_dataset_chunks_threshold: int | None = 1000
 
     url = source if _is_url(source) else os.path.abspath(source)
     opts = LindiH5ZarrStoreOpts(num_dataset_chunks_threshold=num_dataset_chunks_threshold)
-    f = LindiH5pyFile.from_hdf5_file(url, url=url, zarr_store_opts=opts)
     try:
-        rfs = f.to_reference_file_system()
-    finally:
-        f.close()
-        store = f._zarr_store
-        if hasattr(store, "close"):
-            store.close()
+        f = LindiH5pyFile.from_hdf5_file(url, url=url, zarr_store_opts=opts)
+        try:
+            rfs = f.to_reference_file_system()
+        finally:
+            f.close()
+            store = f._zarr_store
+            if hasattr(store, "close"):
+                store.close()
+    except OSError as e:  # h5py: truncated or corrupt file; requests: the URL failed
+        msg = str(e).splitlines()[0][:300] if str(e) else e.__class__.__name__
+        raise LindivcError(f"{source}: cannot convert the HDF5 file: {msg}") from None
     _meta_as_dicts(rfs)
     expand_templates(rfs)
     return rfs
@@ -412,7 +416,7 @@ def _read_local_range(fh, offset: int, size: int) -> Iterator[bytes]:
     while left > 0:
         block = fh.read(min(COPY_BLOCK, left))
         if not block:
-            raise OSError(f"{fh.name}: range {offset}+{size} is past the end of the file")
+            raise OSError(f"range {offset}+{size} is past the end of the file")
         left -= len(block)
         yield block
 
@@ -450,20 +454,24 @@ def ingest(rfs: dict, objects: ObjectStore, *, only_local: bool = True) -> int:
                 continue
             url = _apply_templates(v[0], templates)
             offset, size = v[1], v[2]
-            if _is_url(url):
-                if only_local:
+            try:
+                if _is_url(url):
+                    if only_local:
+                        continue
+                    blocks = _read_url_range(url, offset, size)
+                elif os.path.isabs(url):
+                    fh = handles.get(url)
+                    if fh is None:
+                        if objects.sha1_from_path(url) is not None:
+                            continue
+                        fh = handles[url] = open(url, "rb")
+                    blocks = _read_local_range(fh, offset, size)
+                else:
                     continue
-                blocks = _read_url_range(url, offset, size)
-            elif os.path.isabs(url):
-                if objects.sha1_from_path(url) is not None:
-                    continue
-                fh = handles.get(url)
-                if fh is None:
-                    fh = handles[url] = open(url, "rb")
-                blocks = _read_local_range(fh, offset, size)
-            else:
-                continue
-            sha, n = objects.put_stream(blocks)
+                sha, n = objects.put_stream(blocks)
+            except OSError as e:  # missing, unreadable or too short file; a failed download
+                why = e.strerror if isinstance(e, FileNotFoundError) else (str(e).splitlines()[0][:300] or e.__class__.__name__)
+                raise LindivcError(f"cannot ingest ref {key!r}: {url}: {why}") from None
             rfs["refs"][key] = [objects.path(sha), 0, n]
             total += n
     finally:

@@ -91,15 +91,27 @@ class Status:
 class Index:
     """Staged files (path -> canonical blob sha) with a stat cache of the working files."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, load: bool = True) -> None:
         self.path = path
         self.entries: dict[str, dict] = {}
-        if os.path.exists(path):
+        if load and os.path.exists(path):
+            with open(path, "rb") as f:
+                raw = f.read()
             try:
-                with open(path, "rb") as f:
-                    self.entries = orjson.loads(f.read()).get("entries", {})
+                data = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                raise LindivcError(f"{path} is corrupt; restore it with `lindivc reset`") from None
+                self._corrupt("not valid JSON")
+            if not isinstance(data, dict) or not isinstance(data.get("entries", {}), dict):
+                self._corrupt("not a JSON object with an 'entries' object")
+            entries = data.get("entries", {})
+            for p, e in entries.items():
+                if not isinstance(e, dict) or not isinstance(e.get("blob"), str):
+                    self._corrupt(f"entry {p!r} has no blob")
+            self.entries = entries
+
+    def _corrupt(self, why: str):
+        raise LindivcError(f"{self.path} is corrupt ({why}); rebuild it from HEAD with `lindivc reset` "
+                           "(working files are kept; staged changes must be added again)")
 
     def save(self) -> None:
         lrefs.write_atomic(self.path, orjson.dumps({"version": 1, "entries": self.entries}, option=orjson.OPT_SORT_KEYS))
@@ -477,6 +489,13 @@ class Repository:
         first = message.strip().splitlines()[0]
         self.history.update_head(sha, parent, f"commit{' (initial)' if parent is None else ''}: {first}", self.author)
         return sha
+
+    def reset(self) -> None:
+        """Make the index that of HEAD (like `git reset`): staged changes become unstaged, working
+        files are not touched. Does not read the old index, so it also rebuilds a corrupt one."""
+        index = Index(os.path.join(self.lvc, "index.json"), load=False)
+        index.entries = {p: {"blob": b} for p, b in self._head_files().items()}
+        index.save()
 
     # checkout --------------------------------------------------------------
     def checkout(self, rev: str, paths: Iterable[str] | None = None, force: bool = False) -> str:

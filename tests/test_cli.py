@@ -151,3 +151,32 @@ def test_names_outside_the_alphabet_get_the_real_reason(run, nwb_path, tmp_path)
     assert json.loads(run("status", "--json").output)["untrackable"] == ["Zürich.lindi.json", "my file.lindi.json"]
     _one_line_error(run("add", "my file.lindi.json", ok=False), "file names may contain only A-Z a-z 0-9 . _ @ + = , -")
     _one_line_error(run("import", nwb_path, "--as", "a b.lindi.json", ok=False), "file names may contain only")
+
+
+def test_import_of_unreadable_data_is_a_one_line_error(run, tmp_path):
+    run("init")
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"x" * 100)
+    for name, path, size in (("gone", str(tmp_path / "nowhere.bin"), 10), ("short", str(data), 1000)):
+        src = tmp_path / f"{name}.lindi.json"
+        src.write_text(json.dumps({"refs": {".zgroup": {"zarr_format": 2}, "x/0": [path, 0, size]}}))
+        _one_line_error(run("import", str(src), "--as", f"{name}-in.lindi.json", "--ingest", ok=False),
+                        "cannot ingest", path)
+        assert not (tmp_path / f"{name}-in.lindi.json").exists()
+    corrupt = tmp_path / "corrupt.nwb"
+    corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 200)
+    _one_line_error(run("import", str(corrupt), ok=False), "corrupt.nwb", "cannot convert the HDF5 file")
+
+
+@pytest.mark.parametrize("content", [b"[]", b"{not json", b'{"entries": []}', b'{"entries": {"a.lindi.json": 5}}'])
+def test_corrupt_index_names_a_command_that_rebuilds_it(run, tmp_path, content):
+    run("init")
+    (tmp_path / "a.lindi.json").write_text('{"refs": {".zgroup": {"zarr_format": 2}}}')
+    run("add", "a.lindi.json")
+    run("commit", "-m", "a")
+    (tmp_path / "a.lindi.json").write_text('{"refs": {".zgroup": {"zarr_format": 2}, ".zattrs": {"y": 1}}}')
+    (tmp_path / ".lindivc" / "index.json").write_bytes(content)
+    _one_line_error(run("status", ok=False), "index.json is corrupt", "lindivc reset")
+    run("reset")
+    out = run("status").output
+    assert "modified:  a.lindi.json" in out and "+y" in out  # tracked again; the edit is kept
