@@ -58,8 +58,13 @@ class CommitInfo:
 
 
 def validate_ref_name(name: str, what: str = "branch") -> str:
-    if not name or not _NAME_RE.match(name) or name.startswith("-"):
-        raise LindivcError(f"invalid {what} name: {name!r}")
+    """``name`` if git would accept it as a branch or tag name (within lindivc's alphabet)."""
+    if name in ("HEAD", "FETCH_HEAD", "ORIG_HEAD", "MERGE_HEAD") or name.startswith("refs/"):
+        raise LindivcError(f"invalid {what} name: {name!r} is reserved")
+    if (not name or not _NAME_RE.match(name) or name.startswith("-") or name.endswith(".")
+            or any(part.startswith(".") or part.endswith(".lock") for part in name.split("/"))):
+        raise LindivcError(f"invalid {what} name: {name!r} (use letters, digits, . _ - and /; no '..', "
+                           "no part starting with '.' or ending in '.lock', no leading '-')")
     return name
 
 
@@ -246,8 +251,17 @@ class History:
             obj = self.repo.object_store[obj.object[1]]
         return obj.id.decode()
 
+    def check_nesting(self, name: str, what: str = "branch") -> None:
+        """Refuse a branch (tag) ``name`` that an existing one contains or is contained in:
+        refs are files, so feature/x and feature/x/y cannot both exist."""
+        prefix = "refs/heads/" if what == "branch" else "refs/tags/"
+        for other in self.refs_under(prefix):
+            if other.startswith(name + "/") or name.startswith(other + "/"):
+                raise LindivcError(f"cannot create {what} {name!r}: a {what} {other} exists; names cannot nest")
+
     def create_tag(self, name: str, target: str, message: str | None, author: str) -> None:
         validate_ref_name(name, "tag")
+        self.check_nesting(name, "tag")
         sha = self.resolve(target)
         if message:
             t = Tag()

@@ -568,6 +568,7 @@ class Repository:
         sha = self.history.resolve(start)
         if self.history.ref(f"refs/heads/{name}") is not None:
             raise LindivcError(f"branch {name!r} already exists")
+        self.history.check_nesting(name)
         self.history.set_ref(f"refs/heads/{name}", sha, None, f"branch: created from {start}", self.author)
         return sha
 

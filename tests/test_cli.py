@@ -180,3 +180,14 @@ def test_corrupt_index_names_a_command_that_rebuilds_it(run, tmp_path, content):
     run("reset")
     out = run("status").output
     assert "modified:  a.lindi.json" in out and "+y" in out  # tracked again; the edit is kept
+
+
+def test_branch_name_mistakes_are_one_line_errors(run, nwb_path):
+    run("init")
+    run("import", nwb_path)
+    run("commit", "-m", "a")
+    run("branch", "feature/x")
+    _one_line_error(run("branch", "feature/x/y", ok=False), "a branch feature/x exists; names cannot nest")
+    _one_line_error(run("branch", "feature", ok=False), "a branch feature/x exists; names cannot nest")
+    _one_line_error(run("branch", "HEAD", ok=False), "invalid branch name", "reserved")
+    _one_line_error(run("checkout", "-b", "feature", ok=False), "names cannot nest")

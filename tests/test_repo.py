@@ -452,3 +452,29 @@ def test_metadata_string_without_a_json_object_is_kept_as_a_string(repo, value):
     assert refs["a/.zattrs"] == value and refs["b/.zattrs"] == {"k": 1}
     repo.checkout("HEAD", force=True)  # the commit reads back
     assert repo.status().clean
+
+
+# ------------------------------------------------------------------ branch names
+
+def test_branch_names_cannot_nest(repo, nwb_path):
+    import_file(repo, nwb_path)
+    repo.commit("a")
+    repo.create_branch("feature/x")
+    with pytest.raises(LindivcError, match="a branch feature/x exists; names cannot nest"):
+        repo.create_branch("feature/x/y")
+    with pytest.raises(LindivcError, match="a branch feature/x exists; names cannot nest"):
+        repo.create_branch("feature")
+    repo.create_branch("feature/z")  # siblings are fine
+    repo.history.create_tag("v/1", "HEAD", None, repo.author)
+    with pytest.raises(LindivcError, match="a tag v/1 exists"):
+        repo.history.create_tag("v", "HEAD", None, repo.author)
+
+
+@pytest.mark.parametrize("name", ["HEAD", "-x", "x.lock", "a/b.lock", "a..b", ".hidden", "a/.b", "x.", "refs/heads/x",
+                                  "a@{1}", "a b", "a//b", "a/"])
+def test_reserved_and_malformed_branch_names_are_refused(repo, nwb_path, name):
+    import_file(repo, nwb_path)
+    repo.commit("a")
+    with pytest.raises(LindivcError, match="invalid branch name"):
+        repo.create_branch(name)
+    assert set(repo.history.branches()) == {"main"}
