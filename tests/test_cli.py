@@ -191,3 +191,11 @@ def test_branch_name_mistakes_are_one_line_errors(run, nwb_path):
     _one_line_error(run("branch", "feature", ok=False), "a branch feature/x exists; names cannot nest")
     _one_line_error(run("branch", "HEAD", ok=False), "invalid branch name", "reserved")
     _one_line_error(run("checkout", "-b", "feature", ok=False), "names cannot nest")
+
+
+def test_import_as_is_relative_to_the_current_directory(run, nwb_path, tmp_path, monkeypatch):
+    run("init")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    res = run("import", nwb_path, "--as", "x.lindi.json")
+    assert "as sub/x.lindi.json" in res.output and (tmp_path / "sub" / "x.lindi.json").exists()
