@@ -1234,5 +1234,8 @@ def gc_local(repo, *, prune: bool = False, grace: float = DEFAULT_GRACE, evict_p
     """Plan (and with ``prune``, sweep) a GC of the local object store."""
     plan = plan_local(repo, grace=grace, evict_pushed=evict_pushed)
     if prune:
-        sweep_local(repo, plan)
+        # no working file may be open "r+" meanwhile: its writer would save refs to objects this
+        # sweep deletes or evicts (FileLocked names the file)
+        with repo.locked(getattr(plan, "_canon", {}).keys()):
+            sweep_local(repo, plan)
     return plan

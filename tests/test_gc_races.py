@@ -242,3 +242,18 @@ def test_force_push_back_during_gc_keeps_the_permalink(tmp_path):
     assert gitsync.read_remote_ref(open_zone(zdir), "main")[0] == c1
     read_all(os.path.join(zdir, "v", c1, name))
     read_all(os.path.join(zdir, "f", name))
+
+
+def test_local_prune_refuses_while_a_working_file_is_open_for_writing(tmp_path):
+    from lindivc.errors import LindivcError
+
+    r, name = make_repo(tmp_path / "a", seed=31)
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f.attrs["x"] = 1
+        try:
+            gc.gc_local(r, prune=True, grace=0.0)
+        except LindivcError as e:
+            assert name in str(e)
+        else:
+            raise AssertionError("local gc --prune ran while a writer had the file open")
+    gc.gc_local(r, prune=True, grace=0.0)  # once closed, it runs
