@@ -38,6 +38,19 @@ from .layout import validate_path
 from .objects import ObjectStore, is_sha1
 
 LVC_DIR = ".lindivc"
+
+
+def _index_locked(method):
+    """Run a Repository method holding the index lock (re-entrant within one Repository), so that
+    two lindivc processes never interleave read-modify-write of index.json and refs."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.index_lock():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 # what layout.validate_path accepts (zone keys use the same alphabet: it is not widened)
 NAME_RULE = "file names may contain only A-Z a-z 0-9 . _ @ + = , - (rename the file to track it)"
 
@@ -137,6 +150,8 @@ class Repository:
         self._packs = None
         self._catalogs: list | None = None
         self._lock = threading.Lock()
+        self._index_lock_depth = 0
+        self._index_lock_fd: int | None = None
         self._path_sha: dict[str, str | None] = {}  # object path -> sha1 (None: not an object path)
         self._pack_flag: dict[str, bool] = {}  # sha1 -> is a local pack
         self._canon_cache: dict[str, tuple[list, bytes]] = {}  # path -> (stat key, canonical bytes)
@@ -341,6 +356,27 @@ class Repository:
     def _index(self) -> Index:
         return Index(os.path.join(self.lvc, "index.json"))
 
+    @contextmanager
+    def index_lock(self):
+        """Hold ``.lindivc/index.lock`` (flock; re-entrant in this object; released on exit or
+        process death). Another process waits for it."""
+        import fcntl
+
+        with self._lock:
+            depth = self._index_lock_depth
+            self._index_lock_depth += 1
+        try:
+            if depth == 0:
+                self._index_lock_fd = os.open(os.path.join(self.lvc, "index.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(self._index_lock_fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            with self._lock:
+                self._index_lock_depth -= 1
+                if self._index_lock_depth == 0 and self._index_lock_fd is not None:
+                    os.close(self._index_lock_fd)  # releases the flock
+                    self._index_lock_fd = None
+
     def _stat_key(self, path: str) -> list | None:
         try:
             st = os.stat(self.abspath(path))
@@ -395,6 +431,7 @@ class Repository:
         what they use; status lists those apart)."""
         return [p for p in self.lindi_files() if p not in index.entries]
 
+    @_index_locked
     def status(self, paths: Iterable[str] | None = None) -> Status:
         index = self._index()
         head_files = self._head_files()
@@ -417,6 +454,7 @@ class Repository:
         index.save()  # persists the refreshed stat cache
         return st
 
+    @_index_locked
     def add(self, paths: Iterable[str]) -> list[str]:
         """Stage the working files at ``paths`` (canonical form stored as history blobs)."""
         index = self._index()
@@ -441,6 +479,7 @@ class Repository:
         index.save()
         return added
 
+    @_index_locked
     def remove(self, paths: Iterable[str], keep_file: bool = False, force: bool = False) -> list[str]:
         """Stop tracking ``paths`` (and delete the working files unless ``keep_file``).
 
@@ -469,6 +508,7 @@ class Repository:
         index.save()
         return out
 
+    @_index_locked
     def commit(self, message: str, all: bool = False, allow_empty: bool = False) -> str:
         """Record the staged files (all tracked changes with ``all``) as a new commit on HEAD."""
         if not message or not message.strip():
@@ -490,6 +530,7 @@ class Repository:
         self.history.update_head(sha, parent, f"commit{' (initial)' if parent is None else ''}: {first}", self.author)
         return sha
 
+    @_index_locked
     def reset(self) -> None:
         """Make the index that of HEAD (like `git reset`): staged changes become unstaged, working
         files are not touched. Does not read the old index, so it also rebuilds a corrupt one."""
@@ -498,6 +539,7 @@ class Repository:
         index.save()
 
     # checkout --------------------------------------------------------------
+    @_index_locked
     def checkout(self, rev: str, paths: Iterable[str] | None = None, force: bool = False) -> str:
         """Make the working files those of ``rev``.
 

@@ -478,3 +478,23 @@ def test_reserved_and_malformed_branch_names_are_refused(repo, nwb_path, name):
     with pytest.raises(LindivcError, match="invalid branch name"):
         repo.create_branch(name)
     assert set(repo.history.branches()) == {"main"}
+
+
+def test_concurrent_adds_from_two_processes_lose_no_entry(repo, nwb_path):
+    import subprocess
+    import sys
+
+    src = import_file(repo, nwb_path)
+    repo.commit("first")
+    names = []
+    for i in range(24):
+        name = f"f{i:02d}.lindi.json"
+        with open(repo.abspath(src), "rb") as fh, open(os.path.join(repo.root, name), "wb") as out:
+            out.write(fh.read())
+        names.append(name)
+    script = ("import sys; from lindivc.repo import Repository\n"
+              "r = Repository(sys.argv[1])\n"
+              "for n in sys.argv[2:]: r.add([r.abspath(n)])\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, repo.root, *names[k::2]]) for k in (0, 1)]
+    assert [p.wait() for p in procs] == [0, 0]
+    assert set(names) <= set(Repository(repo.root).tracked())
