@@ -99,9 +99,7 @@ def import_(source: str, as_path: str | None, ingest: bool, force: bool) -> None
 def status(paths: tuple[str, ...], as_json: bool) -> None:
     """Show tracked, modified and untracked LINDI files, and what changed in each."""
     from .diff import format_diff
-    from .repo import diff
-
-    from .repo import NAME_RULE
+    from .repo import NAME_RULE, diff
 
     r = _repo()
     st = r.status(paths or None)
