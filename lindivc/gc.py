@@ -255,6 +255,23 @@ class Lease:
     id: str
     etag: str
     holder: str
+    acquired: float = 0.0
+    expires: float = 0.0
+
+    def renew_if_due(self, ttl: float = LEASE_TTL) -> None:
+        """Extend the lease (compare-and-swap on its etag) once half its time has passed, so a
+        long sweep keeps it; GCError if another GC took it over (this one must stop)."""
+        now = self.zone.now()
+        if now < self.expires - ttl / 2:
+            return
+        rec = {"format": LEASE_FORMAT, "id": self.id, "holder": self.holder, "acquired": self.acquired,
+               "expires": now + ttl}
+        try:
+            self.etag = self.zone.put(GC_LEASE_KEY, json.dumps(rec, sort_keys=True).encode(), if_match=self.etag)
+        except PreconditionFailed:
+            raise GCError(f"{self.zone.url}: the GC lease was taken over (--break-lease) while this GC ran; "
+                          "stopped, nothing more deleted") from None
+        self.expires = now + ttl
 
     def release(self) -> None:
         """Delete the lease if it is still ours."""
@@ -298,7 +315,7 @@ def acquire_lease(zone: Zone, *, ttl: float = LEASE_TTL, break_lease: bool = Fal
     for _ in range(3):
         try:
             etag = zone.put(GC_LEASE_KEY, data, if_none_match=True)
-            return Lease(zone, rec["id"], etag, rec["holder"])
+            return Lease(zone, rec["id"], etag, rec["holder"], rec["acquired"], rec["expires"])
         except PreconditionFailed:
             cur = read_lease(zone)
             if cur is None:
@@ -314,7 +331,7 @@ def acquire_lease(zone: Zone, *, ttl: float = LEASE_TTL, break_lease: bool = Fal
             if etag is None:
                 zone.delete(GC_LEASE_KEY)
                 continue
-            return Lease(zone, rec["id"], etag, rec["holder"])
+            return Lease(zone, rec["id"], etag, rec["holder"], rec["acquired"], rec["expires"])
     raise GCError(f"{zone.url}: the GC lease keeps changing; try again")
 
 
@@ -889,7 +906,7 @@ def _repack_one(zone: Zone, rp: Repack, tmpdir: str) -> tuple[int, int]:
     return rp.size - new.size, n  # the old index and pack go in the sweep's steps 2 and 5
 
 
-def sweep_zone(zone: Zone, plan: GCPlan) -> GCPlan:
+def sweep_zone(zone: Zone, plan: GCPlan, lease: Lease | None = None) -> GCPlan:
     """Carry out ``plan`` top-down (module docstring); return it with ``deleted`` counts set.
     Raises RefsChanged (after deleting nothing more) when a ref or journal changed."""
     import shutil
@@ -948,6 +965,8 @@ def sweep_zone(zone: Zone, plan: GCPlan) -> GCPlan:
         for d in by_kind.get(kind, []) + (old_packs if kind == "pack" else []):
             if time.monotonic() - checked > RECHECK_SECONDS:
                 _check_unchanged(zone, plan)
+                if lease is not None:
+                    lease.renew_if_due()
                 checked = time.monotonic()
             if _written_again(zone, d):
                 plan.notes.append(f"kept {d.key}: written again while GC ran")
@@ -1007,7 +1026,7 @@ def gc_zone(zone: Zone, *, prune: bool = False, grace: float = DEFAULT_GRACE, th
         for attempt in range(attempts):
             plan = plan_zone(zone, grace=grace, threshold=threshold, cache_dir=cache_dir)
             try:
-                sweep_zone(zone, plan)
+                sweep_zone(zone, plan, lease)
             except RefsChanged:
                 if attempt == attempts - 1:
                     raise

@@ -257,3 +257,24 @@ def test_local_prune_refuses_while_a_working_file_is_open_for_writing(tmp_path):
         else:
             raise AssertionError("local gc --prune ran while a writer had the file open")
     gc.gc_local(r, prune=True, grace=0.0)  # once closed, it runs
+
+
+def test_gc_lease_is_renewed_and_a_takeover_stops_the_holder(tmp_path):
+    zone = open_zone(str(tmp_path / "zone"))
+    lease = gc.acquire_lease(zone, ttl=100.0)
+    first = json.loads(zone.get("lease/gc"))
+    lease.renew_if_due(ttl=100.0)  # not due yet: unchanged
+    assert json.loads(zone.get("lease/gc")) == first
+    lease.expires = zone.now() + 10  # past half its time
+    lease.renew_if_due(ttl=100.0)
+    renewed = json.loads(zone.get("lease/gc"))
+    assert renewed["id"] == first["id"] and renewed["expires"] > first["expires"]
+    # another GC breaks it (as --break-lease would, once expired): the holder must stop
+    zone.put("lease/gc", json.dumps(dict(renewed, id="other", expires=0)).encode())
+    lease.expires = 0
+    try:
+        lease.renew_if_due(ttl=100.0)
+    except gc.GCError as e:
+        assert "taken over" in str(e)
+    else:
+        raise AssertionError("a GC whose lease was taken over went on")
