@@ -311,28 +311,21 @@ class History:
                 return self._peel(v.decode())
             except KeyError:
                 continue
-        if re.fullmatch(r"[0-9a-f]{4,40}", base):
+        if re.fullmatch(r"[0-9a-fA-F]{4,40}", base):
+            base = base.lower()
             if len(base) == 40:
                 if _b(base) in self.repo.object_store and isinstance(self.repo.object_store[_b(base)], (Commit, Tag)):
                     return self._peel(base)
                 return None
-            matches = [s for s in self._iter_commit_shas() if s.startswith(base)]
+            # every commit or tag in the object store, reachable or not (like git's short names)
+            store = self.repo.object_store
+            matches = sorted({self._peel(sha.decode()) for sha in store.iter_prefix(_b(base))
+                              if isinstance(store[sha], (Commit, Tag))})
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:
                 raise LindivcError(f"ambiguous revision {base}: {len(matches)} commits match")
         return None
-
-    def _iter_commit_shas(self) -> Iterator[str]:
-        heads = set(self.all_refs().values())
-        h = self.head()
-        if h:
-            heads.add(h)
-        seen: set[str] = set()
-        for c in self.walk(list(heads)):
-            if c.sha not in seen:
-                seen.add(c.sha)
-                yield c.sha
 
     def walk(self, heads: list[str], exclude: list[str] = (), max_count: int | None = None) -> Iterator[CommitInfo]:
         """Commits reachable from ``heads`` and not from ``exclude``, newest first."""

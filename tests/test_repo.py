@@ -498,3 +498,16 @@ def test_concurrent_adds_from_two_processes_lose_no_entry(repo, nwb_path):
     procs = [subprocess.Popen([sys.executable, "-c", script, repo.root, *names[k::2]]) for k in (0, 1)]
     assert [p.wait() for p in procs] == [0, 0]
     assert set(names) <= set(Repository(repo.root).tracked())
+
+
+def test_short_and_uppercase_shas_name_unreachable_commits_too(repo, nwb_path):
+    rel = import_file(repo, nwb_path)
+    c1 = repo.commit("first")
+    with lindivc.open(repo.abspath(rel), "r+") as f:
+        f.attrs["x"] = 1
+    c2 = repo.commit("second", all=True)
+    repo.history.set_ref("refs/heads/main", c1, c2, "reset to first", repo.author)  # c2 unreachable
+    assert repo.history.resolve(c2[:8]) == c2
+    assert repo.history.resolve(c1[:10].upper()) == c1
+    with pytest.raises(UnknownRevision):
+        repo.history.resolve("0000000")
