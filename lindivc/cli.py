@@ -75,7 +75,7 @@ def init(directory: str) -> None:
 @cli.command("import")
 @click.argument("source")
 @click.option("--as", "as_path", metavar="PATH", help="Name in the working tree, relative to the current directory "
-              "(default: the source's file name, at the top of the working tree).")
+              "(default: the source's file name, in the current directory).")
 @click.option("--ingest", is_flag=True, help="Copy byte ranges of local files into the object store, so the "
               "result no longer depends on the original file.")
 @click.option("--force", is_flag=True, help="Overwrite an existing working file of that name.")
@@ -87,9 +87,8 @@ def import_(source: str, as_path: str | None, ingest: bool, force: bool) -> None
     """
     from .repo import import_file
 
-    if as_path and not os.path.isabs(as_path):
-        as_path = os.path.abspath(as_path)  # like add and status: relative to the current directory
-    rel = import_file(_repo(), source, as_path=as_path, ingest=ingest, force=force)
+    # like add and status: relative to the current directory
+    rel = import_file(_repo(), source, as_path=as_path, ingest=ingest, force=force, directory=os.getcwd())
     click.echo(f"imported {source} as {rel} (staged; commit with `lindivc commit -m ...`)")
 
 

@@ -700,12 +700,14 @@ def _default_name(source: str, is_hdf5: bool) -> str:
 
 
 def import_file(repo: Repository, source: str, as_path: str | None = None, ingest: bool = False,
-                force: bool = False) -> str:
+                force: bool = False, directory: str | None = None) -> str:
     """Bring a LINDI file (or an HDF5/NWB file, converted) into the working tree and stage it.
 
     ``source`` is a local path or an http(s) URL. Relative local paths inside a local LINDI
     file are made absolute against the file's directory. With ``ingest``, byte ranges of local
-    files are copied into the object store. Returns the worktree path.
+    files are copied into the object store. A relative ``as_path`` (or, without one, the
+    source's file name) is placed in ``directory`` (default: the top of the working tree).
+    Returns the worktree path.
     """
     from .lindi_io import convert_hdf5, ingest as ingest_ranges
 
@@ -742,7 +744,7 @@ def import_file(repo: Repository, source: str, as_path: str | None = None, inges
                     v[0] = os.path.normpath(os.path.join(base, v[0]))
     lrefs.expand_templates(rfs)
     target = as_path or _default_name(source, is_hdf5)
-    rel = repo.relpath(os.path.join(repo.root, target) if not os.path.isabs(target) else target)
+    rel = repo.relpath(os.path.join(directory or repo.root, target) if not os.path.isabs(target) else target)
     if not lrefs.is_lindi_name(rel):
         raise LindivcError(f"{target}: the name must end in .lindi.json or .zarr.json")
     dest = repo.abspath(rel)

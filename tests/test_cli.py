@@ -199,3 +199,12 @@ def test_import_as_is_relative_to_the_current_directory(run, nwb_path, tmp_path,
     monkeypatch.chdir(tmp_path / "sub")
     res = run("import", nwb_path, "--as", "x.lindi.json")
     assert "as sub/x.lindi.json" in res.output and (tmp_path / "sub" / "x.lindi.json").exists()
+
+
+def test_import_from_a_subdirectory_lands_there(run, nwb_path, tmp_path, monkeypatch):
+    run("init")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    res = run("import", nwb_path)
+    assert "sub/s.nwb.lindi.json" in res.output
+    assert (tmp_path / "sub" / "s.nwb.lindi.json").exists()
