@@ -17,7 +17,7 @@ from ..errors import (AccessDenied, InvalidKey, PreconditionFailed, ZoneError, Z
                       ZoneUnreachable)
 from ..layout import MAX_KEY, ZoneURL, parse_zone_url, validate_key
 from .base import ObjectInfo, Zone, check_range
-from .http import ranged_body
+from .http import object_info, ranged_body
 
 TIMEOUT = (10, 120)  # connect, read
 UPLOAD_BLOCK = 1 << 20
@@ -183,15 +183,7 @@ class GatewayZone(Zone):
             resp = self._request("HEAD", key, self._url(key), allow_redirects=True)
         except ZoneKeyMissing:
             return None
-        h = resp.headers
-        mtime = 0.0
-        if h.get("X-Lindivc-Mtime"):
-            mtime = float(h["X-Lindivc-Mtime"])
-        elif h.get("Last-Modified"):
-            import email.utils
-
-            mtime = email.utils.parsedate_to_datetime(h["Last-Modified"]).timestamp()
-        return ObjectInfo(key, int(h.get("Content-Length", "0")), mtime, self._etag(resp))
+        return object_info(key, resp)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         if not isinstance(prefix, str) or prefix.startswith("/") or len(prefix) > MAX_KEY or \

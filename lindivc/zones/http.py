@@ -40,6 +40,24 @@ def ranged_body(resp, zone_url: str, key: str, offset: int, size: int) -> bytes:
     return data
 
 
+def object_info(key: str, resp) -> ObjectInfo:
+    """What the headers of a HEAD answer say of ``key``: size, mtime (the gateway's exact
+    X-Lindivc-Mtime, else Last-Modified), etag."""
+    h = resp.headers
+    mtime = 0.0
+    try:
+        if h.get("X-Lindivc-Mtime"):
+            mtime = float(h["X-Lindivc-Mtime"])
+        elif h.get("Last-Modified"):
+            mtime = email.utils.parsedate_to_datetime(h["Last-Modified"]).timestamp()
+    except (TypeError, ValueError):
+        pass
+    etag = h.get("ETag")
+    if etag:
+        etag = etag.removeprefix("W/").strip('"')
+    return ObjectInfo(key, int(h.get("Content-Length", "-1")), mtime, etag or None)
+
+
 def make_session():
     """A requests Session with a few quick retries (urllib3's) for GET/HEAD."""
     import requests
@@ -140,18 +158,7 @@ class HttpZone(Zone):
             resp = self._request("HEAD", key, self._url(key), allow_redirects=True)
         except ZoneKeyMissing:
             return None
-        h = resp.headers
-        mtime = 0.0
-        if h.get("Last-Modified"):
-            try:
-                mtime = email.utils.parsedate_to_datetime(h["Last-Modified"]).timestamp()
-            except (TypeError, ValueError):
-                pass
-        size = int(h.get("Content-Length", "-1"))
-        etag = h.get("ETag")
-        if etag:
-            etag = etag.removeprefix("W/").strip('"')
-        return ObjectInfo(key, size, mtime, etag or None)
+        return object_info(key, resp)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         check_prefix(prefix)
