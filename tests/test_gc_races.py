@@ -135,9 +135,8 @@ def _setup(tmp_path):
 
 
 def test_gc_cache_notices_a_push_during_the_sweep(tmp_path, monkeypatch):
-    """_after_sweep_cache refingerprints the zone *after* the sweep: a push that landed during or
-    right after the sweep is folded into the fingerprint, and the next GC reuses a dead list that
-    no longer holds."""
+    """A push that lands while GC finishes its sweep must not be folded into the cached
+    fingerprint: the next GC plans afresh instead of reusing a dead list that no longer holds."""
     r, name, zdir, c1, c1_files = _setup(tmp_path)
     age(os.path.join(zdir, "v", c1), 2 * HOUR)  # the old version file is old garbage, its pack is young
     zone = open_zone(zdir)
@@ -161,9 +160,8 @@ def test_gc_cache_notices_a_push_during_the_sweep(tmp_path, monkeypatch):
 
 
 def test_gc_cache_is_not_reused_with_another_grace(tmp_path):
-    """A dry run with a short grace, then --prune with the default 14 d: the cached result (made
-    with the short grace) is reused, so a v/ file younger than 14 d (a root by docs/gc.md) loses
-    the data it references."""
+    """A dry run with a short grace, then --prune with the default 14 d: the short-grace result
+    must not be reused, or a v/ file younger than 14 d (a root by docs/gc.md) would lose its data."""
     r, name, zdir, c1, c1_files = _setup(tmp_path)
     age(zdir, 2 * HOUR)                       # everything is 2 hours old...
     age(os.path.join(zdir, "sha1"), 30 * DAY)  # ...the data objects a month old
@@ -187,7 +185,7 @@ def test_clone_into_a_regular_file_is_a_one_line_error(tmp_path):
     dest.write_text("x")
     res = CliRunner().invoke(cli, ["clone", z, str(dest)])
     assert res.exit_code == 1
-    assert isinstance(res.exception, SystemExit), repr(res.exception)  # NotADirectoryError escapes
+    assert isinstance(res.exception, SystemExit), repr(res.exception)  # not a NotADirectoryError traceback
 
 
 def test_push_during_index_deletion_stops_gc_and_puts_the_indexes_back(tmp_path):
