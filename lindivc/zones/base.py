@@ -129,6 +129,14 @@ class Zone(abc.ABC):
         """Every other zone of the same cloud (DESIGN.md section 5); empty if not in a cloud."""
         return iter(())
 
+    def _empty_range(self, key: str) -> bytes:
+        """A zero-length range: b"" if ``key`` exists (no ranged request can ask for 0 bytes)."""
+        if self.head(key) is None:
+            from ..errors import ZoneKeyMissing
+
+            raise ZoneKeyMissing(key, self.url)
+        return b""
+
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
 

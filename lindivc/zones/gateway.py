@@ -16,8 +16,8 @@ from typing import BinaryIO, Callable, Iterator
 from ..errors import (AccessDenied, InvalidKey, PreconditionFailed, ZoneError, ZoneKeyMissing,
                       ZoneUnreachable)
 from ..layout import MAX_KEY, ZoneURL, parse_zone_url, validate_key
-from .base import ObjectInfo, Zone, check_range
-from .http import object_info, ranged_body
+from .base import ObjectInfo, Zone
+from .http import HttpReads
 
 TIMEOUT = (10, 120)  # connect, read
 UPLOAD_BLOCK = 1 << 20
@@ -56,12 +56,14 @@ class _ProgressReader:
         return b
 
 
-class GatewayZone(Zone):
+class GatewayZone(HttpReads, Zone):
     """A zone ``<root>/zones/<user>/<zone>`` served by a lindivc gateway at ``<root>``.
 
     ``token``: the GitHub token for writes; None means lindivc.auth.load_token() (GITHUB_TOKEN,
     else the token stored by `lindivc login`). Reads need no token.
     """
+
+    RANGE_KW = {"expect": (200, 206, 416)}  # ranged_body turns 200/416 into clear errors
 
     def __init__(self, url: str | ZoneURL, token: str | None = None, *, session=None) -> None:
         self.location = url if isinstance(url, ZoneURL) else parse_zone_url(url)
@@ -160,31 +162,6 @@ class GatewayZone(Zone):
         return e.removeprefix("W/").strip('"') if e else None
 
     # reads ---------------------------------------------------------------------------------
-    def get(self, key: str) -> bytes:
-        return self._request("GET", key, self._url(key)).content
-
-    def get_range(self, key: str, offset: int, size: int) -> bytes:
-        check_range(offset, size)
-        if size == 0:
-            if self.head(key) is None:
-                raise ZoneKeyMissing(key, self.url)
-            return b""
-        resp = self._request("GET", key, self._url(key), expect=(200, 206, 416),
-                             headers={"Range": f"bytes={offset}-{offset + size - 1}"})
-        return ranged_body(resp, self.url, key, offset, size)
-
-    def open_read(self, key: str) -> BinaryIO:
-        resp = self._request("GET", key, self._url(key), stream=True)
-        resp.raw.decode_content = True
-        return resp.raw
-
-    def head(self, key: str) -> ObjectInfo | None:
-        try:
-            resp = self._request("HEAD", key, self._url(key), allow_redirects=True)
-        except ZoneKeyMissing:
-            return None
-        return object_info(key, resp)
-
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         if not isinstance(prefix, str) or prefix.startswith("/") or len(prefix) > MAX_KEY or \
                 any(p in (".", "..") for p in prefix.split("/")):

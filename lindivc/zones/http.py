@@ -73,7 +73,38 @@ def make_session():
     return s
 
 
-class HttpZone(Zone):
+class HttpReads:
+    """Reads over HTTP GET/HEAD with Range, for zones whose ``_request(method, key, url, **kw)``
+    returns a requests response (HttpZone, GatewayZone). ``RANGE_KW`` adds request options to
+    ranged GETs."""
+
+    RANGE_KW: dict = {}
+
+    def get(self, key: str) -> bytes:
+        return self._request("GET", key, self._url(key)).content
+
+    def get_range(self, key: str, offset: int, size: int) -> bytes:
+        check_range(offset, size)
+        if size == 0:
+            return self._empty_range(key)
+        resp = self._request("GET", key, self._url(key), headers={"Range": f"bytes={offset}-{offset + size - 1}"},
+                             **self.RANGE_KW)
+        return ranged_body(resp, self.url, key, offset, size)
+
+    def open_read(self, key: str) -> BinaryIO:
+        resp = self._request("GET", key, self._url(key), stream=True)
+        resp.raw.decode_content = True
+        return resp.raw
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            resp = self._request("HEAD", key, self._url(key), allow_redirects=True)
+        except ZoneKeyMissing:
+            return None
+        return object_info(key, resp)
+
+
+class HttpZone(HttpReads, Zone):
     """A read-only zone at an http(s) base URL."""
 
     def __init__(self, url: str | ZoneURL, *, session=None) -> None:
@@ -135,31 +166,6 @@ class HttpZone(Zone):
                 pass
 
     # reads ---------------------------------------------------------------------------------
-    def get(self, key: str) -> bytes:
-        resp = self._request("GET", key, self._url(key))
-        return resp.content
-
-    def get_range(self, key: str, offset: int, size: int) -> bytes:
-        check_range(offset, size)
-        if size == 0:
-            if self.head(key) is None:
-                raise ZoneKeyMissing(key, self.url)
-            return b""
-        resp = self._request("GET", key, self._url(key), headers={"Range": f"bytes={offset}-{offset + size - 1}"})
-        return ranged_body(resp, self.url, key, offset, size)
-
-    def open_read(self, key: str) -> BinaryIO:
-        resp = self._request("GET", key, self._url(key), stream=True)
-        resp.raw.decode_content = True
-        return resp.raw
-
-    def head(self, key: str) -> ObjectInfo | None:
-        try:
-            resp = self._request("HEAD", key, self._url(key), allow_redirects=True)
-        except ZoneKeyMissing:
-            return None
-        return object_info(key, resp)
-
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         check_prefix(prefix)
         raise ZoneError(f"{self.url}: an http(s) zone cannot be listed")

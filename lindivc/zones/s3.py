@@ -187,9 +187,7 @@ class S3Zone(Zone):
     def get_range(self, key: str, offset: int, size: int) -> bytes:
         check_range(offset, size)
         if size == 0:
-            if self.head(key) is None:
-                raise ZoneKeyMissing(key, self.url)
-            return b""
+            return self._empty_range(key)
         resp = self._call(self.client.get_object, key, Bucket=self.bucket, Key=self._k(key),
                           Range=f"bytes={offset}-{offset + size - 1}")
         with resp["Body"] as body:
