@@ -244,7 +244,7 @@ def show(rev: str, as_json: bool) -> None:
         diffs = diff(r, c.parents[0], c.sha)
     else:
         from .diff import diff_rfs
-        from .refs import parse
+        from .lindijson import parse
 
         files = r.history.tree_files(c.tree)
         diffs = [diff_rfs(p, None, parse(r.history.read_blob(b), p)) for p, b in sorted(files.items())]

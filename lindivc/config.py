@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from .errors import LindivcError
-from .refs import write_atomic
+from .lindijson import write_atomic
 
 DEFAULTS: dict[str, Any] = {
     # pack_size: 64 MiB, from the push benchmark (reasons in sync.py, above UPLOAD_THREADS)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import refs as lrefs
+from . import lindijson
 
 
 @dataclass
@@ -54,9 +54,9 @@ def _summarize(rfs: dict | None) -> tuple[dict, dict, dict, dict, dict]:
             arrays[node] = v if isinstance(v, dict) else {}
         elif last == ".zattrs":
             attrs[node] = v if isinstance(v, dict) else {}
-        elif lrefs.is_chunk_key(k):
+        elif lindijson.is_chunk_key(k):
             chunks.setdefault(node, {})[last] = v if not isinstance(v, list) else tuple(v)
-            cr = lrefs.as_content_ref(v)
+            cr = lindijson.as_content_ref(v)
             if cr is not None:
                 objs[cr.sha1] = max(objs.get(cr.sha1, 0), cr.offset + cr.size)
     return groups, arrays, attrs, chunks, objs

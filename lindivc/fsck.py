@@ -20,7 +20,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from . import refs as lrefs
+from . import lindijson
 from .errors import ChecksumMismatch, LindivcError, ObjectMissing, ZoneError, ZoneKeyMissing
 from .layout import index_key, object_key, sha1_from_object_key
 from .objects import COPY_BLOCK
@@ -135,7 +135,7 @@ def fsck_local(repo) -> FsckReport:
                     continue
                 seen_blobs.add(blob)
                 try:
-                    shas |= lrefs.content_shas(repo.history.read_blob(blob))
+                    shas |= lindijson.content_shas(repo.history.read_blob(blob))
                 except (KeyError, LindivcError) as e:
                     rep.add("missing-blob", blob, f"file of commit {c.sha[:10]} is missing from the history ({e})")
     except KeyError as e:
@@ -285,7 +285,7 @@ def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = No
                 for blob in h.tree_files(c.tree).values():
                     if blob not in seen:
                         seen.add(blob)
-                        chunks |= lrefs.content_shas(h.read_blob(blob))
+                        chunks |= lindijson.content_shas(h.read_blob(blob))
         finally:
             h.close()
     placed = {e.sha for idx in indexes.values() for e in idx.chunks}

@@ -58,7 +58,7 @@ from typing import Iterable
 
 import orjson
 
-from . import refs as lrefs
+from . import lindijson
 from .errors import InvalidLindiFile, LindivcError, PreconditionFailed, ZoneError, ZoneKeyMissing
 from .layout import GC_LEASE_KEY, index_key, object_key, pin_key, sha1_from_object_key
 from .packs import ChunkEntry, InvalidPackIndex, PackIndex
@@ -354,7 +354,7 @@ def iter_range_refs(data: bytes) -> Iterable[tuple[str, int, int]]:
     templates = rfs.get("templates") or {}
     for v in refs.values():
         if isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) and "sha1/" in v[0]:
-            url = lrefs.apply_templates(v[0], templates) if templates else v[0]
+            url = lindijson.apply_templates(v[0], templates) if templates else v[0]
             sha = sha1_from_object_key(url.split("?", 1)[0])
             if sha is not None and isinstance(v[1], int) and isinstance(v[2], int):
                 yield sha, v[1], v[2]
@@ -477,7 +477,7 @@ def _history_chunks(zone: Zone, refs: dict[str, str], cache_dir: str) -> tuple[s
                         trees.append(entry.sha)
                     elif entry.mode & 0o170000 == 0o100000 and entry.sha not in seen_blobs:
                         seen_blobs.add(entry.sha)
-                        chunks |= lrefs.content_shas(store[entry.sha].as_raw_string())
+                        chunks |= lindijson.content_shas(store[entry.sha].as_raw_string())
     return commits, chunks
 
 
@@ -492,7 +492,7 @@ def _load_cache(cache_dir: str) -> dict | None:
 
 def _save_cache(cache_dir: str, doc: dict) -> None:
     os.makedirs(cache_dir, exist_ok=True)
-    lrefs.write_atomic(os.path.join(cache_dir, "last.json"), orjson.dumps(doc))
+    lindijson.write_atomic(os.path.join(cache_dir, "last.json"), orjson.dumps(doc))
 
 
 @dataclass
@@ -897,7 +897,7 @@ def _repack_one(zone: Zone, rp: Repack, tmpdir: str) -> tuple[int, int]:
                 changed = True
         if changed:
             try:
-                zone.put(key, lrefs.dumps(rfs), if_match=info.etag)
+                zone.put(key, lindijson.dumps(rfs), if_match=info.etag)
             except PreconditionFailed:
                 raise RefsChanged(f"{zone.url}: {key} changed while GC re-rendered it; pack {rp.pack[:10]} kept. "
                                   "Run GC again") from None
@@ -1095,7 +1095,7 @@ def _commit_chunks(repo, heads: Iterable[str]) -> tuple[set[str], set[str]]:
         for blob in repo.history.tree_files(c.tree).values():
             if blob not in seen:
                 seen.add(blob)
-                chunks |= lrefs.content_shas(repo.history.read_blob(blob))
+                chunks |= lindijson.content_shas(repo.history.read_blob(blob))
     return commits, chunks
 
 
@@ -1111,7 +1111,7 @@ def _working_chunks(repo, plan: GCPlan) -> tuple[set[str], dict[str, bytes]]:
         try:
             c = repo.canonical_bytes_of(p)
             canon[p] = c
-            chunks |= lrefs.content_shas(c)
+            chunks |= lindijson.content_shas(c)
         except (InvalidLindiFile, LindivcError, OSError):
             with open(ap, "rb") as f:
                 chunks |= {m.decode() for m in _SHA_RE.findall(f.read())}
@@ -1119,7 +1119,7 @@ def _working_chunks(repo, plan: GCPlan) -> tuple[set[str], dict[str, bytes]]:
     plan.roots.files = len(canon)
     for e in index.entries.values():
         if e.get("blob") and repo.history.has(e["blob"]):
-            chunks |= lrefs.content_shas(repo.history.read_blob(e["blob"]))
+            chunks |= lindijson.content_shas(repo.history.read_blob(e["blob"]))
     plan.roots.index = len(index.entries)
     return chunks, canon
 
@@ -1222,7 +1222,7 @@ def sweep_local(repo, plan: GCPlan) -> GCPlan:
                 evicted_chunks |= {e.sha for e in packs.index(d.key).chunks}
         cats = repo.catalogs()
 
-        def locate(cr: lrefs.ContentRef) -> list:
+        def locate(cr: lindijson.ContentRef) -> list:
             if cr.sha1 in evicted_chunks:
                 for c in cats:
                     r = c.locate(cr)
@@ -1231,7 +1231,7 @@ def sweep_local(repo, plan: GCPlan) -> GCPlan:
             return repo.locate(cr)
 
         for path, canon in getattr(plan, "_canon", {}).items():
-            lrefs.write_lindi_json(repo.abspath(path), lrefs.render(lrefs.parse(canon, path), locate))
+            lindijson.write_lindi_json(repo.abspath(path), lindijson.render(lindijson.parse(canon, path), locate))
     for d in plan.delete:
         p = repo.objects.path(d.key)
         try:

@@ -9,11 +9,12 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 from dulwich.objects import Blob, Commit, Tag, Tree
 from dulwich.repo import Repo
 
+from . import lindijson
 from .errors import LindivcError, RefConflict, UnknownRevision
 
 _REV_SUFFIX = re.compile(r"^(.*?)((?:[~^]\d*)+)$")
@@ -373,6 +374,33 @@ class History:
                     seen.add(p)
                     pc = self._load_commit(p)
                     heapq.heappush(queue, (-pc.commit_time, next(seq), pc))
+
+    def referenced_chunks(self, commits: Iterable[CommitInfo],
+                          on_unreadable: Callable[[CommitInfo, str, Exception], None] | None = None) -> set[str]:
+        """Content sha1s that the files of ``commits`` reference; each distinct file is read once.
+
+        A file that cannot be read raises, unless ``on_unreadable(commit, blob, error)`` is given,
+        which is then told and the file skipped.
+        """
+        seen: set[str] = set()
+        chunks: set[str] = set()
+        for c in commits:
+            for blob in self.tree_files(c.tree).values():
+                if blob in seen:
+                    continue
+                seen.add(blob)
+                try:
+                    chunks |= lindijson.content_shas(self.read_blob(blob))
+                except (KeyError, LindivcError) as e:
+                    if on_unreadable is None:
+                        raise
+                    on_unreadable(c, blob, e)
+        return chunks
+
+    def reachable_chunks(self, heads: Iterable[str], exclude: Iterable[str] = ()) -> tuple[set[str], set[str]]:
+        """(commits reachable from ``heads`` and not from ``exclude``, chunks their files reference)."""
+        commits: list[CommitInfo] = list(self.walk(list(heads), list(exclude)))
+        return {c.sha for c in commits}, self.referenced_chunks(commits)
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         if ancestor == descendant:

@@ -27,11 +27,11 @@ from lindi.LindiH5pyFile.writers.LindiH5pyGroupWriter import LindiH5pyGroupWrite
 from numcodecs.compat import ensure_bytes
 
 from .errors import FileLocked, InvalidLindiFile, LindivcError
-from .refs import apply_templates as _apply_templates
-from .refs import expand_templates, is_chunk_key
-from .refs import load as load_rfs
-from .refs import validate as validate_rfs
-from .refs import write_lindi_json as _write_json_atomic
+from .lindijson import apply_templates as _apply_templates
+from .lindijson import expand_templates, is_chunk_key
+from .lindijson import load as load_rfs
+from .lindijson import validate as validate_rfs
+from .lindijson import write_lindi_json as _write_json_atomic
 from .objects import COPY_BLOCK, ObjectStore, ObjectWriter
 
 DEFAULT_CHUNK_THRESHOLD = 64 * 1024
@@ -204,7 +204,7 @@ def _meta_as_dicts(rfs: dict) -> None:
     """
     import json
 
-    from .refs import _meta_to_dict
+    from .lindijson import _meta_to_dict
 
     store = None
     for k, v in rfs["refs"].items():

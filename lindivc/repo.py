@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 
 import orjson
 
-from . import refs as lrefs
+from . import lindijson
 from .config import Config
 from .errors import (
     AlreadyARepository,
@@ -127,7 +127,7 @@ class Index:
                            "(working files are kept; staged changes must be added again)")
 
     def save(self) -> None:
-        lrefs.write_atomic(self.path, orjson.dumps({"version": 1, "entries": self.entries}, option=orjson.OPT_SORT_KEYS))
+        lindijson.write_atomic(self.path, orjson.dumps({"version": 1, "entries": self.entries}, option=orjson.OPT_SORT_KEYS))
 
     def blobs(self) -> dict[str, str]:
         return {p: e["blob"] for p, e in self.entries.items()}
@@ -251,7 +251,7 @@ class Repository:
                 self._catalogs = load_catalogs(self)
         return self._catalogs
 
-    def resolve_location(self, url: str, offset: int, size: int) -> lrefs.ContentRef | None:
+    def resolve_location(self, url: str, offset: int, size: int) -> lindijson.ContentRef | None:
         """The content ref for a materialized location, if lindivc manages it."""
         sha = None
         if url.startswith("/"):
@@ -267,18 +267,18 @@ class Repository:
         return None
 
     def classify_location(self, url: str) -> object:
-        """What :meth:`resolve_location` makes of every ref to ``url`` (lrefs.Classifier): None if
-        no ref to it is managed, the sha1 of a loose object, else lrefs.RESOLVE."""
+        """What :meth:`resolve_location` makes of every ref to ``url`` (lindijson.Classifier): None if
+        no ref to it is managed, the sha1 of a loose object, else lindijson.RESOLVE."""
         if url.startswith("/"):
             sha = self._path_sha.get(url, "")
             if sha == "":
                 sha = self._path_sha[url] = self.objects.sha1_from_path(url)
             if sha is not None:
-                return lrefs.RESOLVE if self._is_pack(sha) else sha
+                return lindijson.RESOLVE if self._is_pack(sha) else sha
         for cat in self.catalogs():
             prefixes = getattr(cat, "prefixes", None)  # a catalog resolves only URLs under these
             if prefixes is None or any(url.startswith(p) for p in prefixes):
-                return lrefs.RESOLVE
+                return lindijson.RESOLVE
         return None
 
     def _is_pack(self, sha: str) -> bool:
@@ -287,7 +287,7 @@ class Repository:
             is_pack = self._pack_flag[sha] = os.path.exists(os.path.join(self.idx_dir, sha)) and self.packs.is_pack(sha)
         return is_pack
 
-    def _unpack(self, sha: str, offset: int, size: int, url: str) -> lrefs.ContentRef:
+    def _unpack(self, sha: str, offset: int, size: int, url: str) -> lindijson.ContentRef:
         if self._is_pack(sha):
             pos = self.packs.chunk_at(sha, offset)  # (chunk, its offset in the pack, offset inside it)
             if pos is None:
@@ -295,10 +295,10 @@ class Repository:
             chunk_size = self.packs.locate(pos.chunk).size
             if pos.inner_offset + size > chunk_size:
                 raise InvalidLindiFile(url, f"range {offset}+{size} crosses a chunk boundary in pack {sha}")
-            return lrefs.ContentRef(pos.chunk, pos.inner_offset, size)
-        return lrefs.ContentRef(sha, offset, size)
+            return lindijson.ContentRef(pos.chunk, pos.inner_offset, size)
+        return lindijson.ContentRef(sha, offset, size)
 
-    def locate(self, cr: lrefs.ContentRef) -> list:
+    def locate(self, cr: lindijson.ContentRef) -> list:
         """Where a plain reader finds a content ref: a local path, else a zone URL."""
         p = self.objects.path(cr.sha1)
         if os.path.exists(p):
@@ -326,7 +326,7 @@ class Repository:
 
     # canonical form ------------------------------------------------------
     def canonicalize(self, rfs: dict) -> dict:
-        return lrefs.canonicalize(rfs, self.resolve_location, self.classify_location)
+        return lindijson.canonicalize(rfs, self.resolve_location, self.classify_location)
 
     def canonical_bytes_of(self, path: str) -> bytes:
         """The canonical serialization of the working file at worktree path ``path``.
@@ -339,18 +339,18 @@ class Repository:
         if hit is not None and key is not None and hit[0] == key:
             return hit[1]
         ap = self.abspath(path)
-        rfs = lrefs.load(ap, check=False)  # canonical_dumps validates
-        canon = lrefs.canonical_dumps(rfs, self.resolve_location, self.classify_location, ap)
+        rfs = lindijson.load(ap, check=False)  # canonical_dumps validates
+        canon = lindijson.canonical_dumps(rfs, self.resolve_location, self.classify_location, ap)
         del rfs
         if key is not None:
             self._canon_cache[path] = (key, canon)
         return canon
 
     def render(self, canonical: bytes, name: str = "<blob>") -> dict:
-        return lrefs.render(lrefs.parse(canonical, name), self.locate)
+        return lindijson.render(lindijson.parse(canonical, name), self.locate)
 
     def write_working(self, path: str, canonical: bytes) -> None:
-        lrefs.write_lindi_json(self.abspath(path), self.render(canonical, path))
+        lindijson.write_lindi_json(self.abspath(path), self.render(canonical, path))
 
     # index / status -----------------------------------------------------
     def _index(self) -> Index:
@@ -422,7 +422,7 @@ class Repository:
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = [d for d in dirnames if d != LVC_DIR and not d.startswith(".")]
             for n in filenames:
-                if lrefs.is_lindi_name(n):
+                if lindijson.is_lindi_name(n):
                     out.append(os.path.relpath(os.path.join(dirpath, n), self.root).replace(os.sep, "/"))
         return sorted(out)
 
@@ -470,7 +470,7 @@ class Repository:
                 raise LindivcError(f"no such file: {p}")
             if os.path.isdir(ap):
                 raise LindivcError(f"{p} is a directory; name LINDI files")
-            if not lrefs.is_lindi_name(rel):
+            if not lindijson.is_lindi_name(rel):
                 raise LindivcError(f"{p} is not a LINDI file (*.lindi.json or *.zarr.json)")
             entry = index.entries.setdefault(rel, {})
             blob = self.working_blob(rel, index, write=True)
@@ -583,7 +583,7 @@ class Repository:
                 if old not in files and os.path.exists(self.abspath(old)):
                     os.unlink(self.abspath(old))
             for p, rfs in rendered.items():
-                lrefs.write_lindi_json(self.abspath(p), rfs)
+                lindijson.write_lindi_json(self.abspath(p), rfs)
             index.entries = {p: {"blob": b} for p, b in files.items()}
             index.save()
         branch = rev.removeprefix("refs/heads/")
@@ -642,7 +642,7 @@ class Repository:
             return open_file(ap, "r", read_range=self._read_range_hook())
         return open_file(
             ap, mode, objects=self.objects, chunk_threshold=self.config.chunk_threshold,
-            save=lambda rfs: lrefs.write_lindi_json(ap, rfs), lock=self.write_lock(rel),
+            save=lambda rfs: lindijson.write_lindi_json(ap, rfs), lock=self.write_lock(rel),
         )
 
     def write_lock(self, rel: str):
@@ -682,7 +682,7 @@ class Repository:
 
 def referenced_objects(canonical: bytes) -> set[str]:
     """Object sha1s named by content refs in canonical bytes."""
-    return {s for s in lrefs.content_shas(canonical) if is_sha1(s)}
+    return {s for s in lindijson.content_shas(canonical) if is_sha1(s)}
 
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -696,7 +696,7 @@ def _default_name(source: str, is_hdf5: bool) -> str:
     base = source.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "file"
     if is_hdf5:
         return base + ".lindi.json"
-    return base if lrefs.is_lindi_name(base) else base + ".lindi.json"
+    return base if lindijson.is_lindi_name(base) else base + ".lindi.json"
 
 
 def import_file(repo: Repository, source: str, as_path: str | None = None, ingest: bool = False,
@@ -728,7 +728,7 @@ def import_file(repo: Repository, source: str, as_path: str | None = None, inges
                 r.raise_for_status()
             except requests.RequestException as e:
                 raise LindivcError(f"cannot read {source}: {str(e).splitlines()[0][:200]}") from None
-            rfs = lrefs.parse(r.content, source)
+            rfs = lindijson.parse(r.content, source)
     else:
         if not os.path.isfile(source):
             raise LindivcError(f"no such file: {source}")
@@ -737,28 +737,28 @@ def import_file(repo: Repository, source: str, as_path: str | None = None, inges
         if is_hdf5:
             rfs = convert_hdf5(os.path.abspath(source))
         else:
-            rfs = lrefs.load(source)
+            rfs = lindijson.load(source)
             base = os.path.dirname(os.path.abspath(source))
             for v in rfs["refs"].values():
-                if isinstance(v, list) and not (v[0].startswith(("/", "http://", "https://", lrefs.CONTENT_PREFIX, "{{"))):
+                if isinstance(v, list) and not (v[0].startswith(("/", "http://", "https://", lindijson.CONTENT_PREFIX, "{{"))):
                     v[0] = os.path.normpath(os.path.join(base, v[0]))
-    lrefs.expand_templates(rfs)
+    lindijson.expand_templates(rfs)
     target = as_path or _default_name(source, is_hdf5)
     rel = repo.relpath(os.path.join(directory or repo.root, target) if not os.path.isabs(target) else target)
-    if not lrefs.is_lindi_name(rel):
+    if not lindijson.is_lindi_name(rel):
         raise LindivcError(f"{target}: the name must end in .lindi.json or .zarr.json")
     dest = repo.abspath(rel)
     if os.path.exists(dest) and not force:
         raise LindivcError(f"{rel} already exists; use --as NAME or --force")
     if ingest:
         ingest_ranges(rfs, repo.objects)
-    lrefs.write_lindi_json(dest, rfs)
+    lindijson.write_lindi_json(dest, rfs)
     repo.add([dest])
     return rel
 
 
 def _parse_canonical(data: bytes | None, name: str) -> dict | None:
-    return None if data is None else lrefs.parse(data, name)
+    return None if data is None else lindijson.parse(data, name)
 
 
 # a ref line whose key ends in .zarray/.zattrs/.zgroup: in canonical bytes '": ' (with the space)
@@ -853,7 +853,7 @@ def _parse_narrowed(a: bytes, b: bytes, name: str) -> tuple[dict, dict]:
     """
     ra, rb = _refs_bounds(a), _refs_bounds(b)
     if ra is None or rb is None:
-        return lrefs.parse(a, name), lrefs.parse(b, name)
+        return lindijson.parse(a, name), lindijson.parse(b, name)
     pa, ia, pb, ib = _split_refs(a, ra, b, rb)
     mb = set(_lines(b[pb:ib]))
     ma = set(_lines(a[pa:ia]))
@@ -872,22 +872,22 @@ def _parse_narrowed(a: bytes, b: bytes, name: str) -> tuple[dict, dict]:
         s, ln = line_at(m.start())
         if identical(s, ln):
             keep.add(ln)
-    changed_shas = {s.encode() for s in lrefs.content_shas(b"\n".join(only_a | only_b))}
+    changed_shas = {s.encode() for s in lindijson.content_shas(b"\n".join(only_a | only_b))}
     if changed_shas:
-        for m in lrefs.CONTENT_SHA_RE.finditer(a, ra[0], ra[1]):
+        for m in lindijson.CONTENT_SHA_RE.finditer(a, ra[0], ra[1]):
             if m.group(1) in changed_shas:
                 s, ln = line_at(m.start())
                 if identical(s, ln):
                     keep.add(ln)
 
     def parse(x: bytes, r: tuple[int, int], lines: set[bytes]) -> dict:
-        return lrefs.parse(x[:r[0]] + _SEP.join(sorted(lines)) + x[r[1]:], name)
+        return lindijson.parse(x[:r[0]] + _SEP.join(sorted(lines)) + x[r[1]:], name)
 
     na, nb = parse(a, ra, only_a | keep), parse(b, rb, only_b | keep)
     added = {k[: -len(".zarray")] for k in nb["refs"] if k.endswith(".zarray") and k not in na["refs"]}
     if added:  # arrays added as a whole: every chunk of theirs counts
         for x, r in ((a, na), (b, nb)):
-            full = lrefs.parse(x, name)["refs"]
+            full = lindijson.parse(x, name)["refs"]
             r["refs"].update({k: v for k, v in full.items() if (k.rsplit("/", 1)[0] + "/" if "/" in k else "") in added})
     return na, nb
 
@@ -1006,14 +1006,14 @@ def pack_loose(repo: Repository, target_size: int | None = None, reporter=None) 
                 continue
             missing: list[str] = []
 
-            def locate(cr: lrefs.ContentRef) -> list:
+            def locate(cr: lindijson.ContentRef) -> list:
                 try:
                     return repo.locate(cr)
                 except ObjectMissing:  # keep the ref as it was; the rest of the file moves to the packs
                     missing.append(cr.sha1)
                     return [repo.objects.path(cr.sha1), cr.offset, cr.size]
 
-            lrefs.write_lindi_json(repo.abspath(path), lrefs.render(lrefs.parse(canon, path), locate))
+            lindijson.write_lindi_json(repo.abspath(path), lindijson.render(lindijson.parse(canon, path), locate))
             if missing:
                 failed.append(f"{path} (names missing object {missing[0]}"
                               f"{f' and {len(set(missing)) - 1} more' if len(set(missing)) > 1 else ''})")

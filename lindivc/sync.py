@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from . import gitsync
-from . import refs as lrefs
+from . import lindijson
 from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError, ZoneKeyMissing
 from .layout import (borrow_key, file_key, index_key, object_key, parse_zone_url, pin_key, sha1_from_object_key,
                      version_key)
 from .objects import is_sha1
 from .packs import ChunkEntry, PackIndex, PackSource, PackWriter, Segment, plan_packs
 from .progress import Reporter
-from .refs import ContentRef
+from .lindijson import ContentRef
 from .zones import Zone, open_zone
 
 BORROW_FORMAT = "lindivc-borrow/1"
@@ -203,10 +203,10 @@ class ZoneCatalog:
 
     def _save_meta(self) -> None:
         os.makedirs(self.dir, exist_ok=True)
-        lrefs.write_atomic(os.path.join(self.dir, "meta.json"), json.dumps(self.meta, sort_keys=True).encode())
+        lindijson.write_atomic(os.path.join(self.dir, "meta.json"), json.dumps(self.meta, sort_keys=True).encode())
 
     def _store(self, kind: str, name: str, data: bytes) -> None:
-        lrefs.write_atomic(os.path.join(self.dir, kind, name), data)
+        lindijson.write_atomic(os.path.join(self.dir, kind, name), data)
 
     def add_index(self, idx: PackIndex) -> None:
         self._store("idx", idx.pack, idx.to_bytes())
@@ -357,7 +357,7 @@ def _referenced(repo, commits) -> tuple[set[str], dict[str, int]]:
                 continue
             seen_blobs.add(blob)
             data = repo.history.read_blob(blob)
-            shas |= lrefs.content_shas(data)
+            shas |= lindijson.content_shas(data)
     return shas, sizes
 
 
@@ -493,7 +493,7 @@ def push(repo, remote: str = "origin", branch: str | None = None, *, force: bool
     old_files = repo.history.commit_files(remote_sha) if known_remote else {}
     default_branch = _zone_default_branch(zone) or branch
     for path, blob in sorted(files.items()):
-        data = lrefs.dumps(lrefs.render(lrefs.parse(repo.history.read_blob(blob), path), _zone_locator(cat)))
+        data = lindijson.dumps(lindijson.render(lindijson.parse(repo.history.read_blob(blob), path), _zone_locator(cat)))
         zone.put(version_key(local, path), data)
         if branch == default_branch:
             zone.put(file_key(path), data)
@@ -727,7 +727,7 @@ def download_objects(repo, cat: ZoneCatalog, heads: list[str], reporter: Reporte
     needed: set[str] = set()
     for h in heads:
         for blob in repo.history.commit_files(h).values():
-            needed |= lrefs.content_shas(repo.history.read_blob(blob))
+            needed |= lindijson.content_shas(repo.history.read_blob(blob))
     todo = sorted(s for s in needed if not repo.has_object(s))
     total = sum(cat.placements[s].size for s in todo if s in cat.placements)
     nbytes = 0

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import lindivc
 from lindivc import gc, gitsync
-from lindivc import refs as lrefs
+from lindivc import lindijson
 from lindivc.errors import NothingToCommit
 from lindivc.layout import object_key
 from lindivc.objects import sha1_bytes
@@ -60,7 +60,7 @@ def _check(r: Repository, zone: MemoryZone, known: set[str], tmp: str) -> None:
     for name, sha in gitsync.list_remote_refs(zone).items():
         for c in r.history.walk([sha]):
             for blob in r.history.tree_files(c.tree).values():
-                for chunk in lrefs.content_shas(r.history.read_blob(blob)):
+                for chunk in lindijson.content_shas(r.history.read_blob(blob)):
                     assert cat.read_chunk(chunk) is not None, (name, chunk)  # raises if lost/corrupt
     for info in zone.list(""):
         if info.key.startswith(("f/", "v/")):

@@ -16,7 +16,7 @@ import subprocess
 import orjson
 import pytest
 
-from lindivc import refs as lrefs
+from lindivc import lindijson
 from lindivc.diff import diff_rfs
 from lindivc.errors import InvalidLindiFile
 from lindivc.repo import Repository, _parse_narrowed, pack_loose
@@ -34,7 +34,7 @@ class _ZoneCatalog:
 
     def resolve(self, url, offset, size):
         if url.startswith(ZONE) and url[len(ZONE):].startswith("sha1/") and offset < 1000:
-            return lrefs.ContentRef(url.rsplit("/", 1)[-1], offset, size)
+            return lindijson.ContentRef(url.rsplit("/", 1)[-1], offset, size)
         return None
 
     def locate(self, cr):
@@ -45,7 +45,7 @@ class _OpaqueCatalog:
     """A catalog without ``prefixes``: every URL must be resolved ref by ref."""
 
     def resolve(self, url, offset, size):
-        return lrefs.ContentRef("c" * 40, offset, size) if url.endswith("/opaque") else None
+        return lindijson.ContentRef("c" * 40, offset, size) if url.endswith("/opaque") else None
 
     def locate(self, cr):
         return None
@@ -125,8 +125,8 @@ def _rand_rfs(rng: random.Random, repo: Repository, n: int) -> dict:
 
 
 def _slow(rfs: dict, repo: Repository) -> bytes:
-    lrefs.validate(rfs)
-    return lrefs.dumps(lrefs.canonicalize(copy.deepcopy(rfs), repo.resolve_location))
+    lindijson.validate(rfs)
+    return lindijson.dumps(lindijson.canonicalize(copy.deepcopy(rfs), repo.resolve_location))
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -136,9 +136,9 @@ def test_canonical_dumps_matches_canonicalize_then_dumps(repo, seed):
         repo._catalogs = repo._catalogs[:1]  # without the opaque catalog most URLs are unmanaged
     rfs = _rand_rfs(rng, repo, rng.choice([0, 1, 5, 60, 300]))
     slow = _slow(rfs, repo)
-    assert lrefs.canonical_dumps(rfs, repo.resolve_location, repo.classify_location) == slow
-    assert lrefs.dumps(lrefs.canonicalize(rfs, repo.resolve_location, repo.classify_location)) == slow
-    assert lrefs.canonical_dumps(rfs, repo.resolve_location) == slow  # no classifier: resolve each
+    assert lindijson.canonical_dumps(rfs, repo.resolve_location, repo.classify_location) == slow
+    assert lindijson.dumps(lindijson.canonicalize(rfs, repo.resolve_location, repo.classify_location)) == slow
+    assert lindijson.canonical_dumps(rfs, repo.resolve_location) == slow  # no classifier: resolve each
     assert orjson.loads(slow)  # valid JSON
 
 
@@ -152,18 +152,18 @@ def test_canonical_dumps_rejects_as_validate_does(repo, bad):
     rfs["refs"][keys[len(keys) // 2]] = bad
     rfs["refs"]["zz/also bad"] = ["u", -5, 1]
     with pytest.raises(InvalidLindiFile) as slow:
-        lrefs.validate(rfs, "f")
+        lindijson.validate(rfs, "f")
     with pytest.raises(InvalidLindiFile) as fast:
-        lrefs.canonical_dumps(rfs, repo.resolve_location, repo.classify_location, "f")
+        lindijson.canonical_dumps(rfs, repo.resolve_location, repo.classify_location, "f")
     assert fast.value.reason == slow.value.reason
 
 
 def test_canonical_dumps_rejects_bad_top_level(repo):
     for rfs in ([], {}, {"refs": []}, {"refs": {}, "templates": {"a": 1}}):
         with pytest.raises(InvalidLindiFile) as slow:
-            lrefs.validate(rfs, "f")
+            lindijson.validate(rfs, "f")
         with pytest.raises(InvalidLindiFile) as fast:
-            lrefs.canonical_dumps(rfs, repo.resolve_location, repo.classify_location, "f")
+            lindijson.canonical_dumps(rfs, repo.resolve_location, repo.classify_location, "f")
         assert fast.value.reason == slow.value.reason
 
 
@@ -175,14 +175,14 @@ def test_classifier_agrees_with_resolver(repo, opaque):
     seen = set()
     for _ in range(500):
         url, o, n = _rand_location(rng, repo)
-        url = lrefs.apply_templates(url, {"u0": EXTERNAL, "u1": ZONE + "sha1/x"})
+        url = lindijson.apply_templates(url, {"u0": EXTERNAL, "u1": ZONE + "sha1/x"})
         c = repo.classify_location(url)
         cr = repo.resolve_location(url, o, n)
-        seen.add("none" if c is None else "resolve" if c is lrefs.RESOLVE else "sha")
+        seen.add("none" if c is None else "resolve" if c is lindijson.RESOLVE else "sha")
         if c is None:
             assert cr is None, url
-        elif c is not lrefs.RESOLVE:
-            assert cr == lrefs.ContentRef(c, o, n)
+        elif c is not lindijson.RESOLVE:
+            assert cr == lindijson.ContentRef(c, o, n)
     assert seen == ({"sha", "resolve"} if opaque else {"none", "sha", "resolve"})
 
 
@@ -256,12 +256,12 @@ def test_parse_narrowed_gives_the_full_diff(seed):
     if rng.random() < 0.05:
         a["refs"] = {}
     b = _mutate(rng, a, shas)
-    da, db = lrefs.dumps(a), lrefs.dumps(b)
-    full = diff_rfs("f", lrefs.parse(da), lrefs.parse(db))
+    da, db = lindijson.dumps(a), lindijson.dumps(b)
+    full = diff_rfs("f", lindijson.parse(da), lindijson.parse(db))
     fast = diff_rfs("f", *_parse_narrowed(da, db, "f"))
     assert _fd(fast) == _fd(full)
     back = diff_rfs("f", *_parse_narrowed(db, da, "f"))
-    assert _fd(back) == _fd(diff_rfs("f", lrefs.parse(db), lrefs.parse(da)))
+    assert _fd(back) == _fd(diff_rfs("f", lindijson.parse(db), lindijson.parse(da)))
 
 
 def test_big_blob_is_valid_git(tmp_path):

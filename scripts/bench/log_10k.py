@@ -21,7 +21,7 @@ N_COMMITS = 10_000
 
 
 def build(repo_dir: str, n: int) -> None:
-    from lindivc import refs as lrefs
+    from lindivc import lindijson
     from lindivc.repo import Repository
 
     repo = Repository(repo_dir)
@@ -34,7 +34,7 @@ def build(repo_dir: str, n: int) -> None:
     t = 1_700_000_000
     for i in range(n):
         rfs["refs"][".zattrs"]["session"] = i
-        blob = h.write_blob(lrefs.dumps(rfs))
+        blob = h.write_blob(lindijson.dumps(rfs))
         tree = h.write_tree({"session.lindi.json": blob})
         sha = h.make_commit(tree, [parent] if parent else [], f"session {i}: update attribute\n\nstep {i} of {n}",
                             "Bench <bench@example.org>", when=t + i)

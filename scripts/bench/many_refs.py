@@ -32,7 +32,7 @@ EXTERNAL = "https://dandiarchive.s3.amazonaws.com/blobs/2a4/1f0/2a41f0d7-0000-40
 
 def build(path: str, objects, n_refs: int) -> None:
     """Write the synthetic LINDI file (lindivc's one-ref-per-line layout)."""
-    from lindivc import refs as lrefs
+    from lindivc import lindijson
 
     per = n_refs // N_ARRAYS
     refs: dict = {".zgroup": {"zarr_format": 2}, ".zattrs": {}, "acquisition/.zgroup": {"zarr_format": 2},
@@ -55,7 +55,7 @@ def build(path: str, objects, n_refs: int) -> None:
     rfs = {"refs": refs, "templates": {"u0": EXTERNAL}, "version": 1,
            "generationMetadata": {"generatedBy": "lindivc scripts/bench/many_refs.py"}}
     with open(path, "wb") as f:
-        f.write(lrefs.dumps(rfs))
+        f.write(lindijson.dumps(rfs))
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ def build(root: str, scale: float) -> dict:
     from dulwich.repo import Repo
 
     from lindivc import gitsync
-    from lindivc import refs as lrefs
+    from lindivc import lindijson
     from lindivc.layout import file_key, index_key, object_key, version_key
     from lindivc.packs import ChunkEntry, PackIndex
     from lindivc.sync import public_prefix
@@ -103,7 +103,7 @@ def build(root: str, scale: float) -> dict:
         window = live[start:start + refs_per_file]
         rfs = {"refs": {".zgroup": {"zarr_format": 2}, **{f"d{j % n_files}/{i}": [f"sha1:{w[0]}", 0, w[3]]
                                                           for i, w in enumerate(window)}}}
-        blob = Blob.from_string(lrefs.dumps(rfs))
+        blob = Blob.from_string(lindijson.dumps(rfs))
         store.add_object(blob)
         name = f"f{j % n_files:03d}.lindi.json".encode()
         files[name] = blob.id
@@ -129,7 +129,7 @@ def build(root: str, scale: float) -> dict:
     gitsync.cas_remote_ref(zone, "main", head, None)
 
     def rendered(window) -> bytes:
-        return lrefs.dumps({"refs": {".zgroup": {"zarr_format": 2}, **{
+        return lindijson.dumps({"refs": {".zgroup": {"zarr_format": 2}, **{
             f"d/{i}": [prefix + object_key(obj), off, size] for i, (_, obj, off, size) in enumerate(window)}}})
 
     n_rendered = n_refs_rendered = 0
