@@ -174,7 +174,7 @@ def publish(repo: Repository, rel: str, zone: str, remote: str = "origin") -> st
     if "://" not in zone:
         zone = os.path.abspath(zone)
     from lindivc.layout import file_key, parse_zone_url, version_key
-    from lindivc.sync import zone_for
+    from lindivc.catalog import zone_for
 
     remotes = repo.config.remotes()
     if remote not in remotes:

@@ -422,7 +422,7 @@ def remote_remove(name: str) -> None:
     """Remove remote NAME (the zone itself is not touched)."""
     import shutil
 
-    from .sync import catalog_dir
+    from .catalog import catalog_dir
 
     r = _repo()
     r.config.remove_remote(name)
@@ -570,7 +570,7 @@ def login(token: str) -> None:
 
 
 def _gc_zone_for(r, remote_name: str):
-    from .sync import catalog_for
+    from .catalog import catalog_for
 
     return catalog_for(r, remote_name).zone
 

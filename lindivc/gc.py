@@ -62,6 +62,7 @@ from . import lindijson
 from .errors import InvalidLindiFile, LindivcError, PreconditionFailed, ZoneError, ZoneKeyMissing
 from .layout import GC_LEASE_KEY, index_key, object_key, pin_key, sha1_from_object_key
 from .packs import ChunkEntry, InvalidPackIndex, PackIndex
+from .catalog import update_info
 from .zones.base import ObjectInfo, Zone
 
 DEFAULT_GRACE = 14 * 86400.0
@@ -797,26 +798,6 @@ def _classify(plan: GCPlan, scan: _ZoneScan, indexes: dict[str, PackIndex], live
 # --------------------------------------------------------------------------- zone sweep
 
 
-def _update_info_idx(zone: Zone, removed: set[str]) -> None:
-    from . import gitsync
-
-    if not removed or zone.head("info/idx") is None:
-        return
-
-    def render(cur: bytes | None) -> bytes:
-        names = set(cur.decode().split()) if cur else set()
-        return ("\n".join(sorted(names - removed)) + "\n").encode()
-
-    gitsync.cas_rewrite(zone, "info/idx", render)
-
-
-def _update_info_idx_add(zone: Zone, names: set[str]) -> None:
-    from .sync import update_info
-
-    if names and zone.head("info/idx") is not None:
-        update_info(zone, "idx", names)
-
-
 def _check_unchanged(zone: Zone, plan: GCPlan) -> None:
     """Icechunk's rule: stop if a ref moved or a push started since the plan."""
     from . import gitsync
@@ -871,7 +852,6 @@ def _repack_one(zone: Zone, rp: Repack, tmpdir: str) -> tuple[int, int]:
             zone.put_file(object_key(new.pack), store.path(new.pack))
         store.delete(new.pack)
     zone.put(index_key(new.pack), new.to_bytes())
-    from .sync import update_info
 
     if zone.head("info/idx") is not None:
         update_info(zone, "idx", [new.pack])
@@ -946,7 +926,7 @@ def sweep_zone(zone: Zone, plan: GCPlan, lease: Lease | None = None) -> GCPlan:
         except ZoneKeyMissing:
             continue
         gone(d)
-    _update_info_idx(zone, set(removed))
+    update_info(zone, "idx", remove=removed, only_if_present=True)
     # 3. a push, a ref move or a new pin since the plan stops GC here; a push that started before
     # step 2 may rely on those indexes, so they are put back (they are immutable documents)
     try:
@@ -954,7 +934,7 @@ def sweep_zone(zone: Zone, plan: GCPlan, lease: Lease | None = None) -> GCPlan:
     except RefsChanged:
         for name, data in removed.items():
             zone.put(index_key(name), data)
-        _update_info_idx_add(zone, set(removed))
+        update_info(zone, "idx", add=removed, only_if_present=True)
         plan.deleted -= len(removed)
         raise
     # 4, 5. versions and objects, each only if nobody wrote it again since the plan (a force-push

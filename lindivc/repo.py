@@ -241,14 +241,11 @@ class Repository:
         return self._packs
 
     def catalogs(self) -> list:
-        """What is known of remote zones: objects that live there (see lindivc.sync)."""
+        """What is known of remote zones: objects that live there (lindivc.catalog)."""
         if self._catalogs is None:
-            try:
-                from .sync import load_catalogs
-            except ImportError:
-                self._catalogs = []
-            else:
-                self._catalogs = load_catalogs(self)
+            from .catalog import load_catalogs  # deferred: zone clients are heavy imports
+
+            self._catalogs = load_catalogs(self)
         return self._catalogs
 
     def resolve_location(self, url: str, offset: int, size: int) -> lindijson.ContentRef | None:

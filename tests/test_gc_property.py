@@ -19,7 +19,8 @@ from lindivc.errors import NothingToCommit
 from lindivc.layout import object_key
 from lindivc.objects import sha1_bytes
 from lindivc.repo import Repository
-from lindivc.sync import ZoneCatalog, push
+from lindivc.catalog import ZoneCatalog
+from lindivc.sync import push
 from lindivc.zones.memory import MemoryZone
 
 N = 9000  # float64 chunks of 72 kB

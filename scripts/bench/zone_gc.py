@@ -42,7 +42,7 @@ def build(root: str, scale: float) -> dict:
     from lindivc import lindijson
     from lindivc.layout import file_key, index_key, object_key, version_key
     from lindivc.packs import ChunkEntry, PackIndex
-    from lindivc.sync import public_prefix
+    from lindivc.catalog import public_prefix
     from lindivc.zones.local import LocalZone
 
     n_packs = int(1000 * scale)

@@ -1,0 +1,290 @@
+"""The remote catalog: what a repository knows about each zone (DESIGN.md section 5).
+
+For every configured remote, ``.lindivc/remotes/<name>/`` caches the zone's pack indexes and the
+chunks it borrows from other zones of its cloud, so that working files render and canonicalize
+offline. This module also owns the derived name lists ``info/idx`` and ``info/borrow`` that let
+zones without listing (plain HTTP) be catalogued.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from typing import Iterable
+
+from . import gitsync
+from . import lindijson
+from .auth import load_token
+from .errors import ChecksumMismatch, ObjectMissing, ZoneKeyMissing
+from .layout import borrow_key, index_key, object_key, parse_zone_url, sha1_from_object_key
+from .lindijson import ContentRef
+from .objects import is_sha1
+from .packs import PackIndex
+from .zones import Zone, open_zone
+
+_PROBE_KEY = object_key("0" * 40)
+
+
+def zone_for(url: str) -> Zone:
+    """Open a zone with the user's gateway token (if any)."""
+    token = None
+    loc = parse_zone_url(url) if not url.startswith("memory://") else None
+    if loc is not None and loc.scheme in ("http", "https") and loc.in_cloud:
+        token = load_token()
+    return open_zone(url, token=token)
+
+
+def public_prefix(zone: Zone) -> str:
+    """The URL prefix a zone's rendered refs start with (everything before ``sha1/...``)."""
+    u = zone.public_url(_PROBE_KEY)
+    return u[: len(u) - len(_PROBE_KEY)]
+
+
+# --------------------------------------------------------------------------- catalogs
+
+
+@dataclass
+class Placement:
+    """Where a chunk lives in a zone: ``pack`` (a pack or the chunk itself) at ``offset``."""
+
+    prefix: str  # public URL prefix of the zone holding it
+    zone_url: str
+    pack: str
+    offset: int
+    size: int
+
+
+class ZoneCatalog:
+    """What a repository knows of one zone: its pack indexes and the chunks it borrows.
+
+    Kept under ``.lindivc/remotes/<name>/`` (``idx/<packsha1>``, ``borrow/<id>``, ``meta.json``)
+    so that working files of a clone can be rendered and canonicalized offline.
+    """
+
+    def __init__(self, cache_dir: str, url: str) -> None:
+        self.dir = cache_dir
+        self.url = url
+        self._zone: Zone | None = None
+        self.meta: dict = {}
+        self.placements: dict[str, Placement] = {}
+        self.packs: dict[str, PackIndex] = {}  # own packs
+        self.borrowed: set[str] = set()
+        self.prefixes: dict[str, str] = {}  # public prefix -> zone url
+        self._lenders: dict[str, Zone] = {}
+        self._foreign: dict[str, list[tuple[int, int, str]]] = {}  # borrowed pack -> sorted ranges
+        self._lock = threading.Lock()
+        self._load()
+
+    # loading -------------------------------------------------------------
+    def _load(self) -> None:
+        mp = os.path.join(self.dir, "meta.json")
+        if os.path.exists(mp):
+            with open(mp) as f:
+                self.meta = json.load(f)
+        prefix = self.meta.get("prefix")
+        if prefix:
+            self.prefixes[prefix] = self.url
+        idir = os.path.join(self.dir, "idx")
+        if os.path.isdir(idir):
+            for name in os.listdir(idir):
+                if is_sha1(name):
+                    with open(os.path.join(idir, name), "rb") as f:
+                        self._add_index(PackIndex.from_bytes(f.read(), name, where=f"cached index {name}"))
+        bdir = os.path.join(self.dir, "borrow")
+        if os.path.isdir(bdir):
+            for name in os.listdir(bdir):
+                with open(os.path.join(bdir, name), "rb") as f:
+                    self._add_borrow(json.loads(f.read()))
+
+    def _add_index(self, idx: PackIndex) -> None:
+        self.packs[idx.pack] = idx
+        prefix = self.meta.get("prefix", "")
+        for e in idx.chunks:
+            self.placements[e.sha] = Placement(prefix, self.url, idx.pack, e.offset, e.size)
+            self.borrowed.discard(e.sha)
+
+    def _add_borrow(self, rec: dict) -> None:
+        self.prefixes[rec["prefix"]] = rec["lender"]
+        for chunk, pack, off, size in rec["chunks"]:
+            if chunk not in self.placements:
+                self.placements[chunk] = Placement(rec["prefix"], rec["lender"], pack, off, size)
+                self.borrowed.add(chunk)
+            self._foreign.setdefault(pack, []).append((off, size, chunk))
+        for ranges in self._foreign.values():
+            ranges.sort()
+
+    @property
+    def zone(self) -> Zone:
+        if self._zone is None:
+            self._zone = zone_for(self.url)
+        return self._zone
+
+    def refresh(self) -> tuple[int, int]:
+        """Download indexes and borrow records not cached yet; return (new indexes, bytes)."""
+        z = self.zone
+        if "prefix" not in self.meta:
+            self.meta["prefix"] = public_prefix(z)
+            self.meta["url"] = self.url
+            self._save_meta()
+            self.prefixes[self.meta["prefix"]] = self.url
+            for idx in list(self.packs.values()):
+                self._add_index(idx)
+        new = nbytes = 0
+        names = zone_names(z, "idx")
+        gone = set(self.packs) - set(names)
+        if gone:  # removed by the zone's GC (lindivc.gc): forget them, so that nothing renders to them
+            for name in gone:
+                try:
+                    os.unlink(os.path.join(self.dir, "idx", name))
+                except FileNotFoundError:
+                    pass
+            self.placements, self.packs, self.borrowed, self._foreign = {}, {}, set(), {}
+            self._load()
+        for name in names:
+            if name in self.packs:
+                continue
+            try:
+                data = z.get(index_key(name))
+            except ZoneKeyMissing:
+                continue  # listed in info/idx, removed by GC since
+            idx = PackIndex.from_bytes(data, name, where=f"{self.url}/idx/{name}")
+            self._store("idx", name, data)
+            self._add_index(idx)
+            new += 1
+            nbytes += len(data)
+        have = set(os.listdir(os.path.join(self.dir, "borrow"))) if os.path.isdir(os.path.join(self.dir, "borrow")) else set()
+        for name in zone_names(z, "borrow"):
+            if name in have:
+                continue
+            data = z.get(borrow_key(name))
+            self._store("borrow", name, data)
+            self._add_borrow(json.loads(data))
+            nbytes += len(data)
+        return new, nbytes
+
+    def _save_meta(self) -> None:
+        os.makedirs(self.dir, exist_ok=True)
+        lindijson.write_atomic(os.path.join(self.dir, "meta.json"), json.dumps(self.meta, sort_keys=True).encode())
+
+    def _store(self, kind: str, name: str, data: bytes) -> None:
+        lindijson.write_atomic(os.path.join(self.dir, kind, name), data)
+
+    def add_index(self, idx: PackIndex) -> None:
+        self._store("idx", idx.pack, idx.to_bytes())
+        with self._lock:
+            self._add_index(idx)
+
+    def add_borrow(self, name: str, rec: dict) -> None:
+        self._store("borrow", name, json.dumps(rec, sort_keys=True).encode())
+        self._add_borrow(rec)
+
+    def own_chunks(self) -> set[str]:
+        return {c for c in self.placements if c not in self.borrowed}
+
+    # the Repository hooks -------------------------------------------------
+    def locate(self, cr: ContentRef) -> list | None:
+        p = self.placements.get(cr.sha1)
+        if p is None:
+            return None
+        return [p.prefix + object_key(p.pack), p.offset + cr.offset, cr.size]
+
+    def resolve(self, url: str, offset: int, size: int) -> ContentRef | None:
+        for prefix in self.prefixes:
+            if not url.startswith(prefix):
+                continue
+            sha = sha1_from_object_key(url[len(prefix):])
+            if sha is None:
+                return None
+            idx = self.packs.get(sha)
+            if idx is not None:
+                pos = idx.chunk_at(offset)
+                return None if pos is None else ContentRef(pos.chunk, pos.inner_offset, size)
+            ranges = self._foreign.get(sha)
+            if ranges:
+                i = bisect.bisect_right(ranges, (offset, float("inf"), "")) - 1
+                if i >= 0 and ranges[i][0] <= offset < ranges[i][0] + ranges[i][1]:
+                    return ContentRef(ranges[i][2], offset - ranges[i][0], size)
+                return None
+            return ContentRef(sha, offset, size)
+        return None
+
+    def read_range(self, url: str, offset: int, size: int) -> bytes | None:
+        """Bytes of a rendered ref that points into this zone (or a lender), read with the user's
+        credentials; None for URLs elsewhere."""
+        for prefix, zurl in self.prefixes.items():
+            if url.startswith(prefix):
+                key = url[len(prefix):]
+                if sha1_from_object_key(key) is None:
+                    return None
+                z = self.zone if zurl == self.url else self._lender(zurl)
+                return z.get_range(key, offset, size)
+        return None
+
+    def read_chunk(self, sha: str) -> bytes:
+        p = self.placements.get(sha)
+        if p is None:
+            raise ObjectMissing(sha, self.url)
+        z = self.zone if p.zone_url == self.url else self._lender(p.zone_url)
+        data = z.get_range(object_key(p.pack), p.offset, p.size)
+        got = hashlib.sha1(data).hexdigest()
+        if got != sha:
+            raise ChecksumMismatch(sha, got, f"{p.zone_url}/{object_key(p.pack)}")
+        return data
+
+    def _lender(self, url: str) -> Zone:
+        with self._lock:
+            if url not in self._lenders:
+                self._lenders[url] = zone_for(url)
+            return self._lenders[url]
+
+
+def zone_names(zone: Zone, kind: str) -> list[str]:
+    """Names under ``idx/`` or ``borrow/``: by listing, or from ``info/<kind>`` where a zone
+    cannot list (plain HTTP)."""
+    if zone.supports_listing:
+        return [i.key.rsplit("/", 1)[-1] for i in zone.list(kind + "/")]
+    try:
+        return zone.get(f"info/{kind}").decode().split()
+    except ZoneKeyMissing:
+        return []
+
+
+def update_info(zone: Zone, kind: str, add: Iterable[str] = (), remove: Iterable[str] = (),
+                only_if_present: bool = False) -> None:
+    """Add and remove names in the derived list ``info/<kind>`` (compare-and-swap, retried).
+
+    With ``only_if_present`` a zone that keeps no such list (it can list) is left without one.
+    """
+    add, remove = set(add), set(remove)
+    if not add and not remove:
+        return
+    if only_if_present and zone.head(f"info/{kind}") is None:
+        return
+
+    def render(cur: bytes | None) -> bytes:
+        names = set(cur.decode().split()) if cur else set()
+        return ("\n".join(sorted((names | add) - remove)) + "\n").encode()
+
+    gitsync.cas_rewrite(zone, f"info/{kind}", render)
+
+
+def catalog_dir(repo, name: str) -> str:
+    return os.path.join(repo.lvc, "remotes", name)
+
+
+def load_catalogs(repo) -> list[ZoneCatalog]:
+    """A catalog for every configured remote (the Repository's locate/resolve hooks)."""
+    return [ZoneCatalog(catalog_dir(repo, name), url) for name, url in sorted(repo.config.remotes().items())]
+
+
+def catalog_for(repo, remote: str) -> ZoneCatalog:
+    url = repo.config.remote_url(remote)
+    for c in repo.catalogs():
+        if c.url == url:
+            return c
+    cat = ZoneCatalog(catalog_dir(repo, remote), url)
+    repo.catalogs().append(cat)
+    return cat
