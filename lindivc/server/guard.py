@@ -5,6 +5,8 @@
 - Ambiguous framing refused: a request with both ``Content-Length`` and ``Transfer-Encoding``
   is answered **400** and its connection closed (request smuggling through a proxy that reads
   the other header).
+- A ``Range`` header longer than ``max_range_header`` bytes is answered **416** (parsing it
+  could cost more than the answer).
 - A body read timeout: the app waits at most ``body_timeout`` seconds for each next piece of a
   request body; past it, reading raises :class:`BodyTimeout` (the gateway answers 408).
 - gzip (Starlette's GZipMiddleware) for ``GET`` answers that are not ``application/octet-stream``
@@ -25,12 +27,13 @@ log = logging.getLogger("lindivc.gateway")
 
 @dataclass(frozen=True)
 class RequestLimits:
-    """Request-level limits (counts, seconds)."""
+    """Request-level limits (counts, seconds, bytes)."""
 
     max_requests: int = 256
     body_timeout: float = 30.0
     retry_after: int = 1
     gzip: bool = True
+    max_range_header: int = 200
 
 
 class HTTPError(Exception):
@@ -86,6 +89,11 @@ class Guard:
             log.warning("refused %s: 400 Content-Length with Transfer-Encoding", where)
             await send_refusal(send, 400, "a request may not carry both Content-Length and Transfer-Encoding",
                                {"Connection": "close"})
+            return
+        rng = next((v for k, v in scope["headers"] if k == b"range"), None)
+        if rng is not None and len(rng) > self.limits.max_range_header:
+            log.warning("refused %s: 416 Range header of %d bytes", where, len(rng))
+            await send_refusal(send, 416, f"Range header longer than {self.limits.max_range_header} bytes")
             return
         if self.active >= self.limits.max_requests:
             log.warning("refused %s: 503 %d requests in progress", where, self.active)

@@ -124,6 +124,9 @@ class BackgroundServer:
         self.url = ""
 
     def start(self, timeout: float = 10.0) -> "BackgroundServer":
+        """Start serving (once; starting a started server does nothing) and set ``url``."""
+        if self.url:
+            return self
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
