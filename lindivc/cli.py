@@ -536,7 +536,9 @@ def pack(target_size: int | None) -> None:
 
 
 @cli.command()
-@click.option("--bucket", required=True, help="S3 bucket that holds the zones.")
+@click.option("--bucket", help="S3 bucket that holds the zones (run the gateway).")
+@click.option("--dir", "zone_dir", type=click.Path(exists=True, file_okay=False),
+              help="Serve this local zone directory read-only instead (Range, CORS), e.g. at its --public-url.")
 @click.option("--endpoint-url", help="S3 endpoint (MinIO, R2, moto...); default: AWS_ENDPOINT_URL or AWS.")
 @click.option("--prefix", default="zones", show_default=True, help="Key prefix of the zones inside the bucket.")
 @click.option("--public-url", help="Base URL where the bucket is publicly readable; reads are redirected there.")
@@ -546,11 +548,47 @@ def pack(target_size: int | None) -> None:
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.option("--cache-ttl", default=300.0, show_default=True, type=float,
               help="Seconds a token's GitHub login is trusted before asking GitHub again.")
-def serve(bucket, endpoint_url, prefix, public_url, github_api_url, host, port, cache_ttl) -> None:
-    """Run the zone gateway: anyone reads; a GitHub user writes only to zones/LOGIN/..."""
+@click.option("--forwarded-allow-ips", default="", metavar="IPS",
+              help="Comma-separated addresses of proxies whose X-Forwarded-For is trusted (default: none).")
+@click.option("--header-timeout", default=10.0, show_default=True, type=float,
+              help="Seconds a client has to send its request line and headers.")
+@click.option("--body-timeout", default=30.0, show_default=True, type=float,
+              help="Seconds to wait for the next part of a request body.")
+@click.option("--max-connections", default=1000, show_default=True, type=int,
+              help="Open connections; past it the one idle the longest is closed.")
+@click.option("--max-requests", default=256, show_default=True, type=int,
+              help="Requests served at once; more are answered 503 with Retry-After.")
+@click.option("--upload-memory", default=64 << 20, show_default=True, type=int, metavar="BYTES",
+              help="Upload bytes held in memory at once, all uploads together; the rest spool to disk.")
+@click.option("--max-pin-bytes", default=1 << 20, show_default=True, type=int, metavar="BYTES",
+              help="Size limit of a pin document.")
+@click.option("--max-pins-per-user", default=100, show_default=True, type=int,
+              help="Pins one user may leave in another user's zone.")
+def serve(bucket, zone_dir, endpoint_url, prefix, public_url, github_api_url, host, port, cache_ttl,
+          forwarded_allow_ips, header_timeout, body_timeout, max_connections, max_requests, upload_memory,
+          max_pin_bytes, max_pins_per_user) -> None:
+    """Run the zone gateway: anyone reads; a GitHub user writes only to zones/LOGIN/...
+
+    With --dir ZONE_DIR instead of --bucket, serve a local zone directory read-only over HTTP.
+    """
+    from .server.guard import RequestLimits
+    from .server.policy import DocumentLimits
+    from .server.runner import ServerLimits
+
+    if (bucket is None) == (zone_dir is None):
+        raise click.UsageError("give exactly one of --bucket (a gateway) and --dir (a zone directory)")
+    limits = ServerLimits(header_timeout=header_timeout, max_connections=max_connections,
+                          forwarded_allow_ips=tuple(a.strip() for a in forwarded_allow_ips.split(",") if a.strip()))
+    requests = RequestLimits(max_requests=max_requests, body_timeout=body_timeout)
+    if zone_dir is not None:
+        from .rangeserver import run_directory_server
+
+        return run_directory_server(zone_dir, host, port, limits=limits, requests=requests)
     from .server.app import run_server
 
-    run_server(bucket, endpoint_url, prefix, public_url, github_api_url, host, port, cache_ttl)
+    run_server(bucket, endpoint_url, prefix, public_url, github_api_url, host, port, cache_ttl, limits=limits,
+               requests=requests, upload_memory=upload_memory,
+               documents=DocumentLimits(max_pin_bytes=max_pin_bytes, max_pins_per_user=max_pins_per_user))
 
 
 @cli.command()

@@ -133,3 +133,14 @@ class PreconditionFailed(ZoneError):
 
 class InvalidKey(ZoneError):
     """A zone key or zone URL outside the layout of docs/format.md."""
+
+
+class InvalidDocument(LindivcError):
+    """A document another user wrote (pin, borrow record, journal entry, published LINDI file)
+    that is not valid: not JSON, the wrong shape, or over its size limit. ``key`` names the
+    document (zone key or URL), ``reason`` says what is wrong in one line."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"{key or 'document'}: {reason}")

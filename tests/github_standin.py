@@ -5,6 +5,7 @@
         gh.add("tok-bob", "bob")  # tokens can be added and revoked while it runs
         gh.revoke("tok-alice")
         gh.requests               # how many /user requests it answered
+        gh.delay = 1.0            # seconds it takes to answer (a slow GitHub)
 
 Answers like GitHub: 200 ``{"login": ..., "id": ...}`` for a known token sent as
 ``Authorization: token X`` or ``Bearer X``; 401 ``{"message": "Bad credentials"}`` otherwise.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -21,6 +23,7 @@ class GitHubStandin:
         self._tokens: dict[str, str] = dict(tokens or {})
         self._lock = threading.Lock()
         self.requests = 0
+        self.delay = 0.0
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,6 +35,8 @@ class GitHubStandin:
             def do_GET(self) -> None:
                 if self.path.split("?")[0] != "/user":
                     return self._send(404, {"message": "Not Found"})
+                if standin.delay:
+                    time.sleep(standin.delay)
                 auth = self.headers.get("Authorization", "")
                 scheme, _, token = auth.partition(" ")
                 with standin._lock:

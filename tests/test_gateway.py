@@ -144,14 +144,18 @@ def test_login_compared_case_insensitively(gateway):
 
 
 def test_any_user_may_add_a_pin_but_not_replace_one(alice, bob_view):
-    bob_view.put("pins/bob-derived", b'{"from": "zones/bob/y"}')
-    assert alice.get("pins/bob-derived") == b'{"from": "zones/bob/y"}'
+    from lindivc.documents import Pin, parse_pin
+
+    alice.put("git/refs/heads/main", b"a" * 40 + b"\n")  # the zone exists
+    pin = Pin("file", "https://example.org/derived.lindi.json", 1.0, "bob", chunks=("c" * 40,)).to_bytes()
+    bob_view.put("pins/bob.derived", pin)
+    assert parse_pin(alice.get("pins/bob.derived")).by == "bob"
     with pytest.raises(PreconditionFailed):
-        bob_view.put("pins/bob-derived", b"replaced")
+        bob_view.put("pins/bob.derived", pin)
     with pytest.raises(AccessDenied):
-        bob_view.delete("pins/bob-derived")
-    alice.delete("pins/bob-derived")  # the owner's GC may drop it
-    assert alice.head("pins/bob-derived") is None
+        bob_view.delete("pins/bob.derived")
+    alice.delete("pins/bob.derived")  # the owner's GC may drop it
+    assert alice.head("pins/bob.derived") is None
 
 
 def test_missing_or_bad_token_is_401(gateway, s3_bucket):

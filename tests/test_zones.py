@@ -465,7 +465,7 @@ def _raw_get(url_base: str, path: str, headers: dict | None = None) -> tuple[int
     r = c.getresponse()
     body = r.read()
     c.close()
-    return r.status, dict(r.getheaders()), body
+    return r.status, r.headers, body  # header names case-insensitive
 
 
 def test_rangeserver_range_semantics(served_zone):

@@ -12,73 +12,50 @@ HTTP API (docs/gateway.md is the reference):
     PUT  /zones/<user>/<zone>/<key>            (auth, owner; pins/<id>: any user, create-only)
                                                If-None-Match: * / If-Match: <etag> -> 412 on conflict
     DELETE /zones/<user>/<zone>/<key>          (auth, owner)
+
+Documents (pins, journal entries, borrow records) are validated before they are stored
+(policy.py); connection and request limits live in runner.py and guard.py. Every refusal is
+logged with the login (never the token) and the client address.
 """
-# --- CLI wiring (for cli.py; help texts proposed for click options) --------------------------
-# @main.command()
-# def serve(...):
-#     """Run the zone gateway: public reads, GitHub-token writes to zones/<login>/ of BUCKET."""
-#     --bucket TEXT          (required) "S3 bucket that holds the zones."
-#     --endpoint-url TEXT    "S3 endpoint (MinIO, R2, moto...); default: AWS_ENDPOINT_URL or AWS."
-#     --prefix TEXT          "Key prefix of the zones inside the bucket."  [default: zones]
-#     --public-url TEXT      "Base URL where the bucket is publicly readable (CDN or bucket URL);
-#                             reads are then redirected there instead of proxied."
-#     --github-api-url TEXT  "GitHub API base URL that identifies tokens."  [default: https://api.github.com]
-#     --host TEXT            "Interface to listen on."  [default: 127.0.0.1]
-#     --port INTEGER         "Port to listen on."  [default: 8080]
-#     --cache-ttl FLOAT      "Seconds a token's GitHub login is trusted before asking again."  [default: 300]
-#   body: from lindivc.server.app import run_server; run_server(bucket, endpoint_url, prefix,
-#         public_url, github_api_url, host, port, cache_ttl)
-#
-# @main.command()
-# @click.option("--token", prompt=True, hide_input=True,
-#               help="GitHub token (read from a prompt when not given; never echoed).")
-# def login(token):
-#     """Store a GitHub token for pushing through zone gateways (file mode 0600).
-#
-#     GITHUB_TOKEN, when set, takes precedence over the stored token."""
-#   body: from lindivc.auth import login; path = login(token); click.echo(f"token stored in {path}")
-# ---------------------------------------------------------------------------------------------
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
 import tempfile
-import threading
-import time
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import IO, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..errors import InvalidKey
 from ..layout import MAX_KEY, NAME_RE, sha1_from_object_key, validate_key
 from .bucket import Bucket, BucketError, StoredObject
-from .identity import GitHubIdentity, IdentityUnavailable, InvalidToken
+from .guard import BodyTimeout, Guard, HTTPError, RequestLimits, client_of
+from .identity import GitHubIdentity, IdentityBusy, IdentityUnavailable, InvalidToken
+from .policy import DocumentLimits, DocumentPolicy, Write
+from .runner import BackgroundServer, ServerLimits, serve_forever
+
+__all__ = ["BackgroundServer", "Gateway", "GatewayConfig", "create_app", "run_server"]
 
 log = logging.getLogger("lindivc.gateway")
 
 DEFAULT_CACHE_TTL = 300.0
 DEFAULT_NEGATIVE_TTL = 10.0
 DEFAULT_MAX_UPLOAD = 64 << 30  # 64 GiB
-SPOOL_IN_MEMORY = 8 << 20
-RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+DEFAULT_UPLOAD_MEMORY = 64 << 20  # upload bodies held in memory at once, all requests together
+SPOOL_IN_MEMORY = 8 << 20  # at most this much of one upload in memory, the rest on disk
+MAX_RANGE_HEADER = 100
+RANGE_RE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9._@+=,/-]*$")
 AUTH_RE = re.compile(r"^(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
-
-
-class HTTPError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -86,6 +63,29 @@ class GatewayConfig:
     prefix: str = "zones"
     public_url: str | None = None
     max_upload: int = DEFAULT_MAX_UPLOAD
+    upload_memory: int = DEFAULT_UPLOAD_MEMORY
+    documents: DocumentLimits = field(default_factory=DocumentLimits)
+
+
+class UploadMemory:
+    """How many bytes of upload bodies may sit in memory at once, across all requests; an
+    upload that finds no room spools to disk from its first byte. Event-loop only."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+
+    def spool(self, declared: int | None) -> tuple[IO[bytes], int]:
+        """A spool file for one upload and the memory it holds (give it back with ``release``)."""
+        want = min(SPOOL_IN_MEMORY, declared if declared is not None else SPOOL_IN_MEMORY)
+        grant = max(0, min(want, self.total - self.used))
+        self.used += grant
+        if grant == 0:
+            return tempfile.TemporaryFile(), 0
+        return tempfile.SpooledTemporaryFile(max_size=grant), grant
+
+    def release(self, grant: int) -> None:
+        self.used -= grant
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -113,6 +113,8 @@ class Gateway:
         self.bucket = bucket
         self.identity = identity
         self.config = config
+        self.uploads = UploadMemory(config.upload_memory)
+        self.policy = DocumentPolicy(bucket, config.documents)
         p = config.prefix.strip("/")
         if p and any(not NAME_RE.match(s) for s in p.split("/")):
             raise InvalidKey(f"invalid bucket prefix {config.prefix!r}")
@@ -153,13 +155,14 @@ class Gateway:
                             challenge)
         token = m.group(1)
         try:
-            login = self.identity.cached(token)
-            if login is None:
-                login = await run_in_threadpool(self.identity.login, token)
+            login = await self.identity.verify(token)
         except InvalidToken:
             raise HTTPError(401, "bad credentials: GitHub does not recognise this token", challenge) from None
+        except IdentityBusy as e:
+            raise HTTPError(503, f"cannot verify the token now: {e}", {"Retry-After": "1"}) from None
         except IdentityUnavailable as e:
             raise HTTPError(503, f"cannot verify the token: {e}") from None
+        request.state.login = login
         return login
 
     # -- handlers ------------------------------------------------------------------------------
@@ -228,7 +231,7 @@ class Gateway:
         rng = request.headers.get("range")
         if rng is not None:
             rng = rng.strip()
-            m = RANGE_RE.match(rng)
+            m = RANGE_RE.match(rng) if len(rng) <= MAX_RANGE_HEADER else None
             if not m or (not m.group(1) and not m.group(2)):
                 raise HTTPError(416, "only one byte range of the form bytes=a-b, bytes=a- or bytes=-n is served")
             if m.group(1) and m.group(2) and int(m.group(2)) < int(m.group(1)):
@@ -262,33 +265,42 @@ class Gateway:
             raise HTTPError(400, "send at most one of If-None-Match and If-Match")
         if_none_match = inm is not None or (is_pin and not owner)  # others' pins: create-only
         declared = request.headers.get("content-length")
+        doc_limit = self.policy.max_bytes(key)
+        limit = self.config.max_upload if doc_limit is None else doc_limit
         if declared is not None:
-            if not declared.isdigit():
+            if not declared.isdigit() or len(declared) > 19:
                 raise HTTPError(400, "invalid Content-Length")
-            if int(declared) > self.config.max_upload:
-                raise HTTPError(413, f"upload larger than {self.config.max_upload} bytes")
+            if int(declared) > limit:
+                raise HTTPError(413, f"{key}: larger than the limit of {limit} bytes")
         want = sha1_from_object_key(key)
         h = hashlib.sha1() if want else None
         size = 0
-        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+        if doc_limit is not None:  # a small document, checked whole before it is stored
+            spool, grant = io.BytesIO(), 0
+        else:
+            spool, grant = self.uploads.spool(int(declared) if declared is not None else None)
         try:
             async for chunk in request.stream():
                 if not chunk:
                     continue
                 size += len(chunk)
-                if size > self.config.max_upload:
-                    raise HTTPError(413, f"upload larger than {self.config.max_upload} bytes")
+                if size > limit:
+                    raise HTTPError(413, f"{key}: larger than the limit of {limit} bytes")
                 if h is not None:
                     h.update(chunk)
                 spool.write(chunk)
             if h is not None and h.hexdigest() != want:
                 raise HTTPError(422, f"bytes hash to sha1 {h.hexdigest()}, not {want}: refused, nothing stored")
+            if doc_limit is not None:
+                w = Write(user, zone, self.s3_key(user, zone), key, login, owner)
+                await run_in_threadpool(self.policy.admit, w, spool.getvalue())
             spool.seek(0)
             etag = await run_in_threadpool(
                 self.bucket.put, self.s3_key(user, zone, key), spool, size,
                 if_none_match=if_none_match, if_match=im.strip() if im else None, content_type=_content_type(key))
         finally:
             spool.close()
+            self.uploads.release(grant)
         log.info("PUT %s/%s/%s by %s (%d bytes)", user, zone, key, login, size)
         return JSONResponse({"key": key, "size": size, "etag": etag}, headers={"ETag": etag})
 
@@ -306,11 +318,17 @@ def _wrap(fn: Callable) -> Callable:
         try:
             return await fn(request)
         except HTTPError as e:
-            return _error(e.status, e.message, e.headers)
+            status, message, headers = e.status, e.message, e.headers
         except BucketError as e:
-            if e.status >= 500:
-                log.warning("bucket error: %s", e)
-            return _error(e.status, str(e))
+            status, message, headers = e.status, str(e), {}
+        except BodyTimeout as e:
+            status, message, headers = 408, str(e), {"Connection": "close"}
+        except ClientDisconnect:
+            status, message, headers = 400, "the client went away mid-request", {"Connection": "close"}
+        if not (request.method in ("GET", "HEAD") and status in (404, 416)):
+            log.warning("refused %s %s from %s (login %s): %d %s", request.method, request.url.path,
+                        client_of(request.scope), getattr(request.state, "login", None) or "-", status, message)
+        return _error(status, message, headers)
 
     return handler
 
@@ -318,11 +336,16 @@ def _wrap(fn: Callable) -> Callable:
 def create_app(bucket: str | Bucket, endpoint_url: str | None = None, prefix: str = "zones",
                public_url: str | None = None, github_api_url: str = "https://api.github.com",
                cache_ttl: float = DEFAULT_CACHE_TTL, negative_ttl: float = DEFAULT_NEGATIVE_TTL,
-               max_upload: int = DEFAULT_MAX_UPLOAD, identity: GitHubIdentity | None = None) -> Starlette:
-    """The gateway as an ASGI app (run it with any ASGI server)."""
+               max_upload: int = DEFAULT_MAX_UPLOAD, identity: GitHubIdentity | None = None, *,
+               upload_memory: int = DEFAULT_UPLOAD_MEMORY, documents: DocumentLimits | None = None,
+               requests: RequestLimits | None = None, identity_threads: int = 4) -> Starlette:
+    """The gateway as an ASGI app (run it with any ASGI server; :func:`run_server` adds the
+    connection limits of runner.py)."""
     b = bucket if isinstance(bucket, Bucket) else Bucket(bucket, endpoint_url)
-    ident = identity or GitHubIdentity(github_api_url, ttl=cache_ttl, negative_ttl=negative_ttl)
-    gw = Gateway(b, ident, GatewayConfig(prefix=prefix, public_url=public_url, max_upload=max_upload))
+    ident = identity or GitHubIdentity(github_api_url, ttl=cache_ttl, negative_ttl=negative_ttl,
+                                       threads=identity_threads)
+    gw = Gateway(b, ident, GatewayConfig(prefix=prefix, public_url=public_url, max_upload=max_upload,
+                                         upload_memory=upload_memory, documents=documents or DocumentLimits()))
     routes = [
         Route("/api/now", _wrap(gw.now), methods=["GET"]),
         Route("/api/whoami", _wrap(gw.whoami), methods=["GET"]),
@@ -330,7 +353,8 @@ def create_app(bucket: str | Bucket, endpoint_url: str | None = None, prefix: st
         Route("/zones/", _wrap(gw.list_zones), methods=["GET"]),
         Route("/zones/{rest:path}", _wrap(gw.zone), methods=["GET", "HEAD", "PUT", "DELETE"]),
     ]
-    middleware = [Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD"],
+    middleware = [Middleware(Guard, limits=requests or RequestLimits()),
+                  Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD"],
                              allow_headers=["Range"],
                              expose_headers=["Content-Range", "Content-Length", "ETag", "Accept-Ranges"])]
     app = Starlette(routes=routes, middleware=middleware)
@@ -340,44 +364,10 @@ def create_app(bucket: str | Bucket, endpoint_url: str | None = None, prefix: st
 
 def run_server(bucket: str, endpoint_url: str | None = None, prefix: str = "zones", public_url: str | None = None,
                github_api_url: str = "https://api.github.com", host: str = "127.0.0.1", port: int = 8080,
-               cache_ttl: float = DEFAULT_CACHE_TTL) -> None:
+               cache_ttl: float = DEFAULT_CACHE_TTL, *, limits: ServerLimits | None = None,
+               requests: RequestLimits | None = None, documents: DocumentLimits | None = None,
+               upload_memory: int = DEFAULT_UPLOAD_MEMORY) -> None:
     """Serve the gateway until interrupted (blocking). Credentials: the standard AWS chain."""
-    import uvicorn
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = create_app(bucket, endpoint_url, prefix, public_url, github_api_url, cache_ttl=cache_ttl)
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True, server_header=False)
-
-
-class BackgroundServer:
-    """An ASGI app served by uvicorn in a daemon thread (tests, benchmarks). ``url`` once started."""
-
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0) -> None:
-        import uvicorn
-
-        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                                     access_log=False, lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True, name="lindivc-gateway")
-        self.url = ""
-
-    def start(self, timeout: float = 10.0) -> "BackgroundServer":
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.01)
-        sock = self._server.servers[0].sockets[0]
-        host, port = sock.getsockname()[:2]
-        self.url = f"http://{host}:{port}"
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-
-    def __enter__(self) -> "BackgroundServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    app = create_app(bucket, endpoint_url, prefix, public_url, github_api_url, cache_ttl=cache_ttl,
+                     upload_memory=upload_memory, documents=documents, requests=requests)
+    serve_forever(app, host, port, limits or ServerLimits())

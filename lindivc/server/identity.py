@@ -3,14 +3,20 @@
 The cache is keyed by a SHA-256 of the token (the token itself is never stored, logged or put in a
 message), holds at most ``max_entries`` answers, keeps a login for ``ttl`` seconds and a refusal
 for ``negative_ttl`` seconds. Concurrent lookups of the same uncached token share one request.
+
+GitHub is asked from a pool of its own (``threads`` threads, at most ``max_pending`` lookups
+waiting), so slow or bogus tokens never hold the threads that serve S3 reads and writes; when
+the pool is full, :meth:`GitHubIdentity.verify` refuses at once (IdentityBusy).
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
@@ -26,6 +32,10 @@ class IdentityUnavailable(Exception):
     """GitHub could not be asked or gave an unexpected answer; the token may still be good."""
 
 
+class IdentityBusy(IdentityUnavailable):
+    """Too many token lookups are waiting for GitHub; try again shortly."""
+
+
 @dataclass(frozen=True)
 class _Entry:
     login: str | None  # None: GitHub refused the token
@@ -36,7 +46,8 @@ class GitHubIdentity:
     """Resolve tokens to GitHub logins via ``<api_url>/user``."""
 
     def __init__(self, api_url: str = "https://api.github.com", *, ttl: float = 300.0,
-                 negative_ttl: float = 10.0, max_entries: int = 10_000, timeout: float = 10.0) -> None:
+                 negative_ttl: float = 10.0, max_entries: int = 10_000, timeout: float = 10.0,
+                 threads: int = 4, max_pending: int = 64) -> None:
         self.api_url = api_url.rstrip("/")
         self.ttl = float(ttl)
         self.negative_ttl = float(min(negative_ttl, ttl))
@@ -46,6 +57,23 @@ class GitHubIdentity:
         self._lock = threading.Lock()
         self._inflight: dict[str, threading.Event] = {}
         self._session = requests.Session()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lindivc-github")
+        self.max_pending = max_pending
+        self._pending = 0  # lookups submitted to the pool and not finished (event loop only)
+
+    async def verify(self, token: str) -> str:
+        """The login of ``token``: from the cache, else asked of GitHub on the identity pool.
+        Raises InvalidToken, IdentityUnavailable, IdentityBusy."""
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
+        if self._pending >= self.max_pending:
+            raise IdentityBusy(f"{self._pending} token checks are waiting for GitHub")
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self.login, token)
+        finally:
+            self._pending -= 1
 
     @staticmethod
     def _fingerprint(token: str) -> str:

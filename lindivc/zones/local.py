@@ -7,17 +7,20 @@ layout's top prefixes.
 Guarantees: writes are atomic (temp file, fsync, rename) and durable; every change to a key
 (put, put_file, delete) takes an exclusive ``flock`` on ``lock`` for its final step, so the
 conditions of ``put`` are checked and applied atomically across threads and processes. The
-etag is the MD5 hex of the content, like a single-part S3 ETag.
+etag is the MD5 hex of the content, like a single-part S3 ETag. Files and directories are
+created with the process umask applied (0644 / 0755 under the usual 022), so a web server
+running as another user can serve the directory.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import hashlib
 import os
-import tempfile
 import time
+import uuid
 from typing import BinaryIO, Callable, Iterator
 
 from ..errors import InvalidKey, PreconditionFailed, ZoneError, ZoneKeyMissing
@@ -61,9 +64,17 @@ class LocalZone(Zone):
             os.close(fd)  # releases the lock
 
     def _temp(self) -> tuple[int, str]:
+        """A new temp file, created with mode 0666 less the umask (mkstemp's 0600 would make
+        every key unreadable to a web server serving the directory as another user)."""
         try:
             os.makedirs(self._meta("tmp"), exist_ok=True)
-            return tempfile.mkstemp(dir=self._meta("tmp"), prefix="put-")
+            for _ in range(100):
+                path = os.path.join(self._meta("tmp"), f"put-{uuid.uuid4().hex}")
+                try:
+                    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+                except FileExistsError:
+                    continue
+            raise FileExistsError(errno.EEXIST, "no unused temp file name")
         except OSError as e:
             raise ZoneError(f"{self.url}: cannot write the zone directory: {e.strerror}") from e
 
