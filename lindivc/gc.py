@@ -822,7 +822,7 @@ def _check_unchanged(zone: Zone, plan: GCPlan) -> None:
 def _repack_one(zone: Zone, rp: Repack, tmpdir: str) -> tuple[int, int]:
     """Rewrite one partly dead pack; return (bytes freed, files re-rendered)."""
     from .objects import ObjectStore, sha1_bytes
-    from .packs import PackWriter
+    from .packstream import PackWriter
 
     store = ObjectStore(tmpdir, fsync=False)
     live = sorted(rp.live)

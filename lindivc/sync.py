@@ -26,7 +26,8 @@ from . import gitsync
 from . import lindijson
 from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError, ZoneKeyMissing
 from .layout import (borrow_key, file_key, index_key, object_key, parse_zone_url, pin_key, version_key)
-from .packs import ChunkEntry, PackIndex, PackSource, PackWriter, Segment, plan_packs
+from .packs import PackIndex
+from .packstream import PackSource, PackWriter, Segment, plan_packs
 from .progress import Reporter
 from .lindijson import ContentRef
 from .catalog import (Placement, ZoneCatalog, catalog_for, public_prefix,
@@ -356,7 +357,7 @@ def _upload_group(repo, zone: Zone, cat: ZoneCatalog, group: list[str], sizes: d
     for why an object already in the zone is sent again)."""
     if len(group) == 1:
         sha = group[0]
-        idx = PackIndex(sha, sizes[sha], (ChunkEntry(sha, 0, sizes[sha]),))
+        idx = PackIndex.single(sha, sizes[sha])
         if sha in repo.objects:
             zone.put_file(object_key(sha), repo.objects.path(sha), progress=advance)
         else:

@@ -240,7 +240,7 @@ class S3Zone(Zone):
     def put_file(self, key: str, path: str, *, progress: "Callable[[int], None] | None" = None) -> str:
         size = os.path.getsize(path)
         if size <= self.multipart_threshold:
-            from ..packs import ConcatReader, Segment
+            from ..packstream import ConcatReader, Segment
 
             with ConcatReader([Segment("", os.fspath(path), 0, size)], progress) as body:
                 return self.put_stream(key, body, size)
