@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from . import gitsync
 from . import lindijson
 from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError, ZoneKeyMissing
-from .layout import (borrow_key, file_key, index_key, object_key, parse_zone_url, pin_key, version_key)
+from .layout import (BORROW_FORMAT, JOURNAL_FORMAT, PIN_FORMAT, borrow_key, file_key, index_key, object_key,
+                     parse_zone_url, pin_key, version_key)
 from .packs import PackIndex
 from .packstream import PackSource, PackWriter, Segment, plan_packs
 from .progress import Reporter
@@ -34,9 +35,6 @@ from .catalog import (Placement, ZoneCatalog, catalog_for, public_prefix,
                       update_info, zone_for)
 from .zones import Zone
 
-BORROW_FORMAT = "lindivc-borrow/1"
-JOURNAL_FORMAT = "lindivc-journal/1"
-PIN_FORMAT = "lindivc-pin/1"
 # How push sends chunk data (chosen with scripts/bench/push_s3.py, issue 3: moto on loopback, 2 cores):
 # - A pack is streamed from its chunk files straight into one PUT (packs.PackSource, S3Zone.put_stream)
 #   with a known Content-Length: no temp pack is written, so the data is read twice (hash, send) and
