@@ -240,9 +240,12 @@ def _record_borrows(cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]
 
 
 # 5. Upload the missing chunks grouped into packs (section 5), up to 8 in parallel, each pack
-#    followed by its index. A pack is sent even if the zone holds an object of that name without
-#    an index (an interrupted push, or an object a GC is deleting: the new mtime tells that GC to
-#    keep it); packs with an index are never re-sent. Then rewrite `info/idx`.
+#    followed by its index. Where the backend stores a stream of known size in one request (S3),
+#    a pack is streamed from the local chunk files in one PUT; elsewhere it is written to a
+#    temporary local pack first and put as a file (section 6.2). A pack is sent even if the zone
+#    holds an object of that name without an index (an interrupted push, or an object a GC is
+#    deleting: the new mtime tells that GC to keep it); packs with an index are never re-sent.
+#    Then rewrite `info/idx`.
 def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[str], sizes: dict[str, int],
                   rep: Reporter) -> int:
     """Returns the number of objects (packs and lone chunks) sent."""
@@ -410,7 +413,8 @@ def _zone_locator(cat: ZoneCatalog) -> Callable[[ContentRef], list]:
 #    for a new branch). On conflict: stop with "someone else pushed; pull and push again"; the
 #    uploaded objects are harmless (the journal keeps them from GC during the grace period). Then
 #    `git/HEAD` (if absent) and `git/info/refs` are updated, the local remote-tracking ref
-#    `refs/remotes/<remote>/<branch>` is set, and the journal entry is deleted.
+#    `refs/remotes/<remote>/<branch>` is set (compare-and-swap from its value when the push
+#    started), and the journal entry is deleted.
 def _swap_branch_ref(repo: Repository, zone: Zone, remote: str, branch: str, local: str, remote_sha: str | None,
                      etag: str | None, tracking: str | None, jid: str) -> None:
     try:
