@@ -41,7 +41,7 @@ import numpy as np
 import lindivc
 from lindivc.errors import LindivcError
 from lindivc.repo import Repository, import_file
-from lindivc.sync import push
+from lindivc.push import push
 
 # An NWB file on DANDI (dandiset 000409) as a LINDI file, the example of lindi's README.
 DEFAULT_SOURCE = ("https://lindi.neurosift.org/dandi/dandisets/000409/assets/"

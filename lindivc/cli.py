@@ -404,9 +404,9 @@ def remote() -> None:
 @click.argument("url")
 def remote_add(name: str, url: str) -> None:
     """Add remote NAME for the zone at URL."""
-    r = _repo()
-    r.config.add_remote(name, url)
-    click.echo(f"added remote {name} -> {r.config.remote_url(name)}")
+    from .remotes import add_remote
+
+    click.echo(f"added remote {name} -> {add_remote(_repo(), name, url)}")
 
 
 @remote.command("list")
@@ -420,15 +420,9 @@ def remote_list() -> None:
 @click.argument("name")
 def remote_remove(name: str) -> None:
     """Remove remote NAME (the zone itself is not touched)."""
-    import shutil
+    from .remotes import remove_remote
 
-    from .catalog import catalog_dir
-
-    r = _repo()
-    r.config.remove_remote(name)
-    shutil.rmtree(catalog_dir(r, name), ignore_errors=True)
-    for ref in r.history.refs_under(f"refs/remotes/{name}/"):
-        del r.history.repo.refs[f"refs/remotes/{name}/{ref}".encode()]
+    remove_remote(_repo(), name)
     click.echo(f"removed remote {name}")
 
 
@@ -450,7 +444,7 @@ def push(remote_name: str, branch_name: str | None, force: bool, dry_run: bool, 
     from dataclasses import asdict
 
     from .diff import human_bytes
-    from .sync import push as do_push
+    from .push import push as do_push
 
     res = do_push(_repo(), remote_name, branch_name, force=force, dry_run=dry_run, borrow=not no_borrow,
                   reporter=_reporter())
@@ -476,7 +470,7 @@ def push(remote_name: str, branch_name: str | None, force: bool, dry_run: bool, 
 def fetch(remote_name: str, objects: bool) -> None:
     """Download history and pack indexes from REMOTE (default: origin)."""
     from .diff import human_bytes
-    from .sync import fetch as do_fetch
+    from .fetch import fetch as do_fetch
 
     res = do_fetch(_repo(), remote_name, objects=objects, reporter=_reporter())
     for b, sha in sorted(res.refs.items()):
@@ -494,7 +488,7 @@ def pull(remote_name: str, branch_name: str | None) -> None:
     Fast-forwards when possible; when both sides have new commits that changed different
     files, records a merge commit; when both changed the same file, stops with an explanation.
     """
-    from .sync import pull as do_pull
+    from .fetch import pull as do_pull
 
     res = do_pull(_repo(), remote_name, branch_name, reporter=_reporter())
     if res.kind == "up-to-date":
@@ -514,7 +508,7 @@ def clone(url: str, directory: str | None, objects: bool, branch: str | None) ->
     History and indexes come down; working files point at the zone, so data is read on demand
     (with --objects it is downloaded).
     """
-    from .sync import clone as do_clone
+    from .fetch import clone as do_clone
 
     r = do_clone(url, directory, objects=objects, branch=branch, reporter=_reporter())
     click.echo(f"cloned {url} into {r.root} (branch {r.history.head_branch()}, {len(r.tracked())} file(s))")

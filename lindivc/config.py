@@ -13,10 +13,12 @@ from typing import Any
 
 from .errors import LindivcError
 from .lindijson import write_atomic
+from .packstream import DEFAULT_PACK_SIZE
 
+#: the default ``core.chunk_threshold`` (docs/format.md section 3)
+DEFAULT_CHUNK_THRESHOLD = 64 * 1024
 DEFAULTS: dict[str, Any] = {
-    # pack_size: 64 MiB, from the push benchmark (reasons in sync.py, above UPLOAD_THREADS)
-    "core": {"chunk_threshold": 64 * 1024, "pack_size": 64 * 2**20},
+    "core": {"chunk_threshold": DEFAULT_CHUNK_THRESHOLD, "pack_size": DEFAULT_PACK_SIZE},
     "remotes": {},
 }
 REMOTE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

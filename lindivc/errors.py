@@ -35,6 +35,14 @@ class InvalidLindiFile(LindivcError):
         super().__init__(f"{path}: {reason}")
 
 
+class InvalidPackIndex(InvalidLindiFile):
+    """A pack index that is not valid JSON of format ``lindivc-pack-index/1``, is truncated, or
+    describes ranges that cannot belong to its pack."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(where, f"invalid pack index: {reason}")
+
+
 class ObjectMissing(LindivcError):
     """An object named by a ref is in no store that was asked."""
 

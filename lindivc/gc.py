@@ -60,7 +60,7 @@ import orjson
 
 from . import lindijson
 from .errors import InvalidLindiFile, LindivcError, PreconditionFailed, ZoneError, ZoneKeyMissing
-from .layout import GC_LEASE_KEY, index_key, object_key, pin_key, sha1_from_object_key
+from .layout import GC_LEASE_KEY, PIN_FORMAT, index_key, object_key, pin_key, sha1_from_object_key
 from .packs import ChunkEntry, InvalidPackIndex, PackIndex
 from .catalog import update_info
 from .zones.base import ObjectInfo, Zone
@@ -70,7 +70,6 @@ DEFAULT_THRESHOLD = 0.5
 LEASE_FORMAT = "lindivc-lease/1"
 LEASE_TTL = 3600.0
 CACHE_FORMAT = "lindivc-gc-cache/1"
-PIN_FORMAT = "lindivc-pin/1"
 RECHECK_SECONDS = 1.0  # during deletion, how often refs, journal entries and pins are read again
 READ_THREADS = 16  # parallel reads of indexes (S3 and gateways answer each in a round trip)
 _SHA_RE = re.compile(rb"[0-9a-f]{40}")
@@ -822,7 +821,7 @@ def _check_unchanged(zone: Zone, plan: GCPlan) -> None:
 def _repack_one(zone: Zone, rp: Repack, tmpdir: str) -> tuple[int, int]:
     """Rewrite one partly dead pack; return (bytes freed, files re-rendered)."""
     from .objects import ObjectStore, sha1_bytes
-    from .packs import PackWriter
+    from .packstream import PackWriter
 
     store = ObjectStore(tmpdir, fsync=False)
     live = sorted(rp.live)

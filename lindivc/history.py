@@ -192,10 +192,12 @@ class History:
         except KeyError:
             return None
 
-    def set_ref(self, name: str, new: str, expected: str | None, message: str, author: str = "lindivc <lindivc@localhost>") -> None:
-        """Compare-and-swap ``name`` from ``expected`` (None: must not exist) to ``new``."""
+    def set_ref(self, name: str, new: str, expected: str | None, message: str | None,
+                author: str = "lindivc <lindivc@localhost>") -> None:
+        """Compare-and-swap ``name`` from ``expected`` (None: must not exist) to ``new``; RefConflict
+        if it holds another value. ``message`` None writes no reflog entry (remote-tracking refs)."""
         refs = self.repo.refs
-        kw = dict(committer=_b(author), message=_b(message))
+        kw = dict(committer=_b(author), message=_b(message)) if message is not None else {}
         if expected is None:
             ok = refs.add_if_new(_b(name), _b(new), **kw)
         else:

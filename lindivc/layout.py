@@ -63,6 +63,11 @@ def borrow_key(entry_id: str) -> str:
 GC_LEASE_KEY = "lease/gc"
 INFO_KEYS = ("info/idx", "info/borrow")
 
+# Format names of the documents under journal/, borrow/ and pins/ (docs/format.md section 6.3)
+JOURNAL_FORMAT = "lindivc-journal/1"
+BORROW_FORMAT = "lindivc-borrow/1"
+PIN_FORMAT = "lindivc-pin/1"
+
 
 def sha1_from_object_key(key: str) -> str | None:
     """The sha1 named by a key ending in ``sha1/aa/bb/cc/<hex>`` (any prefix before), else None."""

@@ -26,6 +26,7 @@ from lindi.LindiH5pyFile.LindiReferenceFileSystemStore import LindiReferenceFile
 from lindi.LindiH5pyFile.writers.LindiH5pyGroupWriter import LindiH5pyGroupWriter
 from numcodecs.compat import ensure_bytes
 
+from .config import DEFAULT_CHUNK_THRESHOLD
 from .errors import FileLocked, InvalidLindiFile, LindivcError
 from .lindijson import apply_templates as _apply_templates
 from .lindijson import expand_templates, is_chunk_key
@@ -34,7 +35,6 @@ from .lindijson import validate as validate_rfs
 from .lindijson import write_lindi_json as _write_json_atomic
 from .objects import COPY_BLOCK, ObjectStore, ObjectWriter
 
-DEFAULT_CHUNK_THRESHOLD = 64 * 1024
 META_SUFFIXES = (".zarray", ".zattrs", ".zgroup")
 
 ReadRange = Callable[[str, int, int], "bytes | None"]

@@ -978,7 +978,7 @@ def pack_loose(repo: Repository, target_size: int | None = None, reporter=None) 
     """Consolidate the loose chunk objects into packs; re-render the working files to read from
     them. Returns (packs written, bytes packed). Loose copies go only after a pack is verified
     and its index saved; the working files' canonical form does not change."""
-    from .packs import repack_loose
+    from .packstream import repack_loose
     from .progress import Reporter
 
     rep = reporter or Reporter()

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from lindivc.cli import cli
 from lindivc.fsck import fsck_local, fsck_zone
 from lindivc.repo import pack_loose
-from lindivc.sync import push
+from lindivc.push import push
 from lindivc.zones import open_zone
 
 from test_gc import make_repo

@@ -15,7 +15,8 @@ from lindivc import gc
 from lindivc.cli import cli
 from lindivc.errors import AccessDenied, LindivcError
 from lindivc.repo import Repository
-from lindivc.sync import clone, push
+from lindivc.fetch import clone
+from lindivc.push import push
 from lindivc.zones import open_zone
 
 N = 10_000  # float64 -> 80 kB chunks (above the inline threshold)

@@ -20,7 +20,7 @@ from lindivc.layout import object_key
 from lindivc.objects import sha1_bytes
 from lindivc.repo import Repository
 from lindivc.catalog import ZoneCatalog
-from lindivc.sync import push
+from lindivc.push import push
 from lindivc.zones.memory import MemoryZone
 
 N = 9000  # float64 chunks of 72 kB

@@ -11,7 +11,8 @@ import lindivc
 from lindivc import gc, gitsync
 from lindivc.cli import cli
 from lindivc.fsck import fsck_zone
-from lindivc.sync import clone, push
+from lindivc.fetch import clone
+from lindivc.push import push
 from lindivc.zones import open_zone
 from test_gc import HOUR, N, age, make_repo, orphan, read_all
 

@@ -7,18 +7,8 @@ import pytest
 
 from lindivc.errors import ChecksumMismatch, InvalidLindiFile, ObjectMissing
 from lindivc.objects import ObjectStore, sha1_bytes
-from lindivc.packs import (
-    FORMAT,
-    InvalidPackIndex,
-    PackIndex,
-    PackSet,
-    PackWriter,
-    pack_objects,
-    plan_packs,
-    read_chunk,
-    repack_loose,
-    verify_pack,
-)
+from lindivc.packs import FORMAT, InvalidPackIndex, PackIndex, PackSet, read_chunk, verify_pack
+from lindivc.packstream import PackWriter, pack_objects, plan_packs, repack_loose
 
 
 @pytest.fixture
@@ -271,11 +261,11 @@ def test_repack_loose_deletes_loose_copies_after_verification(store, packset, tm
 
 
 def test_repack_loose_failure_midway_loses_nothing(store, packset, monkeypatch):
-    import lindivc.packs as packs
+    import lindivc.packstream as packstream
 
     shas = put_chunks(store, 12, size=5000)
     originals = {s: store.get(s) for s in shas}
-    real_verify = packs.verify_pack
+    real_verify = packstream.verify_pack
     calls = []
 
     def failing_verify(objects, index):
@@ -287,7 +277,7 @@ def test_repack_loose_failure_midway_loses_nothing(store, packset, monkeypatch):
                 f.write(b"XXXX")
         real_verify(objects, index)
 
-    monkeypatch.setattr(packs, "verify_pack", failing_verify)
+    monkeypatch.setattr(packstream, "verify_pack", failing_verify)
     with pytest.raises(ChecksumMismatch):
         repack_loose(store, packset, shas, target_size=20_000)
     assert len(calls) == 2
@@ -297,7 +287,7 @@ def test_repack_loose_failure_midway_loses_nothing(store, packset, monkeypatch):
     for s in shas:
         assert read_chunk(store, packset, s) == originals[s]
     # a retry finishes the job
-    monkeypatch.setattr(packs, "verify_pack", real_verify)
+    monkeypatch.setattr(packstream, "verify_pack", real_verify)
     store.delete(calls[1])
     repack_loose(store, packset, shas, target_size=20_000)
     for s in shas:
@@ -336,13 +326,13 @@ def test_packing_300mb_keeps_memory_bounded(tmp_path):
 
 
 def _segments(store, shas):
-    from lindivc.packs import Segment
+    from lindivc.packstream import Segment
 
     return [Segment(s, store.path(s), 0, store.size(s)) for s in sorted(shas)]
 
 
 def test_pack_source_streams_the_bytes_pack_writer_writes(store, tmp_path):
-    from lindivc.packs import PackSource
+    from lindivc.packstream import PackSource
 
     shas = put_chunks(store, 5, size=300_000)
     src = PackSource(_segments(store, shas))
@@ -361,7 +351,7 @@ def test_pack_source_streams_the_bytes_pack_writer_writes(store, tmp_path):
 
 
 def test_pack_source_refuses_a_corrupt_chunk_before_its_last_bytes(store):
-    from lindivc.packs import PackSource
+    from lindivc.packstream import PackSource
 
     shas = sorted(put_chunks(store, 3, size=3_000_000))
     p = store.path(shas[1])
@@ -384,7 +374,7 @@ def test_pack_source_refuses_a_corrupt_chunk_before_its_last_bytes(store):
 
 
 def test_s3_multipart_put_stream_round_trip(store, s3_bucket):
-    from lindivc.packs import PackSource
+    from lindivc.packstream import PackSource
     from lindivc.zones.s3 import S3Zone
 
     shas = put_chunks(store, 4, size=3 * 2**20)  # 12 MiB

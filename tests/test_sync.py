@@ -18,7 +18,8 @@ import lindivc
 from lindivc.errors import (ChecksumMismatch, InvalidKey, LindivcError, NonFastForward, ZoneError,
                             ZoneUnreachable)
 from lindivc.repo import Repository, import_file
-from lindivc.sync import clone, fetch, pull, push
+from lindivc.fetch import clone, fetch, pull
+from lindivc.push import push
 from lindivc.testdata import make_nwb
 
 CHUNK = 250_000  # float64 -> 2 MB chunks
@@ -329,7 +330,9 @@ def test_corrupted_pack_in_zone_detected_on_download(tmp_path, nwb_path):
 
 
 def test_borrow_of_a_pack_collected_meanwhile_uploads_it_instead(tmp_path, nwb_path, monkeypatch):
-    import lindivc.sync as sync
+    import lindivc.push as push_module
+    from lindivc.catalog import zone_for
+    from lindivc.layout import object_key
 
     cloud = tmp_path / "cloud"
     a, rel, data = _make_repo(tmp_path / "a", nwb_path, n_chunks=4)
@@ -341,20 +344,20 @@ def test_borrow_of_a_pack_collected_meanwhile_uploads_it_instead(tmp_path, nwb_p
     with lindivc.open(b.abspath(rel), "r+") as f:
         f.attrs["bob"] = 1
     b.commit("derivative", all=True)
-    real = sync._sibling_placements
+    real = push_module._sibling_placements
     collected = {}
 
     def gc_strikes_meanwhile(repo, zone, wanted):
         found = real(repo, zone, wanted)
         victim = sorted({p.pack for p in found.values()})[0]  # alice's GC removes one pack now
-        lender = sync.zone_for(a_url)
+        lender = zone_for(a_url)
         lender.delete(f"idx/{victim}")
-        lender.delete(sync.object_key(victim))
+        lender.delete(object_key(victim))
         collected["pack"] = victim
         collected["chunks"] = {s for s, p in found.items() if p.pack == victim}
         return found
 
-    monkeypatch.setattr(sync, "_sibling_placements", gc_strikes_meanwhile)
+    monkeypatch.setattr(push_module, "_sibling_placements", gc_strikes_meanwhile)
     res = push(b, "mine")
     assert res.chunks_uploaded >= len(collected["chunks"]) > 0
     c = clone(str(cloud / "zones" / "bob" / "b"), str(tmp_path / "c"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import socket
 import threading
@@ -162,6 +163,23 @@ def test_put_file_streams_a_large_file(zone, tmp_path):
     assert info.size == 20 << 20
     assert hashlib.sha1(zone.get(key)).hexdigest() == h.hexdigest()
     assert zone.get_range(key, (5 << 20) - 3, 6) == (block[-3:] + bytes([5]) + block[1:3])
+
+
+def test_put_stream_is_declared_by_a_capability(zone):
+    data = os.urandom(3000)
+    key = okey(data)
+    if not zone.supports_put_stream:
+        with pytest.raises(NotImplementedError):
+            zone.put_stream(key, io.BytesIO(data), len(data))
+        return
+    stream = io.BytesIO(data)
+    stream.read(10)  # the zone reads from the start whatever the position
+    assert zone.put_stream(key, stream, len(data))
+    assert zone.get(key) == data
+
+
+def test_s3_declares_streamed_puts_and_the_others_do_not(zone):
+    assert zone.supports_put_stream == isinstance(zone, S3Zone)
 
 
 def test_now_is_sane(zone):

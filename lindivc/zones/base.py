@@ -76,6 +76,13 @@ class Zone(abc.ABC):
     def supports_listing(self) -> bool:
         return True
 
+    @property
+    def supports_put_stream(self) -> bool:
+        """True if :meth:`put_stream` stores a seekable stream of known size in one request. Push
+        then sends a pack straight from its chunk files; without it, push writes the pack to a
+        temp file first and sends that with :meth:`put_file` (docs/format.md 6.4, step 5)."""
+        return False
+
     @abc.abstractmethod
     def get(self, key: str) -> bytes:
         """The whole value at ``key``."""
@@ -103,6 +110,11 @@ class Zone(abc.ABC):
 
         ``progress(nbytes)`` is called as bytes are sent.
         """
+
+    def put_stream(self, key: str, stream: BinaryIO, size: int) -> str:
+        """Store ``size`` bytes read from the seekable ``stream`` (from its start; read again from
+        the start on a retry); return the etag. Only where :attr:`supports_put_stream`."""
+        raise NotImplementedError(f"{type(self).__name__} does not store streams (supports_put_stream is False)")
 
     @abc.abstractmethod
     def head(self, key: str) -> ObjectInfo | None:

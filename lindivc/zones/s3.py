@@ -240,16 +240,20 @@ class S3Zone(Zone):
     def put_file(self, key: str, path: str, *, progress: "Callable[[int], None] | None" = None) -> str:
         size = os.path.getsize(path)
         if size <= self.multipart_threshold:
-            from ..packs import ConcatReader, Segment
+            from ..packstream import ConcatReader, Segment
 
             with ConcatReader([Segment("", os.fspath(path), 0, size)], progress) as body:
                 return self.put_stream(key, body, size)
         return self._put_file_multipart(key, path, progress=progress)
 
+    @property
+    def supports_put_stream(self) -> bool:
+        return True
+
     def put_stream(self, key: str, stream: BinaryIO, size: int) -> str:
         """Store ``size`` bytes read from the seekable ``stream`` (from its start) in one PUT with
         a known Content-Length; return the etag. The stream is re-read from the start on a retry.
-        Used for packs streamed from their chunk files (no temp file, see sync.py); a value above
+        Used for packs streamed from their chunk files (no temp file, see push.py); a value above
         S3's 5 GiB single-PUT limit goes up as a multipart upload of ``part_size`` parts, one at a
         time from the same stream."""
         if size > 5 * GiB:

@@ -85,7 +85,7 @@ def build(root: str, scale: float) -> dict:
         sha = hashlib.sha1(data).hexdigest()
         c += 1
         write(object_key(sha), data)
-        write(index_key(sha), PackIndex(sha, len(data), (ChunkEntry(sha, 0, len(data)),)).to_bytes())
+        write(index_key(sha), PackIndex.single(sha, len(data)).to_bytes())
         place.append((sha, sha, 0, len(data)))
     live = place[: len(place) - n_garbage]  # the last lone chunks are garbage
 

@@ -1,0 +1,169 @@
+"""Bringing a zone's history and data home: fetch, pull, clone (docs/format.md section 6.5).
+
+Fetch downloads history and pack indexes; chunk data is read from the zone on demand, and
+downloaded only when asked (:func:`download_objects`). Pull is a fetch and then a fast-forward
+or a merge (:mod:`lindivc.merge`); clone is a new repository and a fetch.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from . import gitsync
+from .catalog import ZoneCatalog, catalog_for, zone_for
+from .errors import LindivcError, ZoneKeyMissing
+from .layout import parse_zone_url
+from .merge import merge_commits
+from .progress import Reporter
+from .remotes import add_remote, delete_tracking_ref, set_tracking_ref, tracking_refs
+from .repo import Repository
+from .zones import Zone
+
+#: chunks sent or received at once (downloads here, uploads in push.py; see the notes there)
+TRANSFER_THREADS = int(os.environ.get("LINDIVC_UPLOAD_THREADS", "8"))
+
+
+@dataclass
+class FetchResult:
+    remote: str
+    refs: dict[str, str]
+    history_bytes: int = 0
+    indexes: int = 0
+    objects_downloaded: int = 0
+    object_bytes: int = 0
+
+
+def fetch(repo: Repository, remote: str = "origin", *, objects: bool = False,
+          reporter: Reporter | None = None) -> FetchResult:
+    """Download the zone's history and pack indexes (and, with ``objects``, its chunk data), and
+    set the remote-tracking refs to the zone's branches. RefConflict if one of those refs changed
+    while fetching (the other writer's value is kept)."""
+    rep = reporter or Reporter()
+    cat = catalog_for(repo, remote)
+    zone = cat.zone
+    seen = tracking_refs(repo.history, remote)  # what each tracking ref is expected to hold until set below
+    refs = gitsync.list_remote_refs(zone)
+    heads = {k[len("refs/heads/"):]: v for k, v in refs.items() if k.startswith("refs/heads/")}
+    res = FetchResult(remote, heads)
+    with rep.task("Downloading history", None) as advance:
+        res.history_bytes = gitsync.download_history(zone, repo.history.git_dir, sorted(set(heads.values())),
+                                                     progress=advance)
+    res.indexes, _ = cat.refresh()
+    hint = f"run `lindivc fetch {remote}` again"
+    for b, sha in sorted(heads.items()):
+        set_tracking_ref(repo.history, remote, b, sha, seen.get(b), hint)
+    for b, sha in sorted(seen.items()):
+        if b not in heads:
+            delete_tracking_ref(repo.history, remote, b, sha, hint)
+    default = zone_default_branch(zone)
+    if default:
+        cat.meta["default_branch"] = default
+        cat._save_meta()
+    if objects:
+        n, nb = download_objects(repo, cat, list(heads.values()), rep)
+        res.objects_downloaded, res.object_bytes = n, nb
+    return res
+
+
+def zone_default_branch(zone: Zone) -> str | None:
+    """The zone's default branch (``git/HEAD``, set by its first push), or None."""
+    try:
+        head = zone.get(gitsync.HEAD_KEY).decode().strip()
+    except ZoneKeyMissing:
+        return None
+    return head[len("ref: refs/heads/"):] if head.startswith("ref: refs/heads/") else None
+
+
+def download_objects(repo: Repository, cat: ZoneCatalog, heads: list[str],
+                     reporter: Reporter | None = None) -> tuple[int, int]:
+    """Copy every chunk that ``heads`` reference (latest files only) into the local store;
+    return (chunks, bytes) downloaded."""
+    needed = repo.history.referenced_chunks(repo.history.commit(h) for h in heads)
+    todo = sorted(s for s in needed if not repo.has_object(s))
+    nbytes = copy_chunks(repo, {s: cat for s in todo}, f"Downloading {len(todo)} chunks", reporter)
+    return len(todo), nbytes
+
+
+def copy_chunks(repo: Repository, sources: dict[str, ZoneCatalog], title: str,
+                reporter: Reporter | None = None) -> int:
+    """Download each chunk from the zone of its catalog into the local store, verified
+    (ChecksumMismatch, ObjectMissing); return the bytes downloaded."""
+    rep = reporter or Reporter()
+    total = sum(c.placements[s].size for s, c in sources.items() if s in c.placements)
+    with rep.task(title, total) as advance:
+        def one(sha: str) -> int:
+            data = sources[sha].read_chunk(sha)
+            repo.objects.put_bytes(data)
+            advance(len(data))
+            return len(data)
+
+        with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as ex:
+            return sum(ex.map(one, sorted(sources)))
+
+
+@dataclass
+class PullResult:
+    fetch: FetchResult
+    branch: str
+    old: str | None
+    new: str | None
+    kind: str  # "up-to-date" | "fast-forward" | "merge"
+
+
+def pull(repo: Repository, remote: str = "origin", branch: str | None = None, *,
+         reporter: Reporter | None = None) -> PullResult:
+    """Fetch, then bring the current branch up to the zone's (fast-forward, or a merge of files
+    changed on only one side); a clear error when both sides changed the same file."""
+    branch = branch or repo.history.head_branch()
+    if branch is None:
+        raise LindivcError("HEAD is detached; check out a branch to pull into")
+    fr = fetch(repo, remote, reporter=reporter)
+    theirs = fr.refs.get(branch)
+    if theirs is None:
+        raise LindivcError(f"the zone of {remote} has no branch {branch!r}")
+    ours = repo.history.ref(f"refs/heads/{branch}")
+    if ours == theirs or (ours and repo.history.is_ancestor(theirs, ours)):
+        return PullResult(fr, branch, ours, ours, "up-to-date")
+    if ours is None or repo.history.is_ancestor(ours, theirs):
+        kind, new = "fast-forward", theirs
+    else:
+        kind, new = "merge", merge_commits(repo.history, ours, theirs, f"Merge {remote}/{branch}", repo.author)
+    if repo.history.head_branch() == branch:
+        st = repo.status()
+        dirty = [f.path for f in st.files if f.unstaged or f.staged]
+        if dirty:
+            raise LindivcError(f"pull would overwrite uncommitted changes in {', '.join(dirty[:3])}; commit them first")
+        repo.history.set_ref(f"refs/heads/{branch}", new, ours, f"pull: {kind}", repo.author)
+        repo.checkout(branch, force=True)
+    else:
+        repo.history.set_ref(f"refs/heads/{branch}", new, ours, f"pull: {kind}", repo.author)
+    return PullResult(fr, branch, ours, new, kind)
+
+
+def clone(url: str, directory: str | None = None, *, objects: bool = False, branch: str | None = None,
+          reporter: Reporter | None = None) -> Repository:
+    """A new repository in ``directory`` with the zone at ``url`` as remote ``origin``, its
+    default branch checked out. Working files read data from the zone unless ``objects``."""
+    zone = zone_for(url)  # validates the URL before anything is created
+    if directory is None:
+        directory = parse_zone_url(url).name or os.path.basename(url.rstrip("/")) or "clone"
+    if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
+        raise LindivcError(f"destination {directory} exists and is not an empty directory")
+    refs = gitsync.list_remote_refs(zone)
+    if not refs:
+        raise LindivcError(f"{url} holds no published history (nothing was pushed there)")
+    repo = Repository.init(directory)
+    try:
+        add_remote(repo, "origin", url)
+        fr = fetch(repo, "origin", objects=objects, reporter=reporter)
+        b = branch or zone_default_branch(zone) or ("main" if "main" in fr.refs else sorted(fr.refs)[0])
+        if b not in fr.refs:
+            raise LindivcError(f"the zone has no branch {b!r}")
+        repo.history.set_ref(f"refs/heads/{b}", fr.refs[b], None, f"clone: from {url}", repo.author)
+        repo.history.set_head_symbolic(b)
+        repo.checkout(b, force=True)
+    except BaseException:
+        repo.close()
+        raise
+    return repo

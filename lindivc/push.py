@@ -1,0 +1,438 @@
+"""Push: publish a branch to a zone, in the order docs/format.md section 6.4 specifies.
+
+That order is what lets a crash at any point leave the zone consistent and a retry finish
+without re-sending what arrived. :func:`push` runs the eight numbered steps of the spec; each
+step is one function below, whose comment quotes its step.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import gitsync
+from . import lindijson
+from .catalog import Placement, ZoneCatalog, catalog_for, public_prefix, update_info
+from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError
+from .fetch import TRANSFER_THREADS, copy_chunks, zone_default_branch
+from .layout import (BORROW_FORMAT, JOURNAL_FORMAT, PIN_FORMAT, borrow_key, file_key, index_key, journal_key,
+                     object_key, pin_key, version_key)
+from .lindijson import ContentRef
+from .packs import PackIndex
+from .packstream import PackSource, PackWriter, Progress, Segment, plan_packs
+from .progress import Reporter
+from .remotes import set_tracking_ref, tracking_ref
+from .repo import Repository
+from .zones import Zone
+
+# How push sends chunk data (chosen with scripts/bench/push_s3.py, issue 3: moto on loopback, 2 cores):
+# - Where the zone declares `supports_put_stream` (S3), a pack is streamed from its chunk files
+#   straight into one PUT (packstream.PackSource, Zone.put_stream) with a known Content-Length: no temp
+#   pack is written, so the data is read twice (hash, send) and written never (building the pack
+#   locally first doubled the disk I/O and cost more than the upload). Resumable as before: the same
+#   chunks give the same pack bytes, hence the same name, and a pack the zone holds is not sent again;
+#   a pack's index is written only after the pack. Other zones get the pack written to a temp file in
+#   the object store and sent with put_file.
+# - Its name (SHA-1 of its bytes) must be known before the PUT starts: HASH_THREADS threads hash packs
+#   ahead (one SHA-1 pass, 8 MiB blocks) and each pack is queued for upload as soon as it is named, so
+#   the first upload starts after hashing one pack (~60 MiB, tens of ms). Each chunk is checked against
+#   its name while it streams (its last bytes are held back on a mismatch, so no object appears).
+# - Pack size: core.pack_size, 64 MiB (packstream.DEFAULT_PACK_SIZE). J1's 500 MiB is then 9 objects
+#   (<= 10), all in flight at once with 8 threads; each is one single PUT (S3 takes up to 5 GiB; moto
+#   assembles multipart uploads slowly; below S3Zone.multipart_threshold = 1 GiB there are no parts at
+#   all, above it parts are S3Zone.part_size = 64 MiB). Bigger packs leave threads idle on small pushes
+#   and make the tail (the last pack alone on the wire) longer; smaller ones mean more objects (and, on
+#   moto, requests of <= 32 MiB are not cheaper per byte enough to matter).
+# - 8 upload threads (fetch.TRANSFER_THREADS, LINDIVC_UPLOAD_THREADS): the store is the bottleneck (moto
+#   is one core); 8 streams keep it busy, as the floor's 8 threads do. Memory per stream is one 1 MiB
+#   block (botocore's payload hash) plus socket buffers, so peak RSS does not grow with the data (2 GiB
+#   push: ~100 MB).
+HASH_THREADS = 2
+
+
+@dataclass
+class PushResult:
+    remote: str
+    branch: str
+    old: str | None
+    new: str
+    up_to_date: bool = False
+    commits: int = 0
+    objects_referenced: int = 0
+    chunks_uploaded: int = 0
+    chunk_bytes: int = 0
+    packs_uploaded: int = 0
+    chunks_borrowed: int = 0
+    history_bytes: int = 0
+    files_published: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    urls: dict[str, str] = field(default_factory=dict)  # path -> public URL of f/<path>
+
+
+@dataclass
+class _Missing:
+    """Step 3's answer: the referenced chunks the zone lacks, to upload or to borrow."""
+
+    upload: list[str]  # sorted
+    borrow: dict[str, Placement]
+    sizes: dict[str, int]  # of the chunks to upload
+
+
+def push(repo: Repository, remote: str = "origin", branch: str | None = None, *, force: bool = False,
+         dry_run: bool = False, borrow: bool = True, reporter: Reporter | None = None) -> PushResult:
+    """Publish ``branch`` (default: the current one) to the zone of ``remote``.
+
+    NonFastForward if the zone's branch has commits the local one lacks (unless ``force``) or
+    moved during the push; RefConflict if the local remote-tracking ref changed during the push
+    (the zone was updated then). With ``dry_run``, only steps 1 and 3 run: nothing is written."""
+    rep = reporter or Reporter()
+    repo.config.remote_url(remote)  # an unknown remote is the first thing to report
+    branch = branch or repo.history.head_branch()
+    if branch is None:
+        raise LindivcError("HEAD is detached; name the branch to push")
+    local = repo.history.ref(f"refs/heads/{branch}")
+    if local is None:
+        raise LindivcError(f"branch {branch!r} has no commits to push")
+    tracking = repo.history.ref(tracking_ref(remote, branch))
+    cat = catalog_for(repo, remote)
+    zone = cat.zone
+
+    remote_sha, etag = _read_branch_ref(repo, zone, remote, branch, local, force)  # 1
+    res = PushResult(remote, branch, remote_sha, local, dry_run=dry_run)
+    if remote_sha == local:
+        res.up_to_date = True
+        _set_tracking_ref(repo, remote, branch, local, tracking)
+        return res
+    have = [remote_sha] if remote_sha is not None and repo.history.has(remote_sha) else []
+    commits = list(repo.history.walk([local], exclude=have))
+    needed = repo.history.referenced_chunks(commits)
+    res.commits, res.objects_referenced = len(commits), len(needed)
+
+    jid = None if dry_run else _put_journal(zone, branch, local, needed)  # 2
+    missing = _find_missing(repo, cat, zone, needed, borrow)  # 3
+    res.chunks_borrowed = len(missing.borrow)
+    if dry_run:
+        res.chunks_uploaded = len(missing.upload)
+        res.chunk_bytes = sum(missing.sizes.values())
+        return res
+    if missing.borrow:  # 4
+        lost = _record_borrows(cat, zone, missing.borrow)
+        if lost:  # the lender collected them meanwhile: copy them instead
+            for sha in lost:
+                del missing.borrow[sha]
+            missing.upload = sorted(set(missing.upload) | lost)
+            missing.sizes.update({s: _local_size(repo, s) for s in lost})
+            res.chunks_borrowed = len(missing.borrow)
+    res.packs_uploaded = _upload_packs(repo, cat, zone, missing.upload, missing.sizes, rep)  # 5
+    res.chunks_uploaded, res.chunk_bytes = len(missing.upload), sum(missing.sizes.values())
+    res.history_bytes = _upload_history(repo, zone, local, have, rep)  # 6
+    res.urls, res.files_published = _publish_files(repo, cat, zone, branch, local, have[0] if have else None)  # 7
+    _swap_branch_ref(repo, zone, remote, branch, local, remote_sha, etag, tracking, jid)  # 8
+    return res
+
+
+# 1. Read `git/refs/heads/<branch>` (value and etag). If it names a commit that is not an ancestor
+#    of the local branch (or unknown locally), stop: non-fast-forward, unless `--force`.
+def _read_branch_ref(repo: Repository, zone: Zone, remote: str, branch: str, local: str,
+                     force: bool) -> tuple[str | None, str | None]:
+    remote_sha, etag = gitsync.read_remote_ref(zone, branch)
+    if remote_sha is not None and remote_sha != local and not force:
+        if not repo.history.has(remote_sha) or not repo.history.is_ancestor(remote_sha, local):
+            raise NonFastForward(
+                f"push to {remote}/{branch} rejected: the zone has commits you do not have "
+                f"({remote_sha[:10]}); run `lindivc pull {remote} {branch}` and push again (or --force to overwrite)"
+            )
+    return remote_sha, etag
+
+
+# 2. Put `journal/<id>` naming every chunk the new commits' files reference. This MUST come
+#    before step 3 (see docs/gc.md, "Pushes while GC runs").
+def _put_journal(zone: Zone, branch: str, local: str, needed: set[str]) -> str:
+    jid = f"{int(time.time())}-{uuid.uuid4().hex[:12]}"
+    journal = {"format": JOURNAL_FORMAT, "id": jid, "branch": branch, "commit": local,
+               "objects": sorted(needed), "created": time.time()}
+    zone.put(journal_key(jid), json.dumps(journal, sort_keys=True).encode())
+    return jid
+
+
+# 3. List what the zone holds (`idx/`, `borrow/`) and compute the referenced chunks the zone lacks
+#    in its own packs (chunks it borrows count as lacking: they are confirmed with the lender again
+#    in step 4). In a cloud, chunks another zone of the cloud holds are borrowed instead of uploaded
+#    (unless `--no-borrow`).
+def _find_missing(repo: Repository, cat: ZoneCatalog, zone: Zone, needed: set[str], borrow: bool) -> _Missing:
+    cat.refresh()
+    missing = needed - cat.own_chunks()
+    borrowed: dict[str, Placement] = {}
+    if borrow and missing and zone.location.in_cloud:
+        borrowed = _sibling_placements(repo, zone, missing)
+    upload = sorted(missing - set(borrowed))
+    return _Missing(upload, borrowed, {s: _local_size(repo, s) for s in upload})
+
+
+def _sibling_placements(repo: Repository, zone: Zone, wanted: set[str]) -> dict[str, Placement]:
+    """Chunks of ``wanted`` that other zones of the same cloud hold (from their indexes)."""
+    found: dict[str, Placement] = {}
+    if not wanted:
+        return found
+    for sib in zone.siblings():
+        h = hashlib.sha1(sib.url.encode()).hexdigest()[:16]
+        cat = ZoneCatalog(os.path.join(repo.lvc, "cloud", h), sib.url)
+        cat._zone = sib
+        try:
+            cat.refresh()
+        except ZoneError:
+            continue
+        for sha in wanted - set(found):
+            p = cat.placements.get(sha)
+            if p is not None and sha not in cat.borrowed:
+                found[sha] = p
+    return found
+
+
+def _local_size(repo: Repository, sha: str) -> int:
+    """The size of a chunk to upload: from the local store, a local pack, or any known zone."""
+    if sha in repo.objects:
+        return repo.objects.size(sha)
+    loc = repo.packs.locate(sha)
+    if loc is not None:
+        return loc.size
+    for c in repo.catalogs():
+        if sha in c.placements:
+            return c.placements[sha].size
+    raise ObjectMissing(sha, "the local object store and every known zone; cannot push")
+
+
+# 4. For borrowed chunks: put a pin in each lending zone, then check that the lender still has the
+#    index of each borrowed pack (chunks of a vanished pack are uploaded instead), then put
+#    `borrow/<id>` here, then `info/borrow`.
+def _record_borrows(cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]) -> set[str]:
+    """Returns the chunks that can no longer be borrowed (the lender's GC collected them)."""
+    by_lender: dict[str, list[tuple[str, Placement]]] = {}
+    for sha, p in borrowed.items():
+        by_lender.setdefault(p.zone_url, []).append((sha, p))
+    lost: set[str] = set()
+    for lender_url, items in by_lender.items():
+        chunks = sorted([sha, p.pack, p.offset, p.size] for sha, p in items)
+        name = hashlib.sha1(json.dumps([lender_url, chunks]).encode()).hexdigest()
+        pin = {"format": PIN_FORMAT, "by": zone.url, "url": public_prefix(zone) + "f/",
+               "objects": sorted({p.pack for _, p in items}), "chunks": [c[0] for c in chunks], "created": time.time()}
+        lender = cat._lender(lender_url)
+        lender.put(pin_key(f"{hashlib.sha1(zone.url.encode()).hexdigest()[:16]}-{name[:24]}"),
+                   json.dumps(pin, sort_keys=True).encode())
+        gone = {pack for pack in pin["objects"] if not lender.exists(index_key(pack))}
+        if gone:
+            lost |= {c[0] for c in chunks if c[1] in gone}
+            chunks = [c for c in chunks if c[1] not in gone]
+            if not chunks:
+                continue
+            name = hashlib.sha1(json.dumps([lender_url, chunks]).encode()).hexdigest()
+        rec = {"format": BORROW_FORMAT, "lender": lender_url, "prefix": items[0][1].prefix, "chunks": chunks,
+               "created": time.time()}
+        zone.put(borrow_key(name), json.dumps(rec, sort_keys=True).encode())
+        cat.add_borrow(name, rec)
+        update_info(zone, "borrow", [name])
+    return lost
+
+
+# 5. Upload the missing chunks grouped into packs (section 5), up to 8 in parallel, each pack
+#    followed by its index. Where the backend stores a stream of known size in one request (S3),
+#    a pack is streamed from the local chunk files in one PUT; elsewhere it is written to a
+#    temporary local pack first and put as a file (section 6.2). A pack is sent even if the zone
+#    holds an object of that name without an index (an interrupted push, or an object a GC is
+#    deleting: the new mtime tells that GC to keep it); packs with an index are never re-sent.
+#    Then rewrite `info/idx`.
+def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[str], sizes: dict[str, int],
+                  rep: Reporter) -> int:
+    """Returns the number of objects (packs and lone chunks) sent."""
+    absent = [s for s in upload if not repo.has_object(s)]
+    if absent:  # e.g. --no-borrow of a cloned file: copy the data
+        _download_from_catalogs(repo, absent, rep)
+    groups = plan_packs(sizes, repo.config.pack_size)
+    grouped = {s for g in groups for s in g}
+    groups += [[s] for s in upload if s not in grouped]
+    sent = 0
+    with rep.task(f"Uploading {len(upload)} chunks in {len(groups)} objects", sum(sizes.values())) as advance:
+        if groups:
+            with ThreadPoolExecutor(max_workers=min(TRANSFER_THREADS, len(groups))) as ex, \
+                    ThreadPoolExecutor(max_workers=HASH_THREADS) as hasher:
+                futures = []
+                try:
+                    hashing = {}
+                    for group in groups:
+                        src = _pack_source(repo, group, sizes) if zone.supports_put_stream else None
+                        if src is None:
+                            futures.append(ex.submit(_upload_group, repo, zone, cat, group, sizes, advance))
+                        else:
+                            hashing[hasher.submit(src.index)] = src
+                    # each pack goes up as soon as its name is known, while later ones are hashed
+                    for fut in as_completed(hashing):
+                        futures.append(ex.submit(_upload_pack_stream, zone, cat, hashing[fut], fut.result(), advance))
+                    sent = sum(f.result() for f in futures)
+                except BaseException:
+                    hasher.shutdown(wait=True, cancel_futures=True)
+                    ex.shutdown(wait=True, cancel_futures=True)
+                    raise
+    update_info(zone, "idx", cat.packs)  # includes packs of an interrupted earlier push
+    return sent
+
+
+def _download_from_catalogs(repo: Repository, shas: list[str], rep: Reporter) -> None:
+    """Fetch chunks this repository knows in some zone into the local store (verified)."""
+    cats = repo.catalogs()
+    where: dict[str, ZoneCatalog] = {}
+    for s in shas:
+        for c in cats:
+            if s in c.placements:
+                where[s] = c
+                break
+        else:
+            raise ObjectMissing(s, "the local object store and every known zone; cannot push")
+    copy_chunks(repo, where, f"Downloading {len(shas)} chunks to copy", rep)
+
+
+def _pack_source(repo: Repository, group: list[str], sizes: dict[str, int]) -> PackSource | None:
+    """The pack of ``group`` as ranges of local files, when every chunk is loose or in a local
+    pack; else None (then the pack is written with PackWriter)."""
+    if len(group) < 2:
+        return None
+    segs = []
+    for sha in group:
+        if sha in repo.objects:
+            segs.append(Segment(sha, repo.objects.path(sha), 0, sizes[sha]))
+            continue
+        loc = repo.packs.locate(sha)
+        if loc is None or loc.pack not in repo.objects:
+            return None
+        segs.append(Segment(sha, repo.objects.path(loc.pack), loc.offset, loc.size))
+    return PackSource(segs)
+
+
+def _upload_pack_stream(zone: Zone, cat: ZoneCatalog, src: PackSource, idx: PackIndex, advance: Progress) -> int:
+    """Upload a hashed pack straight from its chunk files (no temp pack), then its index; return 1.
+
+    A pack is sent even if the zone holds an object of that name (step 5). Packs that arrived
+    whole in an interrupted push have their index, so the push does not reach here for them."""
+    key = object_key(idx.pack)
+    with src.open(advance) as body:  # checks each chunk against its name as it streams
+        zone.put_stream(key, body, idx.size)
+        if not body.verified:  # the client did not read the body from start to end
+            try:
+                src.index(verify=True)
+            except ChecksumMismatch:
+                zone.delete(key)
+                raise
+    zone.put(index_key(idx.pack), idx.to_bytes())
+    cat.add_index(idx)
+    return 1
+
+
+def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[str], sizes: dict[str, int],
+                  advance: Progress) -> int:
+    """Upload one pack (written to a temp pack first) or a lone chunk, then its index; return 1."""
+    if len(group) == 1:
+        sha = group[0]
+        if sha in repo.objects:
+            zone.put_file(object_key(sha), repo.objects.path(sha), progress=advance)
+        else:
+            zone.put(object_key(sha), repo.read_object(sha))
+            advance(sizes[sha])
+        idx = PackIndex.single(sha, sizes[sha])
+        zone.put(index_key(sha), idx.to_bytes())
+        cat.add_index(idx)
+        return 1
+    w = PackWriter(repo.objects)
+    try:
+        for sha in group:
+            if sha in repo.objects:
+                with repo.objects.open(sha) as f:
+                    w.add(sha, f)
+            else:
+                w.add(sha, repo.read_object(sha))
+        idx = w.finish()
+    except BaseException:
+        w.abort()
+        raise
+    existed_locally = repo.packs.is_pack(idx.pack)
+    try:
+        zone.put_file(object_key(idx.pack), repo.objects.path(idx.pack), progress=advance)
+        zone.put(index_key(idx.pack), idx.to_bytes())
+        cat.add_index(idx)
+    finally:
+        if not existed_locally:
+            repo.objects.delete(idx.pack)  # the loose chunks stay the local copy
+    return 1
+
+
+# 6. Upload the history: one git pack of the objects the zone lacks, `objects/info/packs`.
+def _upload_history(repo: Repository, zone: Zone, local: str, have: list[str], rep: Reporter) -> int:
+    """Returns the bytes sent."""
+    with rep.task("Uploading history", None) as advance:
+        return gitsync.upload_history(repo.history.git_dir, zone, [local], have=have, progress=advance)
+
+
+# 7. Put the rendered files: `v/<commit>/<path>` for the pushed head, and, when the branch is the
+#    zone's default branch (`git/HEAD`, set by the first push), `f/<path>`; `f/` files of paths
+#    deleted since the previous head are removed.
+def _publish_files(repo: Repository, cat: ZoneCatalog, zone: Zone, branch: str, local: str,
+                   previous: str | None) -> tuple[dict[str, str], list[str]]:
+    """Returns (path -> public URL of f/<path>, paths published under v/)."""
+    files = repo.history.commit_files(local)
+    old_files = repo.history.commit_files(previous) if previous else {}
+    default_branch = zone_default_branch(zone) or branch
+    urls: dict[str, str] = {}
+    published: list[str] = []
+    for path, blob in sorted(files.items()):
+        data = lindijson.dumps(lindijson.render(lindijson.parse(repo.history.read_blob(blob), path), _zone_locator(cat)))
+        zone.put(version_key(local, path), data)
+        if branch == default_branch:
+            zone.put(file_key(path), data)
+            urls[path] = zone.public_url(file_key(path))
+        published.append(path)
+    if branch == default_branch:
+        for path in set(old_files) - set(files):
+            zone.delete(file_key(path))
+    return urls, published
+
+
+def _zone_locator(cat: ZoneCatalog) -> Callable[[ContentRef], list]:
+    def locate(cr: ContentRef) -> list:
+        r = cat.locate(cr)
+        if r is None:
+            raise ObjectMissing(cr.sha1, cat.url)
+        return r
+
+    return locate
+
+
+# 8. Compare-and-swap `git/refs/heads/<branch>` from the etag read in step 1 (`if-none-match: *`
+#    for a new branch). On conflict: stop with "someone else pushed; pull and push again"; the
+#    uploaded objects are harmless (the journal keeps them from GC during the grace period). Then
+#    `git/HEAD` (if absent) and `git/info/refs` are updated, the local remote-tracking ref
+#    `refs/remotes/<remote>/<branch>` is set (compare-and-swap from its value when the push
+#    started), and the journal entry is deleted.
+def _swap_branch_ref(repo: Repository, zone: Zone, remote: str, branch: str, local: str, remote_sha: str | None,
+                     etag: str | None, tracking: str | None, jid: str) -> None:
+    try:
+        gitsync.cas_remote_ref(zone, branch, local, etag, expected_sha=remote_sha)
+    except RefConflict as e:
+        raise NonFastForward(
+            f"push to {remote}/{branch} rejected: someone else pushed meanwhile ({e.actual and e.actual[:10]}); "
+            f"run `lindivc pull {remote} {branch}` and push again"
+        ) from None
+    try:
+        _set_tracking_ref(repo, remote, branch, local, tracking)
+    finally:
+        try:
+            zone.delete(journal_key(jid))
+        except ZoneError:
+            pass  # GC drops stale journal entries after the grace period
+
+
+def _set_tracking_ref(repo: Repository, remote: str, branch: str, local: str, expected: str | None) -> None:
+    set_tracking_ref(repo.history, remote, branch, local, expected,
+                     hint=f"the zone's {branch} is {local[:10]} now; run `lindivc fetch {remote}` to see it")
