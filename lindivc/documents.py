@@ -37,13 +37,9 @@ from typing import BinaryIO, Iterator, Union
 import orjson
 
 from .errors import InvalidDocument
-from .layout import ID_RE, sha1_from_object_key
+from .layout import BORROW_FORMAT, ID_RE, JOURNAL_FORMAT, LEGACY_PIN_FORMAT, PIN_FORMAT, sha1_from_object_key
 from .objects import is_sha1
 
-PIN_FORMAT = "lindivc-pin/2"
-LEGACY_PIN_FORMAT = "lindivc-pin/1"
-BORROW_FORMAT = "lindivc-borrow/1"
-JOURNAL_FORMAT = "lindivc-journal/1"
 
 MAX_PIN_BYTES = 4 << 20
 MAX_BORROW_BYTES = 16 << 20

@@ -60,7 +60,7 @@ import orjson
 
 from . import lindijson
 from .errors import InvalidLindiFile, LindivcError, PreconditionFailed, ZoneError, ZoneKeyMissing
-from .layout import GC_LEASE_KEY, PIN_FORMAT, index_key, object_key, pin_key, sha1_from_object_key
+from .layout import GC_LEASE_KEY, LEGACY_PIN_FORMAT, index_key, object_key, pin_key, sha1_from_object_key
 from .packs import ChunkEntry, InvalidPackIndex, PackIndex
 from .catalog import update_info
 from .zones.base import ObjectInfo, Zone
@@ -1034,7 +1034,7 @@ def pin(zone: Zone, url: str) -> dict:
     if not mine:
         raise GCError(f"{url} references no object of zone {zone.url}; nothing to pin")
     pid = "url-" + hashlib.sha1(url.encode()).hexdigest()[:24]
-    rec = {"format": PIN_FORMAT, "by": "external", "file": url, "objects": mine, "created": time.time()}
+    rec = {"format": LEGACY_PIN_FORMAT, "by": "external", "file": url, "objects": mine, "created": time.time()}
     zone.put(pin_key(pid), json.dumps(rec, sort_keys=True).encode())
     rec["id"] = pid
     return rec

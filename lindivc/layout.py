@@ -66,7 +66,8 @@ INFO_KEYS = ("info/idx", "info/borrow")
 # Format names of the documents under journal/, borrow/ and pins/ (docs/format.md section 6.3)
 JOURNAL_FORMAT = "lindivc-journal/1"
 BORROW_FORMAT = "lindivc-borrow/1"
-PIN_FORMAT = "lindivc-pin/1"
+PIN_FORMAT = "lindivc-pin/2"  # pins carry their roots (docs/format.md 6.3)
+LEGACY_PIN_FORMAT = "lindivc-pin/1"  # read, never followed; written by borrow pins until they move to pin/2
 
 
 def sha1_from_object_key(key: str) -> str | None:

@@ -20,7 +20,7 @@ from . import lindijson
 from .catalog import Placement, ZoneCatalog, catalog_for, public_prefix, update_info
 from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError
 from .fetch import TRANSFER_THREADS, copy_chunks, zone_default_branch
-from .layout import (BORROW_FORMAT, JOURNAL_FORMAT, PIN_FORMAT, borrow_key, file_key, index_key, journal_key,
+from .layout import (BORROW_FORMAT, JOURNAL_FORMAT, LEGACY_PIN_FORMAT, borrow_key, file_key, index_key, journal_key,
                      object_key, pin_key, version_key)
 from .lindijson import ContentRef
 from .packs import PackIndex
@@ -219,7 +219,7 @@ def _record_borrows(cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]
     for lender_url, items in by_lender.items():
         chunks = sorted([sha, p.pack, p.offset, p.size] for sha, p in items)
         name = hashlib.sha1(json.dumps([lender_url, chunks]).encode()).hexdigest()
-        pin = {"format": PIN_FORMAT, "by": zone.url, "url": public_prefix(zone) + "f/",
+        pin = {"format": LEGACY_PIN_FORMAT, "by": zone.url, "url": public_prefix(zone) + "f/",
                "objects": sorted({p.pack for _, p in items}), "chunks": [c[0] for c in chunks], "created": time.time()}
         lender = cat._lender(lender_url)
         lender.put(pin_key(f"{hashlib.sha1(zone.url.encode()).hexdigest()[:16]}-{name[:24]}"),
