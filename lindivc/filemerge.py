@@ -83,11 +83,12 @@ def normalize_path(path: str) -> str:
 
 @dataclass(frozen=True)
 class _Pending:
-    """A conflict and what choosing each side writes onto ours' refs."""
+    """A conflict and what it covers: the refs it claimed (kinds data/deleted/table/key), or an
+    attribute of a ``.zattrs`` key with each side's value (kind attribute)."""
 
     conflict: Conflict
-    theirs_edits: dict  # key -> line | None, for kinds data/deleted/key
-    attrs_key: str | None = None  # for an attribute conflict: its .zattrs key, and the values
+    keys: tuple = ()
+    attrs_key: str | None = None
     ours_value: object = _M
     theirs_value: object = _M
 
@@ -96,9 +97,10 @@ class _Pending:
 class _Plan:
     """Everything needed to write the merged file for any choice of sides."""
 
-    ours: RefLines
-    top: dict | None  # merged top-level fields; None: ours' as they are
-    edits: dict  # key -> line | None: the clean part of the merge, onto ours
+    sides: tuple  # (ours, theirs): RefLines
+    tops: tuple  # (merged, ours', theirs') top-level fields
+    finals: dict  # key -> (ours' line, theirs' line), None for absent: every key either changed
+    clean: dict  # key -> merged line | None, for the keys no conflict claimed (not attributes)
     attrs: dict  # .zattrs key -> merged attributes (a conflicting one holds ours' value)
     pending: tuple  # of _Pending, sorted by path
 
@@ -162,9 +164,9 @@ def merge_files(base: bytes | None, ours: bytes, theirs: bytes, *, name: str = "
     co = {**dict.fromkeys(reflines.lines_by_key(ob)), **reflines.lines_by_key(oo)}
     ct = {**dict.fromkeys(reflines.lines_by_key(tb)), **reflines.lines_by_key(tt)}
     del ob, oo, tb, tt
-    top_o = o.top_level(name)
-    top = _merge_top(b.top_level(name), top_o, t.top_level(name))
-    plan = _Merger(base_lines, co, ct).plan(o, t, None if _same(top, top_o) else top)
+    top_o, top_t = o.top_level(name), t.top_level(name)
+    tops = (_merge_top(b.top_level(name), top_o, top_t), top_o, top_t)
+    plan = _Merger(base_lines, co, ct).plan((o, t), tops)
     choices: tuple = (None,) * len(plan.pending)
     for path, side in resolutions:
         choices = _choose(plan, choices, path, side)
@@ -204,29 +206,28 @@ class _Merger:
     def differ(self, k: str) -> bool:
         return self.ours(k) != self.theirs(k)
 
-    def plan(self, ours: RefLines, theirs: RefLines, top: dict | None) -> _Plan:
+    def plan(self, sides: tuple, tops: tuple) -> _Plan:
         self._deleted_nodes()
         self._array_data()
-        edits: dict = {}
+        clean: dict = {}
         for k in self.keys:
             if k in self.claimed:
                 continue
-            if k in self.co and k in self.ct:
-                if self.co[k] == self.ct[k]:
-                    continue
+            if k in self.co and k in self.ct and self.co[k] != self.ct[k]:
                 if _node_and_last(k)[1] == ".zattrs" and self._attributes(k):
                     continue
                 self._claim(Conflict("/" + k, "key", _value_summary(self.co[k]), _value_summary(self.ct[k]),
                                      added=k not in self.base), [k])
-            elif k in self.ct:
-                edits[k] = self.ct[k]
-        self._tables(ours, theirs, edits)
+            else:
+                clean[k] = self.co[k] if k in self.co else self.ct[k]
+        self._tables(*sides, clean)
         pending = tuple(sorted(self.pending, key=lambda p: (p.conflict.path, p.conflict.attribute or "")))
-        return _Plan(ours, top, edits, self.attrs, pending)
+        finals = {k: (self.ours(k), self.theirs(k)) for k in self.keys}
+        return _Plan(sides, tops, finals, clean, self.attrs, pending)
 
     def _claim(self, conflict: Conflict, keys: list[str]) -> None:
         self.claimed.update(keys)
-        self.pending.append(_Pending(conflict, {k: self.theirs(k) for k in keys if self.differ(k)}))
+        self.pending.append(_Pending(conflict, tuple(keys)))
 
     def _under(self, node: str) -> list[str]:
         """The changed keys at or below node key prefix ``node`` ("" is the root)."""
@@ -299,10 +300,10 @@ class _Merger:
         return (f"{label}: {_value_summary(self.ours(first))}{more}",
                 f"{label}: {_value_summary(self.theirs(first))}{more}")
 
-    def _tables(self, o: RefLines, t: RefLines, edits: dict) -> None:
+    def _tables(self, o: RefLines, t: RefLines, clean: dict) -> None:
         """An NWB DynamicTable that both sides changed, otherwise without conflict, whose merged
         columns would differ in length (rows added on one side, a column on the other): a
-        conflict over the whole table, ``edits`` and merged attributes under it withdrawn."""
+        conflict over the whole table, its clean refs and merged attributes withdrawn."""
         def near(side: dict) -> set[str]:  # the nodes of keys, and their parents
             out = set()
             for k in side:
@@ -313,7 +314,7 @@ class _Merger:
         def merged(k: str) -> object:
             if k in self.attrs:
                 return self.attrs[k]
-            return _parsed(edits[k] if k in edits else self.co[k] if k in self.co else o.get(k))
+            return _parsed(clean[k] if k in clean else o.get(k))
 
         def side(c: dict, lines: RefLines):
             return lambda k: _parsed(c[k] if k in c else lines.get(k))
@@ -335,7 +336,7 @@ class _Merger:
                                  + (f", changed {', '.join(touched)}" if touched else ""))
             self._claim(Conflict(split_key(pre + ".zattrs")[0], "table", *summaries), under)
             for k in under:
-                edits.pop(k, None)
+                clean.pop(k, None)
                 self.attrs.pop(k, None)
 
     def _attributes(self, k: str) -> bool:
@@ -355,7 +356,7 @@ class _Merger:
                     v = _ordered_union([] if x is _M else x, y, z)
                 else:
                     c = Conflict(path, "attribute", _attr_summary(y), _attr_summary(z), attribute=name, added=x is _M)
-                    self.pending.append(_Pending(c, {}, k, y, z))
+                    self.pending.append(_Pending(c, (), k, y, z))
                     v = y
             if v is not _M:
                 merged[name] = v
@@ -444,7 +445,9 @@ def _result(plan: _Plan, choices: tuple) -> MergeResult:
 
 
 def _assemble(plan: _Plan, choices: tuple) -> bytes:
-    edits = dict(plan.edits)
+    """The merged file for ``choices``: the refs that differ from one side spliced into the
+    other, whichever needs fewer (a side that rewrote a large array is taken as the start)."""
+    final = dict(plan.clean)
     attrs = {k: dict(v) for k, v in plan.attrs.items()}
     for p, side in zip(plan.pending, choices):
         if p.attrs_key is not None:
@@ -453,11 +456,15 @@ def _assemble(plan: _Plan, choices: tuple) -> bytes:
                 attrs[p.attrs_key].pop(p.conflict.attribute, None)
             else:
                 attrs[p.attrs_key][p.conflict.attribute] = v
-        elif side == THEIRS:
-            edits.update(p.theirs_edits)
+        else:
+            i = SIDES.index(side)
+            final.update((k, plan.finals[k][i]) for k in p.keys)
     for k, a in attrs.items():
-        edits[k] = reflines.make_line(k, a)
-    return reflines.splice(plan.ours, edits, plan.top)
+        final[k] = reflines.make_line(k, a)
+    onto = [{k: v for k, v in final.items() if v != plan.finals[k][i]} for i in (0, 1)]
+    i = 1 if len(onto[1]) < len(onto[0]) else 0
+    top = plan.tops[0]
+    return reflines.splice(plan.sides[i], onto[i], None if _same(top, plan.tops[1 + i]) else top)
 
 
 # ---------------------------------------------------------------- summaries for conflict messages

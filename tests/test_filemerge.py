@@ -458,6 +458,25 @@ def test_changed_lines_reads_only_what_differs(monkeypatch):
     assert sum(split) < len(base) / 20  # a few small windows, not the file
 
 
+def test_a_large_new_array_on_one_side_is_not_spliced_ref_by_ref(monkeypatch):
+    refs = _big(20_000)
+    ours = {**refs, "g1/.zattrs": {"description": "ours"}}
+    theirs = {**refs, "g9/.zgroup": {"zarr_format": 2}, "g9/d/.zarray": _zarray((20_000,), (1,))}
+    theirs.update({f"g9/d/{i}": ["sha1:" + "4" * 40, i, 1] for i in range(20_000)})
+    seeks = []
+    real = reflines.RefLines.seek
+
+    def counting(self, *a):
+        seeks.append(a)
+        return real(self, *a)
+
+    monkeypatch.setattr(reflines.RefLines, "seek", counting)
+    res = merge_files(_file(refs), _file(ours), _file(theirs))
+    assert res.merged == _file({**theirs, "g1/.zattrs": {"description": "ours"}})
+    assert len(seeks) < 1000  # the merge starts from theirs' bytes and splices ours' one change
+    assert merge_files(_file(refs), _file(theirs), _file(ours)).merged == res.merged
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_changed_lines_agrees_with_comparing_every_line(data):
