@@ -400,7 +400,7 @@ def _ordered_union(base: list, ours: list, theirs: list) -> list:
 
 
 def _merge_top(b: dict, o: dict, t: dict) -> dict:
-    """The top-level fields (other than refs) merged: never a conflict (module docstring)."""
+    """The top-level fields (other than refs) merged; never a conflict (docs/format.md section 9)."""
     out: dict = {}
     for f in sorted(set(b) | set(o) | set(t)):
         x, y, z = b.get(f, _M), o.get(f, _M), t.get(f, _M)
@@ -467,8 +467,6 @@ def _assemble(plan: _Plan, choices: tuple) -> bytes:
     return reflines.splice(plan.sides[i], onto[i], None if _same(top, plan.tops[1 + i]) else top)
 
 
-# ---------------------------------------------------------------- summaries for conflict messages
-
 def _node_and_last(key: str) -> tuple[str, str]:
     """(node key prefix, last part): ``units/acg/0`` -> (``units/acg``, ``0``)."""
     node, _, last = key.rpartition("/")
@@ -488,6 +486,8 @@ def _rows(value_of, prefix: str, column: str) -> int | None:
 def _parsed(line: bytes | None) -> object:
     return None if line is None else reflines.line_value(line)
 
+
+# ---------------------------------------------------------------- summaries for conflict messages
 
 def _short(v: object, limit: int = 60) -> str:
     s = orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
