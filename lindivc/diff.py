@@ -30,7 +30,11 @@ class FileDiff:
                     or self.arrays_changed or self.attrs_changed or self.new_objects)
 
 
-def _node(key: str) -> tuple[str, str]:
+# the .zarray fields that change what an array holds (diff names them; a merge compares them)
+ARRAY_FIELDS = ("shape", "dtype", "chunks", "compressor", "filters", "fill_value")
+
+
+def split_key(key: str) -> tuple[str, str]:
     """(node path like '/units/spike_times', last part) of a ref key."""
     if "/" in key:
         parent, last = key.rsplit("/", 1)
@@ -47,7 +51,7 @@ def _summarize(rfs: dict | None) -> tuple[dict, dict, dict, dict, dict]:
     if rfs is None:
         return groups, arrays, attrs, chunks, objs
     for k, v in rfs["refs"].items():
-        node, last = _node(k)
+        node, last = split_key(k)
         if last == ".zgroup":
             groups[node] = True
         elif last == ".zarray":
@@ -77,7 +81,7 @@ def diff_rfs(path: str, a: dict | None, b: dict | None) -> FileDiff:
         d.arrays_added.append({"name": name, "dtype": z.get("dtype"), "shape": z.get("shape"), "chunks": len(cb.get(name, {}))})
     d.arrays_removed = sorted(set(aa) - set(ab))
     for name in sorted(set(aa) & set(ab)):
-        what = [f for f in ("shape", "dtype", "chunks", "compressor", "filters", "fill_value") if aa[name].get(f) != ab[name].get(f)]
+        what = [f for f in ARRAY_FIELDS if aa[name].get(f) != ab[name].get(f)]
         c1, c2 = ca.get(name, {}), cb.get(name, {})
         changed = sum(1 for k in set(c1) | set(c2) if c1.get(k) != c2.get(k))
         if what or changed:

@@ -152,3 +152,25 @@ class InvalidDocument(LindivcError):
         self.key = key
         self.reason = reason
         super().__init__(f"{key or 'document'}: {reason}")
+
+
+class NoConflictAt(LindivcError):
+    """A merge resolution (ours/theirs) for a path that covers no conflict of the merge."""
+
+    def __init__(self, path: str, conflicts: list[str]) -> None:
+        self.path = path
+        self.conflicts = conflicts
+        where = f"conflicts are at {', '.join(conflicts[:5])}{' ...' if len(conflicts) > 5 else ''}" if conflicts \
+            else "the merge has no conflicts"
+        super().__init__(f"no conflict at {path}: {where}")
+
+
+class UnresolvedConflicts(LindivcError):
+    """A merged file asked for while conflicts remain; ``conflicts`` are filemerge.Conflict."""
+
+    def __init__(self, name: str, conflicts: list) -> None:
+        self.name = name
+        self.conflicts = conflicts
+        first = conflicts[0].describe() if conflicts else ""
+        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        super().__init__(f"{name}: {len(conflicts)} conflict(s) to resolve: {first}{more}")

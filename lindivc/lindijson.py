@@ -242,11 +242,11 @@ def dumps(rfs: dict) -> bytes:
         orjson.dumps(k) + b": " + orjson.dumps(refs[k], option=_OPTS) + (b",\n" if j < last else b"\n")
         for j, k in enumerate(keys)
     ]
-    head, tail = _document_parts(rfs)
+    head, tail = document_parts(rfs)
     return b"".join([head, *lines, tail])
 
 
-def _document_parts(rfs: dict) -> tuple[bytes, bytes]:
+def document_parts(rfs: dict) -> tuple[bytes, bytes]:
     """The serialization of ``rfs`` before and after its ref lines."""
     parts = [b"{\n"]
     top = sorted(rfs)
@@ -330,7 +330,7 @@ def canonical_dumps(rfs: dict, resolve: Resolver, classify: "Classifier | None" 
                 raise AssertionError(f"ref {key!r} passed validation but not canonical_dumps")
         out = {key: val for key, val in rfs.items() if key not in ("refs", "templates")}
         out["refs"] = None
-        head, tail = (x.decode() for x in _document_parts(out))
+        head, tail = (x.decode() for x in document_parts(out))
         if not lines:
             return (head + tail).encode()
         lines[0] = head + lines[0]
