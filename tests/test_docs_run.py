@@ -220,7 +220,11 @@ def lab_bucket(s3_env):
 
     s3 = boto3.client("s3", endpoint_url=s3_env)
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-    if "my-lab-bucket" not in existing:
+    if "my-lab-bucket" in existing:  # left by an earlier run in this session: start empty
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="my-lab-bucket"):
+            for o in page.get("Contents", []):
+                s3.delete_object(Bucket="my-lab-bucket", Key=o["Key"])
+    else:
         s3.create_bucket(Bucket="my-lab-bucket")
     return s3_env
 
