@@ -12,7 +12,7 @@ import time
 import click
 
 from . import completion as comp
-from .errors import LindivcError
+from .errors import LindivcError, NothingToCommit
 
 
 class LindivcGroup(click.Group):
@@ -185,8 +185,6 @@ def reset() -> None:
 @click.option("--allow-empty", is_flag=True, help="Record a commit even if nothing changed.")
 def commit(message: str, all_: bool, allow_empty: bool) -> None:
     """Record the staged LINDI files as a new version."""
-    from .errors import NothingToCommit
-
     r = _repo()
     try:
         sha = r.commit(message, all=all_, allow_empty=allow_empty)
