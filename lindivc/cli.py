@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 import click
 
-from .errors import LindivcError
+from . import completion as comp
+from .errors import LindivcError, NothingToCommit
 
 
 class LindivcGroup(click.Group):
@@ -31,7 +33,7 @@ class DashDashCommand(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if "--" in args:
-            ctx.meta["lindivc.after_dashdash"] = len(args) - args.index("--") - 1
+            ctx.meta[comp.AFTER_DASHDASH] = len(args) - args.index("--") - 1
         return super().parse_args(ctx, args)
 
 
@@ -93,7 +95,7 @@ def import_(source: str, as_path: str | None, ingest: bool, force: bool) -> None
 
 
 @cli.command()
-@click.argument("paths", nargs=-1)
+@click.argument("paths", nargs=-1, shell_complete=comp.lindi_files)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(paths: tuple[str, ...], as_json: bool) -> None:
     """Show tracked, modified and untracked LINDI files, and what changed in each."""
@@ -144,7 +146,7 @@ def status(paths: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, shell_complete=comp.lindi_files)
 def add(paths: tuple[str, ...]) -> None:
     """Stage LINDI files at PATHS for the next commit."""
     for p in _repo().add(paths):
@@ -152,7 +154,7 @@ def add(paths: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, shell_complete=comp.tracked_paths)
 @click.option("--cached", is_flag=True, help="Stop tracking but keep the working file.")
 @click.option("-f", "--force", is_flag=True, help="Delete working files even if they have uncommitted changes.")
 def rm(paths: tuple[str, ...], cached: bool, force: bool) -> None:
@@ -184,7 +186,12 @@ def reset() -> None:
 def commit(message: str, all_: bool, allow_empty: bool) -> None:
     """Record the staged LINDI files as a new version."""
     r = _repo()
-    sha = r.commit(message, all=all_, allow_empty=allow_empty)
+    try:
+        sha = r.commit(message, all=all_, allow_empty=allow_empty)
+    except NothingToCommit as e:
+        if e.first or r.history.head() is not None:
+            raise
+        raise NothingToCommit(first=True) from None  # no HEAD to match: say what is missing
     click.echo(f"[{r.history.head_branch() or 'detached'} {sha[:10]}] {message.strip().splitlines()[0]}")
 
 
@@ -193,11 +200,12 @@ def _fmt_time(t: int, tz: int) -> str:
 
 
 @cli.command()
-@click.argument("path", required=False)
+@click.argument("path", required=False, shell_complete=comp.tracked_paths)
 @click.option("-n", "max_count", type=click.IntRange(min=1), help="Show at most N commits.")
 @click.option("--stat", is_flag=True, help="Summarize what each commit changed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--rev", default="HEAD", show_default=True, help="Start from this revision.")
+@click.option("--rev", default="HEAD", show_default=True, help="Start from this revision.",
+              shell_complete=comp.revisions)
 @click.option("--oneline", is_flag=True, help="One line per commit.")
 def log(path: str | None, max_count: int | None, stat: bool, as_json: bool, rev: str, oneline: bool) -> None:
     """Show the history (of PATH, if given), newest first."""
@@ -227,7 +235,7 @@ def log(path: str | None, max_count: int | None, stat: bool, as_json: bool, rev:
 
 
 @cli.command()
-@click.argument("rev", default="HEAD")
+@click.argument("rev", default="HEAD", shell_complete=comp.revisions)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(rev: str, as_json: bool) -> None:
     """Show a commit (REV) or a file at a commit (REV:PATH, printed in canonical form)."""
@@ -262,7 +270,7 @@ def show(rev: str, as_json: bool) -> None:
 
 
 @cli.command(cls=DashDashCommand)
-@click.argument("args", nargs=-1)
+@click.argument("args", nargs=-1, shell_complete=comp.revisions_then_paths)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def diff(args: tuple[str, ...], as_json: bool) -> None:
     """Show changes in LINDI terms: groups, arrays, attributes, and bytes of new chunk data.
@@ -294,14 +302,14 @@ def diff(args: tuple[str, ...], as_json: bool) -> None:
 
 
 def _split_dashdash(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    n = click.get_current_context().meta.get("lindivc.after_dashdash")
+    n = click.get_current_context().meta.get(comp.AFTER_DASHDASH)
     if n is None:
         return list(args), []
     return list(args[: len(args) - n]), list(args[len(args) - n:])
 
 
 @cli.command(cls=DashDashCommand)
-@click.argument("args", nargs=-1)
+@click.argument("args", nargs=-1, shell_complete=comp.revisions_then_paths)
 @click.option("-f", "--force", is_flag=True, help="Discard local changes to tracked files.")
 @click.option("-b", "new_branch", metavar="BRANCH", help="Create BRANCH at REV and switch to it.")
 def checkout(args: tuple[str, ...], force: bool, new_branch: str | None) -> None:
@@ -332,14 +340,21 @@ def checkout(args: tuple[str, ...], force: bool, new_branch: str | None) -> None
 
 
 @cli.command()
-@click.argument("name", required=False)
-@click.argument("start", required=False, default="HEAD")
+@click.argument("name", required=False, shell_complete=comp.branch_names)
+@click.argument("start", required=False, default="HEAD", shell_complete=comp.revisions)
 @click.option("-d", "--delete", is_flag=True, help="Delete branch NAME.")
-def branch(name: str | None, start: str, delete: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list: [{name, commit, current}].")
+def branch(name: str | None, start: str, delete: bool, as_json: bool) -> None:
     """List branches, create NAME at START (default HEAD), or delete NAME with -d."""
     r = _repo()
+    if as_json and name is not None:
+        raise click.UsageError("--json lists branches; leave out NAME")
     if name is None:
         cur = r.history.head_branch()
+        if as_json:
+            _emit_json([{"name": b, "commit": sha, "current": b == cur}
+                        for b, sha in sorted(r.history.branches().items())])
+            return
         for b, sha in sorted(r.history.branches().items()):
             click.echo(f"{'*' if b == cur else ' '} {b:20} {sha[:10]}")
         return
@@ -352,8 +367,8 @@ def branch(name: str | None, start: str, delete: bool) -> None:
 
 
 @cli.command()
-@click.argument("name", required=False)
-@click.argument("rev", required=False, default="HEAD")
+@click.argument("name", required=False, shell_complete=comp.tag_names)
+@click.argument("rev", required=False, default="HEAD", shell_complete=comp.revisions)
 @click.option("-m", "--message", help="Make an annotated tag with this message.")
 @click.option("-d", "--delete", is_flag=True, help="Delete tag NAME.")
 def tag(name: str | None, rev: str, message: str | None, delete: bool) -> None:
@@ -385,9 +400,12 @@ def _reporter():
     return RichReporter()
 
 
-@cli.group()
-def remote() -> None:
-    """Manage the zones this repository exchanges data with.
+@cli.group(invoke_without_command=True)
+@click.option("-v", "--verbose", is_flag=True, help="With no command: show each remote's URL, as `remote list -v`.")
+@click.pass_context
+def remote(ctx: click.Context, verbose: bool) -> None:
+    """Manage the zones this repository exchanges data with. Without a COMMAND, list the
+    remotes' names (with -v, their URLs too).
 
     \b
     URL forms:
@@ -397,6 +415,14 @@ def remote() -> None:
       https://host/zones/USER/ZONE         a lindivc gateway (writes need `lindivc login`)
       https://host/path                    read-only HTTP zone (range requests)
     """
+    if ctx.invoked_subcommand is None:  # as git: names only, or with -v each URL and its use
+        for name, url in sorted(_repo().config.remotes().items()):
+            click.echo(_remote_verbose(name, url) if verbose else name)
+
+
+def _remote_verbose(name: str, url: str) -> str:
+    # one URL serves both directions: a zone is read and written at the same place
+    return f"{name}\t{url} (fetch)\n{name}\t{url} (push)"
 
 
 @remote.command("add")
@@ -410,14 +436,20 @@ def remote_add(name: str, url: str) -> None:
 
 
 @remote.command("list")
-def remote_list() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Two lines per remote, (fetch) and (push), as `git remote -v`.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: [{name, url}].")
+def remote_list(verbose: bool, as_json: bool) -> None:
     """List remotes and their zone URLs."""
-    for name, url in sorted(_repo().config.remotes().items()):
-        click.echo(f"{name}\t{url}")
+    remotes = sorted(_repo().config.remotes().items())
+    if as_json:
+        _emit_json([{"name": name, "url": url} for name, url in remotes])
+        return
+    for name, url in remotes:
+        click.echo(_remote_verbose(name, url) if verbose else f"{name}\t{url}")
 
 
 @remote.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=comp.remote_names)
 def remote_remove(name: str) -> None:
     """Remove remote NAME (the zone itself is not touched)."""
     from .remotes import remove_remote
@@ -427,8 +459,8 @@ def remote_remove(name: str) -> None:
 
 
 @cli.command()
-@click.argument("remote_name", metavar="REMOTE", default="origin")
-@click.argument("branch_name", metavar="BRANCH", required=False)
+@click.argument("remote_name", metavar="[REMOTE]", default="origin", shell_complete=comp.remote_names)
+@click.argument("branch_name", metavar="[BRANCH]", required=False, shell_complete=comp.branch_names)
 @click.option("--force", is_flag=True, help="Overwrite the zone's branch even if it has commits you lack.")
 @click.option("--dry-run", is_flag=True, help="Say what would be uploaded; change nothing.")
 @click.option("--no-borrow", is_flag=True, help="Copy chunks that other zones of the same cloud hold "
@@ -465,7 +497,7 @@ def push(remote_name: str, branch_name: str | None, force: bool, dry_run: bool, 
 
 
 @cli.command()
-@click.argument("remote_name", metavar="REMOTE", default="origin")
+@click.argument("remote_name", metavar="[REMOTE]", default="origin", shell_complete=comp.remote_names)
 @click.option("--objects", is_flag=True, help="Also download chunk data, for offline use.")
 def fetch(remote_name: str, objects: bool) -> None:
     """Download history and pack indexes from REMOTE (default: origin)."""
@@ -480,8 +512,8 @@ def fetch(remote_name: str, objects: bool) -> None:
 
 
 @cli.command()
-@click.argument("remote_name", metavar="REMOTE", default="origin")
-@click.argument("branch_name", metavar="BRANCH", required=False)
+@click.argument("remote_name", metavar="[REMOTE]", default="origin", shell_complete=comp.remote_names)
+@click.argument("branch_name", metavar="[BRANCH]", required=False, shell_complete=comp.branch_names)
 def pull(remote_name: str, branch_name: str | None) -> None:
     """Fetch from REMOTE and bring the current branch up to date with the zone's.
 
@@ -586,16 +618,34 @@ def serve(bucket, zone_dir, endpoint_url, prefix, public_url, github_api_url, ho
 
 
 @cli.command()
-@click.option("--token", prompt=True, hide_input=True,
-              help="GitHub token (read from a prompt when not given; never echoed).")
-def login(token: str) -> None:
+@click.option("--token", help="GitHub token. Without it, the token is read from a prompt (never echoed), "
+              "or from the first line of standard input when that is not a terminal.")
+def login(token: str | None) -> None:
     """Store a GitHub token for pushing through zone gateways (file mode 0600).
 
     GITHUB_TOKEN, when set, takes precedence over the stored token.
+
+    \b
+    lindivc login                        asks for the token
+    echo "$TOKEN" | lindivc login        reads it from standard input
     """
     from .auth import login as do_login
 
+    if token is None:
+        # getpass warns (and may echo) when there is no terminal: read the piped line instead
+        token = click.prompt("Token", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
     click.echo(f"token stored in {do_login(token)}")
+
+
+@cli.command()
+def logout() -> None:
+    """Remove the GitHub token that `lindivc login` stored."""
+    from .auth import TOKEN_ENV, logout as do_logout, token_path
+
+    path = token_path()
+    click.echo(f"removed the token stored in {path}" if do_logout() else f"no token stored in {path}")
+    if os.environ.get(TOKEN_ENV, "").strip():
+        click.echo(f"note: {TOKEN_ENV} is set in the environment and is still used")
 
 
 # ---------------------------------------------------------------- gc, fsck, pin
@@ -639,7 +689,7 @@ def _print_plan(plan, as_json: bool, verbose: bool) -> None:
 
 
 @cli.command()
-@click.option("--remote", "remote_name", metavar="NAME",
+@click.option("--remote", "remote_name", metavar="NAME", shell_complete=comp.remote_names,
               help="Collect garbage in the zone of remote NAME instead of the local object store.")
 @click.option("--prune", is_flag=True, help="Delete. Without it, gc only reports what it would delete.")
 @click.option("--dry-run", is_flag=True, help="Only report (the default; for scripts that want to say so).")
@@ -682,7 +732,8 @@ def gc(remote_name, prune, dry_run, grace, grace_now, evict_pushed, repack_thres
 
 
 @cli.command()
-@click.option("--remote", "remote_name", metavar="NAME", help="Check the zone of remote NAME instead of the local store.")
+@click.option("--remote", "remote_name", metavar="NAME", shell_complete=comp.remote_names,
+              help="Check the zone of remote NAME instead of the local store.")
 @click.option("--read-data", is_flag=True, help="Zone: read every object in full and check its hash (slow).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def fsck(remote_name, read_data, as_json) -> None:
@@ -710,7 +761,7 @@ def fsck(remote_name, read_data, as_json) -> None:
 @cli.command()
 @click.argument("url", required=False)
 @click.option("--remote", "remote_name", default="origin", show_default=True, metavar="NAME",
-              help="The zone whose objects the file references.")
+              shell_complete=comp.remote_names, help="The zone whose objects the file references.")
 @click.option("--list", "list_", is_flag=True, help="List the zone's pins.")
 @click.option("--remove", "remove_id", metavar="ID", help="Remove pin ID (see --list).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -11,7 +11,7 @@ import os
 import re
 from typing import Any
 
-from .errors import LindivcError
+from .errors import ConfigInvalid, LindivcError
 from .lindijson import write_atomic
 from .packstream import DEFAULT_PACK_SIZE
 
@@ -22,6 +22,31 @@ DEFAULTS: dict[str, Any] = {
     "remotes": {},
 }
 REMOTE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _check(path: str, loaded: Any) -> None:
+    """ConfigInvalid for the first value of ``loaded`` (a parsed config.json) of the wrong type."""
+    def positive_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    def want(key: str, value: Any, ok: bool, expected: str) -> None:
+        if not ok:
+            raise ConfigInvalid(path, key, value, expected)
+
+    want("(the file)", loaded, isinstance(loaded, dict), "a JSON object")
+    for section in ("core", "remotes", "user"):
+        if section in loaded:
+            want(section, loaded[section], isinstance(loaded[section], dict), "an object")
+    for key in ("chunk_threshold", "pack_size"):
+        if key in loaded.get("core", {}):
+            want(f"core.{key}", loaded["core"][key], positive_int(loaded["core"][key]),
+                 "a positive integer (a number of bytes, e.g. 65536)")
+    for name, remote in loaded.get("remotes", {}).items():
+        want(f"remotes.{name}", remote, isinstance(remote, dict), 'an object {"url": URL}')
+        want(f"remotes.{name}.url", remote.get("url"), isinstance(remote.get("url"), str), "a zone URL (a string)")
+    for key in ("name", "email"):
+        if key in loaded.get("user", {}):
+            want(f"user.{key}", loaded["user"][key], isinstance(loaded["user"][key], str), "a string")
 
 
 class Config:
@@ -36,6 +61,7 @@ class Config:
                     loaded = json.load(f)
             except json.JSONDecodeError as e:
                 raise LindivcError(f"{path}: config is not valid JSON ({e.msg})") from None
+            _check(path, loaded)
             for section, values in loaded.items():
                 if isinstance(values, dict) and isinstance(self.data.get(section), dict):
                     self.data[section].update(values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from . import lindijson
+from .progress import human_bytes
 
 
 @dataclass
@@ -107,15 +108,6 @@ def diff_rfs(path: str, a: dict | None, b: dict | None) -> FileDiff:
         status = "modified" if a != b else "unchanged"
         d.status = status
     return d
-
-
-def human_bytes(n: int) -> str:
-    x = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if x < 1024 or unit == "TiB":
-            return f"{x:.0f} {unit}" if unit == "B" else f"{x:.1f} {unit}"
-        x /= 1024
-    return f"{n} B"
 
 
 def format_diff(d: FileDiff) -> list[str]:

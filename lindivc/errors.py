@@ -5,6 +5,8 @@ status 1 and no traceback. Any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
+import json
+
 
 class LindivcError(Exception):
     """Base class of all user-facing lindivc errors."""
@@ -100,10 +102,47 @@ class FileLocked(LindivcError):
 
 
 class NothingToCommit(LindivcError):
-    """A commit whose tree equals its parent's."""
+    """A commit whose tree equals its parent's, or a first commit with no file staged
+    (``first``: the repository has no commit yet)."""
 
-    def __init__(self) -> None:
-        super().__init__("nothing to commit (working files match HEAD); change a file or use `lindivc add`")
+    def __init__(self, first: bool = False) -> None:
+        self.first = first
+        if first:
+            super().__init__("nothing to commit (no files tracked yet); bring a file in with "
+                             "`lindivc import FILE_OR_URL` or `lindivc add PATH`")
+        else:
+            super().__init__("nothing to commit (working files match HEAD); change a file or use `lindivc add`")
+
+
+class ConfigInvalid(LindivcError):
+    """A configuration file that is not JSON, or a value of the wrong type in it.
+
+    ``key`` is the dotted name (``core.chunk_threshold``), ``value`` what the file holds,
+    ``expected`` what it should hold, in words."""
+
+    def __init__(self, path: str, key: str, value: object, expected: str) -> None:
+        self.path, self.key, self.value, self.expected = path, key, value, expected
+        shown = json.dumps(value, default=repr)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        super().__init__(f"{path}: {key} is {shown} ({_kind(value)}); expected {expected}")
+
+
+def _kind(v: object) -> str:
+    """The JSON type of ``v``, in words."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
 
 
 class ZoneError(LindivcError):

@@ -1,4 +1,4 @@
-"""History: a bare git repository written with dulwich (DESIGN.md section 4).
+"""History: a bare git repository written with dulwich (docs/format.md section 2).
 
 A commit's tree holds the tracked LINDI files in canonical form at their paths. Branches and
 tags are git refs; every ref update here is compare-and-swap.

@@ -182,7 +182,10 @@ class ConcatReader:
     What an HTTP client needs to send a pack without writing it anywhere: ``read``, ``seek``,
     ``tell`` (hence a known Content-Length), and re-reads after ``seek(0)`` (payload signing, retries).
     ``progress(n)`` reports bytes past the furthest position reached so far, so a second pass over
-    the bytes is not counted twice and the total equals the size.
+    the bytes is not counted twice and the total equals the size. Reads between
+    ``signal_not_transferring()`` and ``signal_transferring()`` are not reported at all: an HTTP
+    client that hashes the body before sending it (botocore signing a payload) says so with these
+    calls (s3transfer's protocol), so that progress counts bytes as they are sent.
 
     With ``verify``, the first sequential pass checks each segment against its ``sha``: on a
     mismatch ``read`` raises ChecksumMismatch *before* returning the segment's last bytes, so a
@@ -200,6 +203,7 @@ class ConcatReader:
         self._pos = 0
         self._seen = 0
         self._progress = progress
+        self._transferring = True
         self._f: BinaryIO | None = None
         self._f_index = -1
         self._verify = verify
@@ -209,6 +213,14 @@ class ConcatReader:
 
     def readable(self) -> bool:
         return True
+
+    def signal_not_transferring(self) -> None:
+        """Reads from now on are not a transfer (e.g. hashing for a signature): report no progress."""
+        self._transferring = False
+
+    def signal_transferring(self) -> None:
+        """Reads from now on send the bytes: report progress again (the default)."""
+        self._transferring = True
 
     def seekable(self) -> bool:
         return True
@@ -255,7 +267,7 @@ class ConcatReader:
                     raise ChecksumMismatch(seg.sha, got, f"{seg.path} at {seg.offset}+{seg.size}")
                 self._vi, self._vpos, self._vh = i + 1, 0, hashlib.sha1()
         self._pos += want
-        if self._pos > self._seen:
+        if self._transferring and self._pos > self._seen:
             if self._progress is not None:
                 self._progress(self._pos - self._seen)
             self._seen = self._pos

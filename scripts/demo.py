@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(remote_dir, exist_ok=True)
     os.environ.setdefault("LINDIVC_AUTHOR", "Demo Scientist <scientist@example.org>")
 
+    from lindivc.progress import human_bytes
     from lindivc.rangeserver import serve_directory
 
     say(f"""
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     step(1, "A recording to work on")
     nwb_path = make_remote(remote_dir)
     say(f"""
-        Made {os.path.basename(nwb_path)} ({os.path.getsize(nwb_path) / 1e6:.1f} MB): a {DURATION:.0f} s
+        Made {os.path.basename(nwb_path)} ({human_bytes(os.path.getsize(nwb_path))}): a {DURATION:.0f} s
         extracellular recording with a 32-channel probe, an LFP-like TimeSeries and {N_UNITS} sorted
         units with their spike times. It stands in for a file on DANDI.""")
 
@@ -180,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         computed an autocorrelogram (lags within +-50 ms, 1 ms bins) for each of its {n_units} units
         ({pairs} spike pairs in all), added them to the Units table with pynwb as a {n_units} x
         {n_bins} column, recorded that as a new version with a message naming the source, and
-        published it to a zone. The zone holds {zone_bytes / 1e3:.0f} kB: the published LINDI file
-        (with the new column inside it), a permanent copy of this version, and the history; the {os.path.getsize(nwb_path) / 1e6:.1f} MB of original data
+        published it to a zone. The zone holds {human_bytes(zone_bytes)}: the published LINDI file
+        (with the new column inside it), a permanent copy of this version, and the history; the {human_bytes(os.path.getsize(nwb_path))} of original data
         stayed where it was and is read from there on demand.""")
     print(f"\nRepository: {repo_dir}\nZone:       {zone_dir}\nPublished:  {published}")
     print("demo: OK")

@@ -177,7 +177,7 @@ def test_gc_of_the_victims_zone_completes_after_the_attacks(tmp_path, gateway, m
     from test_gc import HOUR, make_repo
 
     from lindivc import gc
-    from lindivc.sync import push
+    from lindivc.push import push
     from lindivc.zones import open_zone
 
     r, _ = make_repo(tmp_path / "a", seed=3, n_chunks=2)

@@ -1,6 +1,6 @@
 """The gateway's view of its bucket: boto3 calls, with S3 errors turned into a few named outcomes.
 
-The gateway keeps no state of its own; everything it knows is in this bucket (DESIGN.md section 7).
+The gateway keeps no state of its own; everything it knows is in this bucket (docs/gateway.md).
 All methods are blocking (boto3); the app calls them from a thread pool.
 """
 from __future__ import annotations

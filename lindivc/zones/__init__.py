@@ -1,4 +1,4 @@
-"""Zone backends (DESIGN.md section 5) and ``open_zone``, which picks one from a zone URL.
+"""Zone backends (docs/format.md section 6) and ``open_zone``, which picks one from a zone URL.
 
     /path, file:///path            LocalZone
     s3://bucket/prefix             S3Zone

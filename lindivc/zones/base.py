@@ -1,4 +1,4 @@
-"""One interface for every zone backend (DESIGN.md section 5).
+"""One interface for every zone backend (docs/format.md section 6.2, storage operations).
 
 A zone is a prefix in an object store. Keys passed to a Zone are relative to that prefix and
 follow lindivc.layout. Every backend offers: get, ranged get, streaming get, put (bytes or a
@@ -138,7 +138,7 @@ class Zone(abc.ABC):
         http(s) URL otherwise. Plain lindi must be able to read it (given access)."""
 
     def siblings(self) -> Iterator["Zone"]:
-        """Every other zone of the same cloud (DESIGN.md section 5); empty if not in a cloud."""
+        """Every other zone of the same cloud (docs/format.md section 1); empty if not in a cloud."""
         return iter(())
 
     def _empty_range(self, key: str) -> bytes:

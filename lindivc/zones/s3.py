@@ -6,6 +6,11 @@ public buckets stay readable. Retries are botocore's ("standard" mode) with a sh
 and few attempts, so an endpoint that does not answer fails in seconds (``AWS_MAX_ATTEMPTS`` and
 ``AWS_RETRY_MODE`` override).
 
+Upload progress counts bytes as they are sent: botocore reads a request body once to sign it
+before sending it, so the zone tells a body that offers s3transfer's
+``signal_not_transferring``/``signal_transferring`` protocol (packs.ConcatReader does) which
+reads are the send.
+
 Conditional writes use S3's ``If-None-Match: *`` and ``If-Match: <etag>``. ``put_file`` is one PUT
 up to ``multipart_threshold`` (1 GiB by default: single PUTs are faster on every store we tried)
 and a parallel multipart upload above it, streamed from the file by s3transfer. ``put_stream`` sends
@@ -64,8 +69,32 @@ def make_client(*, max_pool_connections: int = 32):
     return session.create_client("s3", config=Config(**kw))
 
 
+UPLOAD_OPERATIONS = ("PutObject", "UploadPart")
+
+
+def _not_sending(request, operation_name: str, **kw) -> None:
+    """First handler of a request: what reads the body now (the signer hashing it) is no send."""
+    if operation_name in UPLOAD_OPERATIONS and hasattr(request.body, "signal_not_transferring"):
+        request.body.signal_not_transferring()
+
+
+def _sending(request, operation_name: str, **kw) -> None:
+    """Last handler of a request, after signing: the next reads of the body send it."""
+    if operation_name in UPLOAD_OPERATIONS and hasattr(request.body, "signal_transferring"):
+        request.body.signal_transferring()
+
+
+def count_sent_bytes(client) -> None:
+    """Make ``client`` tell upload bodies which of their reads are sends (idempotent; the same
+    handlers as s3transfer registers, under the same ids)."""
+    client.meta.events.register_first("request-created.s3", _not_sending, unique_id="s3upload-not-transferring")
+    client.meta.events.register_last("request-created.s3", _sending, unique_id="s3upload-transferring")
+
+
 class S3Zone(Zone):
     """A zone at ``s3://bucket/prefix``. ``client`` may be shared between zones (boto3 clients are thread-safe)."""
+
+    single_put_limit = 5 * GiB  # S3's largest single PUT
 
     def __init__(self, url: str | ZoneURL, *, client=None, multipart_threshold: int = GiB,
                  part_size: int = 64 * MiB, max_concurrency: int = 8) -> None:
@@ -77,6 +106,7 @@ class S3Zone(Zone):
         self.prefix = prefix.strip("/")
         self._owns_client = client is None
         self.client = client if client is not None else make_client()
+        count_sent_bytes(self.client)
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self.max_concurrency = max_concurrency
@@ -254,9 +284,9 @@ class S3Zone(Zone):
         """Store ``size`` bytes read from the seekable ``stream`` (from its start) in one PUT with
         a known Content-Length; return the etag. The stream is re-read from the start on a retry.
         Used for packs streamed from their chunk files (no temp file, see push.py); a value above
-        S3's 5 GiB single-PUT limit goes up as a multipart upload of ``part_size`` parts, one at a
-        time from the same stream."""
-        if size > 5 * GiB:
+        ``single_put_limit`` (S3's 5 GiB) goes up as a multipart upload of ``part_size`` parts,
+        one at a time from the same stream."""
+        if size > self.single_put_limit:
             return self._put_stream_multipart(key, stream, size)
         stream.seek(0)
         resp = self._call(self.client.put_object, key, Bucket=self.bucket, Key=self._k(key), Body=stream,
@@ -388,6 +418,14 @@ class _Window:
     def seek(self, offset: int, whence: int = 0) -> int:
         self._pos = max(0, {0: 0, 1: self._pos, 2: self.size}[whence] + offset)
         return self._pos
+
+    def signal_not_transferring(self) -> None:
+        if hasattr(self._s, "signal_not_transferring"):
+            self._s.signal_not_transferring()
+
+    def signal_transferring(self) -> None:
+        if hasattr(self._s, "signal_transferring"):
+            self._s.signal_transferring()
 
     def read(self, n: int = -1) -> bytes:
         left = self.size - self._pos

@@ -1,0 +1,277 @@
+"""Progress tells the truth: S3 upload bars count bytes as they are sent (not while botocore
+hashes the body to sign it), sizes are in binary units everywhere, a bar is one line at 80
+columns, a bar of unknown total shows what was done (not "0/?"), and nothing is drawn on a pipe."""
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+from rich.console import Console
+
+from lindivc.layout import object_key
+from lindivc.packstream import ConcatReader, PackSource, Segment
+from lindivc.progress import RichReporter, human_bytes
+
+MiB = 1 << 20
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+# ------------------------------------------------------------------ units and layout
+
+
+def test_human_bytes_uses_binary_units():
+    assert human_bytes(0) == "0 B"
+    assert human_bytes(1023) == "1023 B"
+    assert human_bytes(1536) == "1.5 KiB"
+    assert human_bytes(196_200_000) == "187.1 MiB"  # the bar said "196.2 MB" for these bytes
+    assert human_bytes(5 << 30) == "5.0 GiB"
+
+
+def _renders(raw: str) -> list[str]:
+    """Each line a live display drew (control sequences removed), one entry per refresh."""
+    return [p for p in re.split(r"[\r\n]", ANSI.sub("", raw)) if p.strip()]
+
+
+def _draw(width: int, description: str, total: int | None, steps: list[int], unit: str = "bytes") -> list[str]:
+    out = io.StringIO()
+    console = Console(width=width, force_terminal=True, file=out, record=True)
+    with RichReporter(console).task(description, total, unit=unit) as advance:
+        for n in steps:
+            advance(n)
+            time.sleep(0.05)  # lets rich measure a rate: the widest form of the rate column
+    return _renders(out.getvalue())
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_upload_bar_is_one_line_in_binary_units(width):
+    lines = _draw(width, "Uploading 1234 chunks in 20 objects", 196_200_000, [50_000_000, 100_000_000, 46_200_000])
+    assert lines
+    for line in lines:  # the live display redraws in place: every drawing must be one line
+        assert len(line) <= width, line
+    last = lines[-1]
+    assert "187.1/187.1 MiB" in last and re.search(r"\d [KMG]iB/s", last), last
+    assert not re.search(r"\d (MB|GB|kB)\b", "\n".join(lines))  # no decimal units anywhere
+
+
+def test_bar_at_80_columns_keeps_the_description_start_and_all_numbers():
+    line = _draw(80, "Uploading 123456 chunks in 2000 objects to a zone with a long name", 5 << 30,
+                 [3 << 30])[-1]
+    assert len(line) <= 80
+    assert line.startswith("Uploading 123456 chunks") and "…" in line
+    assert "3.0/5.0 GiB" in line and "━" in line
+
+
+def test_bar_of_unknown_total_shows_bytes_done_not_a_question_mark():
+    lines = _draw(80, "Uploading history", None, [1536])
+    assert "1.5 KiB" in lines[-1]
+    assert "?" not in lines[-1].split("KiB")[0], lines[-1]
+    assert all("/?" not in ln and "bytes" not in ln for ln in lines)
+
+
+def test_count_bars_show_items():
+    assert "3/20" in _draw(80, "Checking packs", 20, [3], unit="packs")[-1]
+    assert "7" in _draw(80, "Listing", None, [7], unit="objects")[-1]
+
+
+def test_nothing_is_drawn_when_stderr_is_not_a_terminal():
+    out = io.StringIO()
+    with RichReporter(Console(file=out, width=80)).task("Uploading", 100) as advance:
+        advance(100)
+    assert out.getvalue() == ""
+
+
+def test_push_through_the_cli_draws_no_bar_on_a_pipe(tmp_path, monkeypatch):
+    from lindivc.cli import cli
+    from lindivc.testdata import make_nwb
+
+    make_nwb(str(tmp_path / "s.nwb"), n_units=2, duration=5, n_channels=2, lfp_seconds=1)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    for args in (["init"], ["import", "s.nwb", "--ingest"], ["commit", "-m", "x"],
+                 ["remote", "add", "origin", str(tmp_path / "zone")]):
+        assert runner.invoke(cli, args).exit_code == 0
+    res = runner.invoke(cli, ["push"])
+    assert res.exit_code == 0, res.output
+    assert "━" not in res.output and "Uploading" not in res.output and "\x1b[" not in res.output
+    assert "MiB" in res.output or "KiB" in res.output or " B " in res.output
+
+
+# ------------------------------------------------------------------ S3: bytes as they are sent
+
+
+class CountingProxy:
+    """A TCP proxy on loopback in front of ``target`` (host, port) that counts the bytes clients
+    send through it: what has really left the uploading process. Small socket buffers keep
+    what the kernel holds between the two sides small."""
+
+    BUF = 64 * 1024
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.received = 0
+        self._lock = threading.Lock()
+        self._srv = socket.create_server(("127.0.0.1", 0))
+        self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.BUF)
+        self.url = f"http://127.0.0.1:{self._srv.getsockname()[1]}"
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                client, _ = self._srv.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, count: bool) -> None:
+        try:
+            while True:
+                data = src.recv(self.BUF)
+                if not data:
+                    break
+                if count:
+                    with self._lock:
+                        self.received += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop = True
+        self._srv.close()
+
+
+# what may sit between a counted read and the proxy: the client's socket send buffer (at most
+# net.ipv4.tcp_wmem's maximum), the proxy's small receive buffer, one read block
+def _slack() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            wmem = int(f.read().split()[2])
+    except OSError:
+        wmem = 4 * MiB
+    return wmem + 2 * CountingProxy.BUF + MiB
+
+
+@pytest.fixture
+def s3_via_proxy(s3_bucket, monkeypatch):
+    from urllib.parse import urlparse
+
+    u = urlparse(os.environ["AWS_ENDPOINT_URL"])
+    proxy = CountingProxy((u.hostname, u.port))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    yield proxy, s3_bucket
+    proxy.close()
+
+
+class Recorder:
+    """A progress callback that checks, at every report, that no more bytes are reported sent
+    than the proxy has received (plus what kernel buffers can hold)."""
+
+    def __init__(self, proxy: CountingProxy, slack: int) -> None:
+        self.proxy, self.slack = proxy, slack
+        self.reported = 0
+        self.worst = 0  # largest lead of reported bytes over bytes the proxy had received
+        self._lock = threading.Lock()
+
+    def __call__(self, n: int) -> None:
+        with self._lock:
+            self.reported += n
+            self.worst = max(self.worst, self.reported - self.proxy.received)
+
+
+def _chunk_files(tmp_path, n: int, size: int) -> list[Segment]:
+    import hashlib
+
+    segs = []
+    for i in range(n):
+        data = os.urandom(size)
+        p = tmp_path / f"c{i}"
+        p.write_bytes(data)
+        segs.append(Segment(hashlib.sha1(data).hexdigest(), str(p), 0, size))
+    return segs
+
+
+def _assert_counted_as_sent(rec: Recorder, size: int) -> None:
+    assert rec.reported == size  # every byte once, none twice
+    assert rec.worst <= rec.slack, (
+        f"progress ran {human_bytes(rec.worst)} ahead of the bytes sent (allowed: {human_bytes(rec.slack)})")
+
+
+def test_s3_pack_upload_counts_bytes_as_sent(s3_via_proxy, tmp_path):
+    """A pack streamed from its chunk files in one PUT, as push sends it: botocore reads the
+    whole body once to sign it before sending a byte; that pass must not move the bar."""
+    from lindivc.zones.s3 import S3Zone
+
+    proxy, bucket = s3_via_proxy
+    slack = _slack()
+    src = PackSource(_chunk_files(tmp_path, 5, 8 * MiB))
+    assert src.size >= 4 * slack  # the signing pass alone would run far past the slack
+    idx = src.index()
+    rec = Recorder(proxy, slack)
+    reads = []
+    zone = S3Zone(f"s3://{bucket}/zones/ada/p")
+    with src.open(rec) as body:
+        real_read = body.read
+
+        def counting_read(n=-1):
+            data = real_read(n)
+            reads.append(len(data))
+            return data
+
+        body.read = counting_read
+        zone.put_stream(object_key(idx.pack), body, src.size)
+        assert body.verified
+    assert sum(reads) >= 2 * src.size  # the body was read twice: signed, then sent ...
+    _assert_counted_as_sent(rec, src.size)  # ... and only the send was counted
+
+
+def test_s3_single_put_of_a_file_counts_bytes_as_sent(s3_via_proxy, tmp_path):
+    from lindivc.zones.s3 import S3Zone
+
+    proxy, bucket = s3_via_proxy
+    slack = _slack()
+    (seg,) = _chunk_files(tmp_path, 1, 4 * slack)
+    rec = Recorder(proxy, slack)
+    S3Zone(f"s3://{bucket}/zones/ada/f").put_file(object_key(seg.sha), seg.path, progress=rec)
+    _assert_counted_as_sent(rec, seg.size)
+
+
+def test_s3_multipart_uploads_count_bytes_as_sent(s3_via_proxy, tmp_path):
+    """Both multipart paths: a file above multipart_threshold (s3transfer, parts in parallel),
+    and a stream above the single-PUT limit (parts one at a time from the same stream)."""
+    from lindivc.zones.s3 import S3Zone
+
+    proxy, bucket = s3_via_proxy
+    slack = _slack()
+    segs = _chunk_files(tmp_path, 4, 8 * MiB)
+    zone = S3Zone(f"s3://{bucket}/zones/ada/m", multipart_threshold=8 * MiB, part_size=8 * MiB, max_concurrency=2)
+
+    zone.single_put_limit = 12 * MiB
+    rec = Recorder(proxy, slack)
+    with ConcatReader(segs, rec) as body:
+        zone.put_stream(object_key("2" * 40), body, 32 * MiB)
+    _assert_counted_as_sent(rec, 32 * MiB)
+    big = tmp_path / "big"
+    with open(big, "wb") as out:
+        for s in segs:
+            out.write(open(s.path, "rb").read())
+    assert zone.get(object_key("2" * 40)) == big.read_bytes()
+
+    rec = Recorder(proxy, slack * 2)  # two parts in flight: two send buffers
+    zone.put_file(object_key("1" * 40), str(big), progress=rec)
+    _assert_counted_as_sent(rec, 32 * MiB)
