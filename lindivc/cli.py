@@ -672,7 +672,7 @@ def fsck(remote_name, read_data, as_json) -> None:
             click.echo(f"warning: {w}")
         click.echo(rep.summary())
     if not rep.ok:
-        raise FsckFailed(f"fsck found {len(rep.problems)} problem(s)")
+        raise FsckFailed(rep.target, len(rep.problems))
 
 
 @cli.command()

@@ -21,15 +21,13 @@ import os
 from dataclasses import dataclass, field
 
 from . import lindijson
-from .errors import ChecksumMismatch, LindivcError, ObjectMissing, ZoneError, ZoneKeyMissing
+from .errors import ChecksumMismatch, FsckFailed, LindivcError, ObjectMissing, ZoneError, ZoneKeyMissing
 from .layout import index_key, object_key, sha1_from_object_key
 from .objects import COPY_BLOCK
 from .packs import InvalidPackIndex, PackIndex, verify_pack
 from .zones.base import Zone
 
-
-class FsckFailed(LindivcError):
-    """fsck found problems (the report names each)."""
+__all__ = ["FsckFailed", "FsckReport", "Problem", "fsck_local", "fsck_zone"]
 
 
 @dataclass

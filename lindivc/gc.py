@@ -59,8 +59,11 @@ from typing import Iterable
 import orjson
 
 from . import lindijson
-from .errors import InvalidLindiFile, LindivcError, PreconditionFailed, ZoneError, ZoneKeyMissing
-from .layout import GC_LEASE_KEY, index_key, object_key, pin_key, sha1_from_object_key
+from .errors import (GCError,  # noqa: F401 - GC's errors are part of its API
+                     InvalidGrace, InvalidLindiFile, LeaseHeld, LeaseLost, LindivcError, NothingToPin,
+                     PinUnreadable, PreconditionFailed, RefsChanged, RepackRefused, SweepBlocked, UnknownPin,
+                     ZoneError, ZoneKeyMissing)
+from .layout import GC_LEASE_KEY, index_key, journal_key, object_key, pin_key, sha1_from_object_key
 from .packs import ChunkEntry, InvalidPackIndex, PackIndex
 from .catalog import update_info
 from .zones.base import ObjectInfo, Zone
@@ -74,39 +77,6 @@ PIN_FORMAT = "lindivc-pin/1"
 RECHECK_SECONDS = 1.0  # during deletion, how often refs, journal entries and pins are read again
 READ_THREADS = 16  # parallel reads of indexes (S3 and gateways answer each in a round trip)
 _SHA_RE = re.compile(rb"[0-9a-f]{40}")
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class GCError(LindivcError):
-    """GC refused to run or to continue."""
-
-
-class InvalidGrace(GCError):
-    """A grace period that cannot be parsed, or ``now`` without the explicit flag."""
-
-
-class LeaseHeld(GCError):
-    """Another GC holds the zone's lease (``expired`` tells whether it is stale)."""
-
-    def __init__(self, zone: str, holder: str, acquired: float, expires: float, expired: bool) -> None:
-        self.holder, self.acquired, self.expires, self.expired = holder, acquired, expires, expired
-        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(acquired))
-        if expired:
-            msg = (f"{zone}: a stale GC lease (held by {holder} since {when}, expired) is in place; "
-                   "that GC may have crashed. Check that it is not running, then run again with --break-lease")
-        else:
-            msg = f"{zone}: another GC holds the lease ({holder} since {when}); try again later"
-        super().__init__(msg)
-
-
-class RefsChanged(GCError):
-    """A ref or a journal entry changed between plan and sweep (start over)."""
-
-
-class PinUnreadable(GCError):
-    """A pinned file could not be read (GC deletes nothing while it cannot)."""
 
 
 # --------------------------------------------------------------------------- grace
@@ -129,13 +99,13 @@ def parse_grace(text: str | float | int | None, *, allow_now: bool = False) -> f
         else:
             m = _GRACE_RE.match(s)
             if not m:
-                raise InvalidGrace(f"invalid grace period {text!r}: use a number and a unit, like 14d, 36h, 30m, 90s")
+                raise InvalidGrace(str(text), "use a number and a unit, like 14d, 36h, 30m, 90s")
             secs = float(m.group(1)) * _UNITS[m.group(2)]
     if secs < 0:
-        raise InvalidGrace(f"invalid grace period {text!r}: negative")
+        raise InvalidGrace(str(text), "negative")
     if secs == 0 and not allow_now:
-        raise InvalidGrace("a grace period of 0 (`now`) can delete objects that a push in flight or another "
-                           "process is about to use; pass --i-know-grace-now to allow it")
+        raise InvalidGrace(str(text), "a grace period of 0 (`now`) can delete objects that a push in flight or "
+                           "another process is about to use; pass --i-know-grace-now to allow it")
     return secs
 
 
@@ -270,8 +240,8 @@ class Lease:
         try:
             self.etag = self.zone.put(GC_LEASE_KEY, json.dumps(rec, sort_keys=True).encode(), if_match=self.etag)
         except PreconditionFailed:
-            raise GCError(f"{self.zone.url}: the GC lease was taken over (--break-lease) while this GC ran; "
-                          "stopped, nothing more deleted") from None
+            raise LeaseLost(self.zone.url, "the GC lease was taken over (--break-lease) while this GC ran; "
+                            "stopped, nothing more deleted") from None
         self.expires = now + ttl
 
     def release(self) -> None:
@@ -333,7 +303,7 @@ def acquire_lease(zone: Zone, *, ttl: float = LEASE_TTL, break_lease: bool = Fal
                 zone.delete(GC_LEASE_KEY)
                 continue
             return Lease(zone, rec["id"], etag, rec["holder"], rec["acquired"], rec["expires"])
-    raise GCError(f"{zone.url}: the GC lease keeps changing; try again")
+    raise LeaseLost(zone.url, "the GC lease keeps changing; try again")
 
 
 # --------------------------------------------------------------------------- reading rendered files
@@ -374,7 +344,7 @@ def read_url(url: str) -> bytes:
             r = requests.get(url, timeout=60)
             r.raise_for_status()
         except requests.RequestException as e:
-            raise PinUnreadable(f"cannot read pinned file {url}: {str(e).splitlines()[0][:200]}") from None
+            raise PinUnreadable(url, str(e).splitlines()[0][:200]) from None
         return r.content
     if url.startswith("s3://"):
         from .zones.s3 import make_client
@@ -383,13 +353,13 @@ def read_url(url: str) -> bytes:
         try:
             return make_client().get_object(Bucket=bucket, Key=key)["Body"].read()
         except Exception as e:  # noqa: BLE001 - any failure means: unreadable
-            raise PinUnreadable(f"cannot read pinned file {url}: {e}") from None
+            raise PinUnreadable(url, str(e)) from None
     path = url[len("file://"):] if url.startswith("file://") else url
     try:
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
-        raise PinUnreadable(f"cannot read pinned file {url}: {e.strerror}") from None
+        raise PinUnreadable(url, str(e.strerror)) from None
 
 
 # --------------------------------------------------------------------------- zone plan
@@ -805,18 +775,20 @@ def _check_unchanged(zone: Zone, plan: GCPlan) -> None:
     refs = gitsync.list_remote_refs(zone)
     if refs != plan.refs:
         changed = sorted(set(refs.items()) ^ set(plan.refs.items()))
-        raise RefsChanged(f"{zone.url}: {changed[0][0]} changed while GC ran; nothing more was deleted. "
+        raise RefsChanged(zone.url, changed[0][0], f"{changed[0][0]} changed while GC ran; nothing more was deleted. "
                           "Run GC again (it plans from the new state)")
     journals = sorted(i.key[8:] for i in zone.list("journal/"))
     new = set(journals) - set(plan.journals)
     if new:
-        raise RefsChanged(f"{zone.url}: a push started while GC ran (journal/{sorted(new)[0]}); nothing more was "
-                          "deleted. Run GC again")
+        key = journal_key(sorted(new)[0])
+        raise RefsChanged(zone.url, key, f"a push started while GC ran ({key}); nothing more was deleted. "
+                          "Run GC again")
     pins = {i.key[5:]: i.mtime for i in zone.list("pins/")}
     new = {k for k, m in pins.items() if plan.pins.get(k) != m}
     if new:  # another zone started (or renewed) borrowing from this one
-        raise RefsChanged(f"{zone.url}: a pin was added while GC ran (pins/{sorted(new)[0]}); nothing more was "
-                          "deleted. Run GC again")
+        key = pin_key(sorted(new)[0])
+        raise RefsChanged(zone.url, key, f"a pin was added while GC ran ({key}); nothing more was deleted. "
+                          "Run GC again")
 
 
 def _repack_one(zone: Zone, rp: Repack, tmpdir: str) -> tuple[int, int]:
@@ -871,7 +843,7 @@ def _repack_one(zone: Zone, rp: Repack, tmpdir: str) -> tuple[int, int]:
             if isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) and v[0].endswith(old_prefix_tail):
                 pos = old_idx.chunk_at(v[1])
                 if pos is None:
-                    raise GCError(f"{key}: ref {k} points into dead bytes of pack {rp.pack}; repack abandoned")
+                    raise RepackRefused(key, k, rp.pack)
                 noff = new.lookup(pos.chunk)
                 rfs["refs"][k] = [v[0][: -len(old_prefix_tail)] + new_tail, noff[0] + pos.inner_offset, v[2]]
                 changed = True
@@ -879,7 +851,7 @@ def _repack_one(zone: Zone, rp: Repack, tmpdir: str) -> tuple[int, int]:
             try:
                 zone.put(key, lindijson.dumps(rfs), if_match=info.etag)
             except PreconditionFailed:
-                raise RefsChanged(f"{zone.url}: {key} changed while GC re-rendered it; pack {rp.pack[:10]} kept. "
+                raise RefsChanged(zone.url, key, f"{key} changed while GC re-rendered it; pack {rp.pack[:10]} kept. "
                                   "Run GC again") from None
             n += 1
     del where
@@ -893,7 +865,7 @@ def sweep_zone(zone: Zone, plan: GCPlan, lease: Lease | None = None) -> GCPlan:
     import tempfile
 
     if plan.blocked:
-        raise PinUnreadable("; ".join(plan.blocked) + "; nothing deleted")
+        raise SweepBlocked(zone.url, plan.blocked)
     _check_unchanged(zone, plan)
     by_kind: dict[str, list[Deletion]] = {}
     for d in plan.delete:
@@ -1033,7 +1005,7 @@ def pin(zone: Zone, url: str) -> dict:
     shas = {sha for sha, _, _ in iter_range_refs(data)}
     mine = sorted(s for s in shas if zone.exists(object_key(s)))
     if not mine:
-        raise GCError(f"{url} references no object of zone {zone.url}; nothing to pin")
+        raise NothingToPin(url, zone.url)
     pid = "url-" + hashlib.sha1(url.encode()).hexdigest()[:24]
     rec = {"format": PIN_FORMAT, "by": "external", "file": url, "objects": mine, "created": time.time()}
     zone.put(pin_key(pid), json.dumps(rec, sort_keys=True).encode())
@@ -1057,7 +1029,7 @@ def list_pins(zone: Zone) -> list[dict]:
 
 def unpin(zone: Zone, pin_id: str) -> None:
     if zone.head(pin_key(pin_id)) is None:
-        raise GCError(f"zone {zone.url} has no pin {pin_id!r} (see `lindivc pin --list`)")
+        raise UnknownPin(zone.url, pin_id)
     zone.delete(pin_key(pin_id))
 
 
@@ -1192,7 +1164,7 @@ def sweep_local(repo, plan: GCPlan) -> GCPlan:
     working files are re-rendered first, to read those chunks from their zone."""
     refs = repo.history.all_refs()
     if dict(sorted(refs.items())) != plan.refs:
-        raise RefsChanged("refs changed since the GC plan; run GC again")
+        raise RefsChanged(plan.target, "refs", "refs changed since the GC plan; run GC again")
     evicted = {d.key for d in plan.delete if d.kind == "evict"}
     if evicted:
         packs = repo.packs
