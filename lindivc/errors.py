@@ -227,13 +227,14 @@ class UnknownPin(GCError):
 
 
 class RepackRefused(GCError):
-    """A rendered file ``key`` refers to dead bytes of ``pack`` (ref ``ref``): that pack is not repacked."""
+    """Published file ``key`` has a ref to byte ``offset`` of ``pack``, which no live chunk
+    holds: the pack is not repacked."""
 
-    def __init__(self, key: str, ref: str, pack: str) -> None:
+    def __init__(self, key: str, offset: int, pack: str) -> None:
         self.key = key
-        self.ref = ref
+        self.offset = offset
         self.pack = pack
-        super().__init__(f"{key}: ref {ref} points into dead bytes of pack {pack}; repack abandoned")
+        super().__init__(f"{key}: a ref to byte {offset} of pack {pack} points into dead bytes; repack abandoned")
 
 
 class FsckFailed(LindivcError):

@@ -21,13 +21,14 @@ import os
 from dataclasses import dataclass, field
 
 from . import lindijson
+from .catalog import gc_cache_dir, remote_zone
 from .errors import ChecksumMismatch, FsckFailed, LindivcError, ObjectMissing, ZoneError, ZoneKeyMissing
 from .layout import index_key, object_key, sha1_from_object_key
 from .objects import COPY_BLOCK
 from .packs import InvalidPackIndex, PackIndex, verify_pack
 from .zones.base import Zone
 
-__all__ = ["FsckFailed", "FsckReport", "Problem", "fsck_local", "fsck_zone"]
+__all__ = ["FsckFailed", "FsckReport", "Problem", "fsck_local", "fsck_repository", "fsck_zone"]
 
 
 @dataclass
@@ -190,6 +191,16 @@ def _hash_object(zone: Zone, key: str, idx: PackIndex | None) -> tuple[str, list
     return whole.hexdigest(), bad
 
 
+def fsck_repository(repo, remote: str | None = None, *, read_data: bool = False) -> FsckReport:
+    """Check ``repo`` (:func:`fsck_local`), or with ``remote`` that remote's zone
+    (:func:`fsck_zone`, its history mirrored in the repository, see
+    :func:`lindivc.catalog.gc_cache_dir`)."""
+    if remote is None:
+        return fsck_local(repo)
+    zone = remote_zone(repo, remote)
+    return fsck_zone(zone, read_data=read_data, cache_dir=gc_cache_dir(zone.url, repo, remote))
+
+
 def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = None) -> FsckReport:
     """Check a zone's indexes, objects (sizes; hashes with ``read_data``), refs and content refs."""
     import tempfile
@@ -197,7 +208,6 @@ def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = No
     from dulwich.repo import Repo
 
     from . import gitsync
-    from .gc import default_cache_dir
 
     rep = FsckReport(f"zone {zone.url}")
     objects: dict[str, int] = {}
@@ -252,7 +262,7 @@ def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = No
             rep.warn("info-incomplete", "info/idx", f"omits {len(missing)} index(es) (HTTP readers cannot see them)")
     # refs and history
     refs = gitsync.list_remote_refs(zone)
-    cache = cache_dir or default_cache_dir(zone.url)
+    cache = cache_dir or gc_cache_dir(zone.url)
     git_dir = os.path.join(cache, "git")
     tmp = None
     try:

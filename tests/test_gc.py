@@ -369,7 +369,7 @@ def test_local_gc_keeps_reachable_young_and_working_deletes_old_garbage(tmp_path
             os.utime(r.objects.path(sha), (old, old))
     plan = gc.gc_local(r)
     assert [d.key for d in plan.delete] == [garbage]
-    assert plan.kept.get(gc._YOUNG) == 1
+    assert plan.kept.get(gc.YOUNG) == 1
     plan = gc.gc_local(r, prune=True)
     assert garbage not in r.objects and young in r.objects
     assert lindi.LindiH5pyFile.from_lindi_file(r.abspath(name))["w"].shape == (N,)

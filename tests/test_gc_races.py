@@ -141,17 +141,17 @@ def test_gc_cache_notices_a_push_during_the_sweep(tmp_path, monkeypatch):
     age(os.path.join(zdir, "v", c1), 2 * HOUR)  # the old version file is old garbage, its pack is young
     zone = open_zone(zdir)
     cache = str(tmp_path / "cache")
-    real = gc._after_sweep_cache
+    real = gc.cache.after_sweep
 
-    def after(z, plan, cdir):
+    def after(plan, cdir):
         child_with_files(r, c1_files)  # a push re-referencing the young dead pack, while GC finishes
         push(r)
-        return real(z, plan, cdir)
+        return real(plan, cdir)
 
-    monkeypatch.setattr(gc, "_after_sweep_cache", after)
+    monkeypatch.setattr(gc.cache, "after_sweep", after)
     p1 = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=cache)
     assert p1.deleted >= 1
-    monkeypatch.setattr(gc, "_after_sweep_cache", real)
+    monkeypatch.setattr(gc.cache, "after_sweep", real)
     # two hours later by the store's clock
     plan = gc.plan_zone(zone, grace=HOUR, cache_dir=cache, now=zone.now() + 2 * HOUR)
     deleted_objs = [d.key for d in plan.delete if d.kind in ("pack", "object")]
@@ -276,3 +276,17 @@ def test_gc_lease_is_renewed_and_a_takeover_stops_the_holder(tmp_path):
         assert "taken over" in str(e)
     else:
         raise AssertionError("a GC whose lease was taken over went on")
+
+
+def test_gc_cache_reuse_reports_what_the_first_plan_reported(tmp_path):
+    """A plan reused from the cache keeps the same objects for the same reasons as the plan that
+    filled it: its young garbage is counted once, in ``kept`` and in ``kept_bytes`` alike."""
+    r, name, zdir, c1, c1_files = _setup(tmp_path)
+    age(os.path.join(zdir, "v", c1), 2 * HOUR)  # the old version file is old garbage, its pack is young
+    zone = open_zone(zdir)
+    cache = str(tmp_path / "cache")
+    first = gc.plan_zone(zone, grace=HOUR, cache_dir=cache)
+    assert first.kept.get(gc.YOUNG) and not first.cached
+    again = gc.plan_zone(zone, grace=HOUR, cache_dir=cache)
+    assert again.cached
+    assert (again.kept, again.kept_bytes, again.live_objects) == (first.kept, first.kept_bytes, first.live_objects)
