@@ -2,12 +2,10 @@
 zone's own published files re-rendered to read from it (sweep step 1, docs/gc.md)."""
 from __future__ import annotations
 
-import orjson
-
 from ..catalog import update_info
 from ..errors import ChecksumMismatch, PreconditionFailed, RefsChanged, RepackRefused
 from ..layout import index_key, object_key
-from ..lindijson import dumps
+from ..lindijson import RESOLVE, ContentRef, canonicalize, dumps, parse, render
 from ..objects import ObjectStore, sha1_bytes
 from ..packs import ChunkEntry, PackIndex, PackWriter
 from ..zones.base import Zone
@@ -60,26 +58,36 @@ def _write_live(zone: Zone, rp: Repack, tmpdir: str) -> PackIndex:
 
 def _rerender(zone: Zone, key: str, old: PackIndex, new: PackIndex) -> bool:
     """Point the refs of published file ``key`` into pack ``old`` (its live chunks) at the same
-    bytes in pack ``new`` (compare-and-swap on the file). Returns False if the file is gone or
-    names nothing of ``old``."""
+    bytes in pack ``new``, keeping each ref's URL prefix (compare-and-swap on the file). Returns
+    False if the file is gone or names nothing of ``old``."""
     info = zone.head(key)
     if info is None:
         return False
     old_tail, new_tail = object_key(old.pack), object_key(new.pack)
-    rfs = orjson.loads(zone.get(key))
-    changed = False
-    for k, v in rfs.get("refs", {}).items():
-        if isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) and v[0].endswith(old_tail):
-            pos = old.chunk_at(v[1])
-            if pos is None:
-                raise RepackRefused(key, v[1], old.pack)
-            noff = new.lookup(pos.chunk)
-            rfs["refs"][k] = [v[0][: -len(old_tail)] + new_tail, noff[0] + pos.inner_offset, v[2]]
-            changed = True
-    if not changed:
+    prefix: dict[ContentRef, str] = {}  # a ref of the old pack, as content ref -> its URL prefix
+
+    def classify(url: str) -> object:
+        return RESOLVE if url.endswith(old_tail) else None
+
+    def resolve(url: str, offset: int, size: int) -> ContentRef:
+        pos = old.chunk_at(offset)
+        if pos is None:
+            raise RepackRefused(key, offset, old.pack)
+        cr = ContentRef(pos.chunk, pos.inner_offset, size)
+        prefix[cr] = url[: len(url) - len(old_tail)]
+        return cr
+
+    canonical = canonicalize(parse(zone.get(key), key), resolve, classify)
+    if not prefix:
         return False
+
+    def locate(cr: ContentRef) -> list:
+        if cr not in prefix:  # a content ref the file held already
+            return cr.to_json()
+        return [prefix[cr] + new_tail, new.lookup(cr.sha1)[0] + cr.offset, cr.size]
+
     try:
-        zone.put(key, dumps(rfs), if_match=info.etag)
+        zone.put(key, dumps(render(canonical, locate)), if_match=info.etag)
     except PreconditionFailed:
         raise RefsChanged(zone.url, key, f"{key} changed while GC re-rendered it; pack {old.pack[:10]} kept. "
                           "Run GC again") from None
