@@ -290,3 +290,45 @@ def test_gc_cache_reuse_reports_what_the_first_plan_reported(tmp_path):
     again = gc.plan_zone(zone, grace=HOUR, cache_dir=cache)
     assert again.cached
     assert (again.kept, again.kept_bytes, again.live_objects) == (first.kept, first.kept_bytes, first.live_objects)
+
+
+def test_lease_release_deletes_only_the_lease_it_last_wrote(tmp_path):
+    """Releasing names the value it replaces: after a renewal the lease goes; a lease another GC
+    took over (or rewrote) stays; a lease already gone is a no-op."""
+    zone = open_zone(str(tmp_path / "zone"))
+    lease = gc.acquire_lease(zone, ttl=100.0)
+    lease.expires = zone.now() + 10
+    lease.renew_if_due(ttl=100.0)  # a new etag
+    assert lease.release() is True and zone.head("lease/gc") is None
+    assert lease.release() is False
+
+    mine = gc.acquire_lease(zone, ttl=-1)  # expired: another GC may break it
+    theirs = gc.acquire_lease(zone, ttl=100.0, break_lease=True)
+    assert mine.release() is False
+    assert json.loads(zone.get("lease/gc"))["id"] == theirs.id
+    # even a record that still names this lease's id is not ours once rewritten by someone else
+    zone.put("lease/gc", json.dumps({"id": theirs.id, "holder": "x", "expires": 0, "touched": 1}).encode())
+    assert theirs.release() is False and zone.head("lease/gc") is not None
+
+
+def test_lease_release_on_s3_checks_the_etag(tmp_path, s3_bucket):
+    zone = open_zone(f"s3://{s3_bucket}/zones/alice/lease")
+    lease = gc.acquire_lease(zone, ttl=100.0)
+    other = json.loads(zone.get("lease/gc"))
+    zone.put("lease/gc", json.dumps(dict(other, expires=1)).encode())  # rewritten: not what we wrote
+    assert lease.release() is False and zone.head("lease/gc") is not None
+    zone.delete("lease/gc")
+    lease = gc.acquire_lease(zone, ttl=100.0)
+    assert lease.release() is True and zone.head("lease/gc") is None
+
+
+def test_lease_release_through_the_gateway(tmp_path, gateway):
+    """The etag a gateway answers a write with is the one it lists: a lease taken through it is
+    released, and a GC that prunes through it leaves no lease behind."""
+    zone = open_zone(f"{gateway}/zones/alice/lease", token="tok-alice")
+    lease = gc.acquire_lease(zone, ttl=100.0)
+    lease.expires = zone.now() + 10
+    lease.renew_if_due(ttl=100.0)
+    assert lease.release() is True and zone.head("lease/gc") is None
+    gc.gc_zone(zone, prune=True, cache_dir=str(tmp_path / "c"))
+    assert zone.head("lease/gc") is None

@@ -46,14 +46,29 @@ class Lease:
                                            "stopped, nothing more deleted") from None
         self.expires = now + ttl
 
-    def release(self) -> None:
-        """Delete the lease if it is still ours."""
-        try:
-            cur = json.loads(self.zone.get(GC_LEASE_KEY))
-        except (ZoneKeyMissing, ValueError):
-            return
-        if cur.get("id") == self.id:
+    def release(self) -> bool:
+        """Delete the lease if it is still ours: its etag is the one this lease last wrote (or,
+        where the zone gives no etag, it names our id). Returns whether it was deleted.
+
+        Zones offer no conditional delete, so this checks, then deletes: another GC that breaks
+        the lease (``--break-lease``, only once it has expired) in the moment between the check
+        and the delete would lose its new lease. That needs this GC to have outlived its lease
+        without renewing it, and the other to strike in those milliseconds; the other GC then
+        stops at its next renewal or runs alone, as after any lost lease.
+        """
+        info = self.zone.head(GC_LEASE_KEY)
+        if info is None:
+            return False
+        if info.etag and self.etag:
+            ours = info.etag == self.etag
+        else:
+            try:
+                ours = json.loads(self.zone.get(GC_LEASE_KEY)).get("id") == self.id
+            except (ZoneKeyMissing, ValueError, AttributeError):
+                ours = False
+        if ours:
             self.zone.delete(GC_LEASE_KEY)
+        return ours
 
 
 def _record(lease_id: str, holder: str, acquired: float, expires: float) -> bytes:
