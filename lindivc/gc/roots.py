@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -68,10 +67,7 @@ def history_roots(zone: Zone, refs: dict[str, str], cache_dir: str, reach: Reach
     """Keep the chunks that the files of every commit reachable from ``refs`` reference; return
     those commits. The zone's history is mirrored into ``cache_dir/git`` (incrementally)."""
     git_dir = os.path.join(cache_dir, "git")
-    if not os.path.isdir(os.path.join(git_dir, "objects")):
-        shutil.rmtree(git_dir, ignore_errors=True)  # a mirror left half made: it is only a cache
-        os.makedirs(cache_dir, exist_ok=True)
-        History.init(git_dir).close()
+    History.init_if_missing(git_dir)
     heads = sorted(set(refs.values()))
     if heads:
         gitsync.download_history(zone, git_dir, heads)
