@@ -280,6 +280,21 @@ def load_catalogs(repo) -> list[ZoneCatalog]:
     return [ZoneCatalog(catalog_dir(repo, name), url) for name, url in sorted(repo.config.remotes().items())]
 
 
+def gc_cache_dir(zone_url: str, repo=None, remote: str | None = None) -> str:
+    """Where GC and fsck keep what they remember of a zone (a mirror of its history, the GC
+    reachability cache): ``.lindivc/gc/<remote>/`` of ``repo`` for one of its remotes, else a
+    directory of the user's cache named by a hash of the zone URL."""
+    if repo is not None and remote is not None:
+        return os.path.join(repo.lvc, "gc", remote)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "lindivc", "gc", hashlib.sha1(zone_url.encode()).hexdigest()[:16])
+
+
+def remote_zone(repo, remote: str) -> Zone:
+    """The zone of ``repo``'s remote ``remote`` (opened with the user's gateway token, if any)."""
+    return catalog_for(repo, remote).zone
+
+
 def catalog_for(repo, remote: str) -> ZoneCatalog:
     url = repo.config.remote_url(remote)
     for c in repo.catalogs():

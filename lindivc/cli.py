@@ -651,20 +651,13 @@ def logout() -> None:
 # ---------------------------------------------------------------- gc, fsck, pin
 
 
-def _gc_zone_for(r, remote_name: str):
-    from .catalog import catalog_for
-
-    return catalog_for(r, remote_name).zone
-
-
 def _print_plan(plan, as_json: bool, verbose: bool) -> None:
     from .diff import human_bytes
 
     if as_json:
         _emit_json(plan.to_json())
         return
-    local = not plan.target.startswith("zone ")
-    click.echo(plan.roots.summary(local=local))
+    click.echo(plan.roots.summary(local=plan.local))
     for n in plan.notes:
         click.echo(f"note: {n}")
     for b in plan.blocked:
@@ -719,15 +712,8 @@ def gc(remote_name, prune, dry_run, grace, grace_now, evict_pushed, repack_thres
     if prune and dry_run:
         raise click.UsageError("--prune and --dry-run contradict each other")
     g = lgc.parse_grace(grace, allow_now=grace_now)
-    r = _repo()
-    if remote_name:
-        if evict_pushed:
-            raise LindivcError("--evict-pushed is for the local store; leave out --remote")
-        cache = os.path.join(r.lvc, "gc", remote_name)
-        plan = lgc.gc_zone(_gc_zone_for(r, remote_name), prune=prune, grace=g, threshold=repack_threshold,
-                           break_lease=break_lease, cache_dir=cache)
-    else:
-        plan = lgc.gc_local(r, prune=prune, grace=g, evict_pushed=evict_pushed)
+    plan = lgc.gc_repository(_repo(), remote_name, prune=prune, grace=g, threshold=repack_threshold,
+                             break_lease=break_lease, evict_pushed=evict_pushed)
     _print_plan(plan, as_json, verbose)
 
 
@@ -739,13 +725,9 @@ def gc(remote_name, prune, dry_run, grace, grace_now, evict_pushed, repack_thres
 def fsck(remote_name, read_data, as_json) -> None:
     """Check that every object hashes to its name, every pack matches its index, and every
     chunk a committed file references can be found. Exit status 1 if anything is wrong."""
-    from .fsck import FsckFailed, fsck_local, fsck_zone
+    from .fsck import FsckFailed, fsck_repository
 
-    r = _repo()
-    if remote_name:
-        rep = fsck_zone(_gc_zone_for(r, remote_name), read_data=read_data, cache_dir=os.path.join(r.lvc, "gc", remote_name))
-    else:
-        rep = fsck_local(r)
+    rep = fsck_repository(_repo(), remote_name, read_data=read_data)
     if as_json:
         _emit_json(rep.to_json())
     else:
@@ -755,7 +737,7 @@ def fsck(remote_name, read_data, as_json) -> None:
             click.echo(f"warning: {w}")
         click.echo(rep.summary())
     if not rep.ok:
-        raise FsckFailed(f"fsck found {len(rep.problems)} problem(s)")
+        raise FsckFailed(rep.target, len(rep.problems))
 
 
 @cli.command()
@@ -773,8 +755,9 @@ def pin(url, remote_name, list_, remove_id, as_json) -> None:
     web server, another bucket) that points at chunks in REMOTE's zone.
     """
     from . import gc as lgc
+    from .catalog import remote_zone
 
-    zone = _gc_zone_for(_repo(), remote_name)
+    zone = remote_zone(_repo(), remote_name)
     if remove_id:
         lgc.unpin(zone, remove_id)
         click.echo(f"removed pin {remove_id}")

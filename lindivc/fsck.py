@@ -20,16 +20,15 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from . import lindijson
-from .errors import ChecksumMismatch, LindivcError, ObjectMissing, ZoneError, ZoneKeyMissing
+from .catalog import gc_cache_dir, remote_zone
+from .errors import ChecksumMismatch, FsckFailed, ObjectMissing, ZoneError, ZoneKeyMissing
+from .history import CommitInfo, History
 from .layout import index_key, object_key, sha1_from_object_key
 from .objects import COPY_BLOCK
 from .packs import InvalidPackIndex, PackIndex, verify_pack
 from .zones.base import Zone
 
-
-class FsckFailed(LindivcError):
-    """fsck found problems (the report names each)."""
+__all__ = ["FsckFailed", "FsckReport", "Problem", "fsck_local", "fsck_repository", "fsck_zone"]
 
 
 @dataclass
@@ -125,21 +124,7 @@ def fsck_local(repo) -> FsckReport:
             rep.add("missing-commit", name, f"names {sha}, which is not in the history")
         else:
             heads.append(sha)
-    seen_blobs: set[str] = set()
-    shas: set[str] = set()
-    try:
-        for c in repo.history.walk(heads):
-            rep.count("commits")
-            for blob in repo.history.tree_files(c.tree).values():
-                if blob in seen_blobs:
-                    continue
-                seen_blobs.add(blob)
-                try:
-                    shas |= lindijson.content_shas(repo.history.read_blob(blob))
-                except (KeyError, LindivcError) as e:
-                    rep.add("missing-blob", blob, f"file of commit {c.sha[:10]} is missing from the history ({e})")
-    except KeyError as e:
-        rep.add("missing-commit", str(e).strip("'\""), "a commit reachable from a ref is missing from the history")
+    shas = _reachable_content(repo.history, heads, rep)
     for sha in sorted(shas):
         rep.count("content refs")
         if sha in repo.objects or sha in chunk_in_pack or sha in known:
@@ -148,6 +133,27 @@ def fsck_local(repo) -> FsckReport:
             continue
         rep.add("missing-object", sha, "referenced by a committed file, but neither local nor in a known zone")
     return rep
+
+
+def _reachable_content(history: History, heads: list[str], rep: FsckReport) -> set[str]:
+    """Content sha1s that the files of every commit reachable from ``heads`` reference; counts
+    the commits (each once) and reports a missing commit, tree or file."""
+    commits: list[CommitInfo] = []
+    try:
+        for c in history.walk(heads):
+            commits.append(c)
+    except KeyError as e:
+        rep.add("missing-commit", str(e).strip("'\""), "a commit reachable from a ref is missing from the history")
+    if commits:
+        rep.count("commits", len({c.sha for c in commits}))
+
+    def unreadable(c: CommitInfo, sha: str, e: Exception) -> None:
+        if sha == c.tree:
+            rep.add("missing-tree", sha, f"a tree of commit {c.sha[:10]} is missing from the history ({e})")
+        else:
+            rep.add("missing-blob", sha, f"file of commit {c.sha[:10]} is missing from the history ({e})")
+
+    return history.referenced_chunks(commits, on_unreadable=unreadable)
 
 
 # --------------------------------------------------------------------------- zone
@@ -192,14 +198,21 @@ def _hash_object(zone: Zone, key: str, idx: PackIndex | None) -> tuple[str, list
     return whole.hexdigest(), bad
 
 
+def fsck_repository(repo, remote: str | None = None, *, read_data: bool = False) -> FsckReport:
+    """Check ``repo`` (:func:`fsck_local`), or with ``remote`` that remote's zone
+    (:func:`fsck_zone`, its history mirrored in the repository, see
+    :func:`lindivc.catalog.gc_cache_dir`)."""
+    if remote is None:
+        return fsck_local(repo)
+    zone = remote_zone(repo, remote)
+    return fsck_zone(zone, read_data=read_data, cache_dir=gc_cache_dir(zone.url, repo, remote))
+
+
 def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = None) -> FsckReport:
     """Check a zone's indexes, objects (sizes; hashes with ``read_data``), refs and content refs."""
     import tempfile
 
-    from dulwich.repo import Repo
-
     from . import gitsync
-    from .gc import default_cache_dir
 
     rep = FsckReport(f"zone {zone.url}")
     objects: dict[str, int] = {}
@@ -254,17 +267,15 @@ def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = No
             rep.warn("info-incomplete", "info/idx", f"omits {len(missing)} index(es) (HTTP readers cannot see them)")
     # refs and history
     refs = gitsync.list_remote_refs(zone)
-    cache = cache_dir or default_cache_dir(zone.url)
+    cache = cache_dir or gc_cache_dir(zone.url)
     git_dir = os.path.join(cache, "git")
     tmp = None
     try:
-        if not os.path.isdir(os.path.join(git_dir, "objects")):
-            os.makedirs(git_dir, exist_ok=True)
-            Repo.init_bare(git_dir)
-    except OSError:
+        History.init_if_missing(git_dir)
+    except OSError:  # no cache directory to be had: a temporary mirror
         tmp = tempfile.mkdtemp(prefix="lindivc-fsck-")
         git_dir = tmp
-        Repo.init_bare(git_dir)
+        History.init_if_missing(git_dir)
     chunks: set[str] = set()
     good_heads = []
     for name, sha in sorted(refs.items()):
@@ -275,17 +286,9 @@ def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = No
         except (ObjectMissing, ChecksumMismatch, ZoneError) as e:
             rep.add("missing-commit", name, f"names {sha}: {e}")
     if good_heads:
-        from .history import History
-
         h = History(git_dir)
         try:
-            seen: set[str] = set()
-            for c in h.walk(good_heads):
-                rep.count("commits")
-                for blob in h.tree_files(c.tree).values():
-                    if blob not in seen:
-                        seen.add(blob)
-                        chunks |= lindijson.content_shas(h.read_blob(blob))
+            chunks = _reachable_content(h, good_heads, rep)
         finally:
             h.close()
     placed = {e.sha for idx in indexes.values() for e in idx.chunks}

@@ -85,6 +85,14 @@ class History:
         r.close()
         return cls(git_dir)
 
+    @staticmethod
+    def init_if_missing(git_dir: str) -> None:
+        """Create a bare repository at ``git_dir`` (and its parents) unless one is there: a
+        mirror of a zone's history, filled by :func:`lindivc.gitsync.download_history`."""
+        if not os.path.isdir(os.path.join(git_dir, "objects")):
+            os.makedirs(git_dir, exist_ok=True)
+            Repo.init_bare(git_dir).close()
+
     def close(self) -> None:
         self.repo.close()
 
@@ -361,6 +369,7 @@ class History:
         import itertools
 
         seq = itertools.count()
+        heads = list(dict.fromkeys(heads))  # two refs naming one commit: it is walked once
         seen = set(heads)
         queue = []
         for h in heads:
@@ -381,13 +390,21 @@ class History:
                           on_unreadable: Callable[[CommitInfo, str, Exception], None] | None = None) -> set[str]:
         """Content sha1s that the files of ``commits`` reference; each distinct file is read once.
 
-        A file that cannot be read raises, unless ``on_unreadable(commit, blob, error)`` is given,
-        which is then told and the file skipped.
+        A tree or file that cannot be read raises, unless ``on_unreadable(commit, sha, error)`` is
+        given, which is then told (``sha`` is the commit's tree when its tree cannot be read) and
+        the tree or file skipped.
         """
         seen: set[str] = set()
         chunks: set[str] = set()
         for c in commits:
-            for blob in self.tree_files(c.tree).values():
+            try:
+                files = self.tree_files(c.tree)
+            except KeyError as e:
+                if on_unreadable is None:
+                    raise
+                on_unreadable(c, c.tree, e)
+                continue
+            for blob in files.values():
                 if blob in seen:
                     continue
                 seen.add(blob)

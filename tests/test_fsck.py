@@ -109,3 +109,32 @@ def test_fsck_zone_finds_ref_to_missing_commit_and_missing_pack(tmp_path):
     kinds = {(p.kind, p.name) for p in rep.problems}
     assert ("missing-commit", "refs/heads/ghost") in kinds
     assert ("missing-object", f"sha1/{pack[:2]}/{pack[2:4]}/{pack[4:6]}/{pack}") in kinds
+
+
+def test_fsck_counts_a_commit_that_two_refs_name_once(tmp_path, monkeypatch):
+    r, name = make_repo(tmp_path / "a", seed=5)
+    r.create_branch("other")  # the same commit as main
+    rep = fsck_local(r)
+    assert rep.ok and rep.checked["refs"] == 2 and rep.checked["commits"] == 1
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    push(r, "origin", "other")
+    rep = fsck_zone(open_zone(zdir), cache_dir=str(tmp_path / "cache"))
+    assert rep.ok and rep.checked["refs"] == 2 and rep.checked["commits"] == 1
+    monkeypatch.chdir(r.root)
+    res = CliRunner().invoke(cli, ["fsck", "--remote", "origin"])
+    assert res.exit_code == 0 and "1 commits" in res.output and "2 refs" in res.output
+
+
+def test_fsck_local_names_a_missing_file_and_tree_of_a_commit(tmp_path):
+    r, name = make_repo(tmp_path / "a", seed=6)
+    c = r.history.commit(r.history.head())
+    blob = r.history.tree_files(c.tree)[name]
+    os.unlink(os.path.join(r.root, ".lindivc", "git", "objects", blob[:2], blob[2:]))
+    rep = fsck_local(r)
+    assert [(p.kind, p.name) for p in rep.problems] == [("missing-blob", blob)]
+    os.unlink(os.path.join(r.root, ".lindivc", "git", "objects", c.tree[:2], c.tree[2:]))
+    rep = fsck_local(r)
+    assert [(p.kind, p.name) for p in rep.problems] == [("missing-tree", c.tree)]
+    assert rep.checked["commits"] == 1

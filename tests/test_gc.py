@@ -1,6 +1,7 @@
 """Garbage collection, locally and in zones (issue 4): local zones with aged mtimes, moto S3, the gateway."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -247,6 +248,71 @@ def test_partly_dead_pack_is_repacked_and_files_rerendered(tmp_path):
     assert fsck_zone(zone, read_data=True).ok
 
 
+def _repack_setup(tmp_path, seed):
+    """A zone whose one pack is 3/5 dead (aged): a repack candidate; its own files reference it."""
+    r, name = make_repo(tmp_path / "a", seed=seed)
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f["d"][: 3 * N] = np.random.default_rng(seed + 1).standard_normal(3 * N)
+    r.commit("replace three chunks", all=True)
+    head = orphan(r)
+    push(r, force=True)
+    age(zdir, 2 * HOUR)
+    return r, name, zdir, head
+
+
+def test_repack_rewrites_only_the_refs_into_the_old_pack(tmp_path):
+    """A re-rendered published file differs from the pushed one only in the refs that read the
+    repacked pack; those read the same bytes from the new pack; the file keeps lindivc's layout."""
+    from lindivc import lindijson
+
+    r, name, zdir, head = _repack_setup(tmp_path, 41)
+    zone = open_zone(zdir)
+    f_path = os.path.join(zdir, "f", name)
+    before = json.load(open(f_path))["refs"]
+    plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    (rp,) = plan.repack
+    raw = open(f_path, "rb").read()
+    assert raw == lindijson.dumps(json.loads(raw))
+    after = json.loads(raw)["refs"]
+    assert after.keys() == before.keys()
+    moved = [k for k in before if isinstance(before[k], list) and before[k][0].endswith(rp.pack)]
+    assert len(moved) == len(rp.live) == 2
+    for k in before:
+        if k not in moved:
+            assert after[k] == before[k]
+            continue
+        url, off, size = after[k]
+        assert url != before[k][0] and url.startswith(zdir) and size == before[k][2]
+        with open(url, "rb") as fh:
+            fh.seek(off)
+            got = fh.read(size)
+        assert hashlib.sha1(got).hexdigest() in {c for c, _, _ in rp.live}
+    assert open(os.path.join(zdir, "v", head, name), "rb").read() == raw
+
+
+def test_repack_refuses_a_file_that_reads_dead_bytes(tmp_path):
+    """A published file rewritten after the plan to read dead bytes of the pack to repack stops
+    the sweep (RepackRefused): the old pack and its index stay."""
+    r, name, zdir, head = _repack_setup(tmp_path, 43)
+    zone = open_zone(zdir)
+    plan = gc.plan_zone(zone, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    (rp,) = plan.repack
+    dead_off = next(o for o in range(0, rp.size, 1000) if all(not (lo <= o < lo + n) for _, lo, n in rp.live))
+    key = f"f/{name}"
+    rfs = json.loads(zone.get(key))
+    k = next(k for k, v in rfs["refs"].items() if isinstance(v, list) and v[0].endswith(rp.pack))
+    rfs["refs"][k] = [rfs["refs"][k][0], dead_off, 10]
+    zone.put(key, json.dumps(rfs).encode())
+    with pytest.raises(gc.RepackRefused, match="dead bytes") as e:
+        gc.sweep_zone(zone, plan)
+    assert e.value.pack == rp.pack and e.value.key == key and e.value.offset == dead_off
+    assert zone.exists(f"idx/{rp.pack}") and zone.exists("sha1/" + "/".join(
+        [rp.pack[:2], rp.pack[2:4], rp.pack[4:6], rp.pack]))
+
+
 def test_pinned_external_file_keeps_data_and_unreadable_pin_blocks(tmp_path):
     r, name = make_repo(tmp_path / "a", seed=9)
     zdir = str(tmp_path / "zone")
@@ -370,7 +436,7 @@ def test_local_gc_keeps_reachable_young_and_working_deletes_old_garbage(tmp_path
             os.utime(r.objects.path(sha), (old, old))
     plan = gc.gc_local(r)
     assert [d.key for d in plan.delete] == [garbage]
-    assert plan.kept.get(gc._YOUNG) == 1
+    assert plan.kept.get(gc.YOUNG) == 1
     plan = gc.gc_local(r, prune=True)
     assert garbage not in r.objects and young in r.objects
     assert lindi.LindiH5pyFile.from_lindi_file(r.abspath(name))["w"].shape == (N,)

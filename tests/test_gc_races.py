@@ -142,17 +142,17 @@ def test_gc_cache_notices_a_push_during_the_sweep(tmp_path, monkeypatch):
     age(os.path.join(zdir, "v", c1), 2 * HOUR)  # the old version file is old garbage, its pack is young
     zone = open_zone(zdir)
     cache = str(tmp_path / "cache")
-    real = gc._after_sweep_cache
+    real = gc.cache.after_sweep
 
-    def after(z, plan, cdir):
+    def after(plan, cdir):
         child_with_files(r, c1_files)  # a push re-referencing the young dead pack, while GC finishes
         push(r)
-        return real(z, plan, cdir)
+        return real(plan, cdir)
 
-    monkeypatch.setattr(gc, "_after_sweep_cache", after)
+    monkeypatch.setattr(gc.cache, "after_sweep", after)
     p1 = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=cache)
     assert p1.deleted >= 1
-    monkeypatch.setattr(gc, "_after_sweep_cache", real)
+    monkeypatch.setattr(gc.cache, "after_sweep", real)
     # two hours later by the store's clock
     plan = gc.plan_zone(zone, grace=HOUR, cache_dir=cache, now=zone.now() + 2 * HOUR)
     deleted_objs = [d.key for d in plan.delete if d.kind in ("pack", "object")]
@@ -277,3 +277,59 @@ def test_gc_lease_is_renewed_and_a_takeover_stops_the_holder(tmp_path):
         assert "taken over" in str(e)
     else:
         raise AssertionError("a GC whose lease was taken over went on")
+
+
+def test_gc_cache_reuse_reports_what_the_first_plan_reported(tmp_path):
+    """A plan reused from the cache keeps the same objects for the same reasons as the plan that
+    filled it: its young garbage is counted once, in ``kept`` and in ``kept_bytes`` alike."""
+    r, name, zdir, c1, c1_files = _setup(tmp_path)
+    age(os.path.join(zdir, "v", c1), 2 * HOUR)  # the old version file is old garbage, its pack is young
+    zone = open_zone(zdir)
+    cache = str(tmp_path / "cache")
+    first = gc.plan_zone(zone, grace=HOUR, cache_dir=cache)
+    assert first.kept.get(gc.YOUNG) and not first.cached
+    again = gc.plan_zone(zone, grace=HOUR, cache_dir=cache)
+    assert again.cached
+    assert (again.kept, again.kept_bytes, again.live_objects) == (first.kept, first.kept_bytes, first.live_objects)
+
+
+def test_lease_release_deletes_only_the_lease_it_last_wrote(tmp_path):
+    """Releasing names the value it replaces: after a renewal the lease goes; a lease another GC
+    took over (or rewrote) stays; a lease already gone is a no-op."""
+    zone = open_zone(str(tmp_path / "zone"))
+    lease = gc.acquire_lease(zone, ttl=100.0)
+    lease.expires = zone.now() + 10
+    lease.renew_if_due(ttl=100.0)  # a new etag
+    assert lease.release() is True and zone.head("lease/gc") is None
+    assert lease.release() is False
+
+    mine = gc.acquire_lease(zone, ttl=-1)  # expired: another GC may break it
+    theirs = gc.acquire_lease(zone, ttl=100.0, break_lease=True)
+    assert mine.release() is False
+    assert json.loads(zone.get("lease/gc"))["id"] == theirs.id
+    # even a record that still names this lease's id is not ours once rewritten by someone else
+    zone.put("lease/gc", json.dumps({"id": theirs.id, "holder": "x", "expires": 0, "touched": 1}).encode())
+    assert theirs.release() is False and zone.head("lease/gc") is not None
+
+
+def test_lease_release_on_s3_checks_the_etag(tmp_path, s3_bucket):
+    zone = open_zone(f"s3://{s3_bucket}/zones/alice/lease")
+    lease = gc.acquire_lease(zone, ttl=100.0)
+    other = json.loads(zone.get("lease/gc"))
+    zone.put("lease/gc", json.dumps(dict(other, expires=1)).encode())  # rewritten: not what we wrote
+    assert lease.release() is False and zone.head("lease/gc") is not None
+    zone.delete("lease/gc")
+    lease = gc.acquire_lease(zone, ttl=100.0)
+    assert lease.release() is True and zone.head("lease/gc") is None
+
+
+def test_lease_release_through_the_gateway(tmp_path, gateway):
+    """The etag a gateway answers a write with is the one it lists: a lease taken through it is
+    released, and a GC that prunes through it leaves no lease behind."""
+    zone = open_zone(f"{gateway}/zones/alice/lease", token="tok-alice")
+    lease = gc.acquire_lease(zone, ttl=100.0)
+    lease.expires = zone.now() + 10
+    lease.renew_if_due(ttl=100.0)
+    assert lease.release() is True and zone.head("lease/gc") is None
+    gc.gc_zone(zone, prune=True, cache_dir=str(tmp_path / "c"))
+    assert zone.head("lease/gc") is None
