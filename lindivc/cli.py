@@ -85,7 +85,7 @@ def import_(source: str, as_path: str | None, ingest: bool, force: bool) -> None
     SOURCE is a LINDI file (.lindi.json or .zarr.json) or an HDF5/NWB file (converted; its
     chunks stay references to that file), given as a local path or an http(s) URL.
     """
-    from .repo import import_file
+    from .importer import import_file
 
     # like add and status: relative to the current directory
     rel = import_file(_repo(), source, as_path=as_path, ingest=ingest, force=force, directory=os.getcwd())

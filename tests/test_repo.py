@@ -15,7 +15,8 @@ from lindivc.errors import (
     AlreadyARepository, ChecksumMismatch, InvalidLindiFile, LindivcError, NothingToCommit,
     ObjectMissing, PathOutsideRepository, UnknownRevision,
 )
-from lindivc.repo import Repository, diff, import_file, log
+from lindivc.importer import import_file
+from lindivc.repo import Repository, diff, log
 from lindivc.testdata import make_nwb
 
 

@@ -17,7 +17,8 @@ import pytest
 import lindivc
 from lindivc.errors import (ChecksumMismatch, InvalidKey, LindivcError, NonFastForward, ZoneError,
                             ZoneUnreachable)
-from lindivc.repo import Repository, import_file
+from lindivc.importer import import_file
+from lindivc.repo import Repository
 from lindivc.sync import clone, fetch, pull, push
 from lindivc.testdata import make_nwb
 

@@ -1,0 +1,79 @@
+"""Bringing a file into the working tree: a LINDI file or an HDF5/NWB file (converted), local or http(s)."""
+from __future__ import annotations
+
+import os
+
+from . import lindijson
+from .errors import LindivcError
+from .repo import Repository
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_url(s: str) -> bool:
+    return s.startswith(("http://", "https://"))
+
+
+def _default_name(source: str, is_hdf5: bool) -> str:
+    base = source.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "file"
+    if is_hdf5:
+        return base + ".lindi.json"
+    return base if lindijson.is_lindi_name(base) else base + ".lindi.json"
+
+
+def import_file(repo: Repository, source: str, as_path: str | None = None, ingest: bool = False,
+                force: bool = False, directory: str | None = None) -> str:
+    """Bring a LINDI file (or an HDF5/NWB file, converted) into the working tree and stage it.
+
+    ``source`` is a local path or an http(s) URL. Relative local paths inside a local LINDI
+    file are made absolute against the file's directory. With ``ingest``, byte ranges of local
+    files are copied into the object store. A relative ``as_path`` (or, without one, the
+    source's file name) is placed in ``directory`` (default: the top of the working tree).
+    Returns the worktree path.
+    """
+    from .lindi_io import convert_hdf5, ingest as ingest_ranges
+
+    if _is_url(source):
+        import requests
+
+        try:
+            head = requests.get(source, headers={"Range": "bytes=0-7"}, timeout=30)
+            head.raise_for_status()
+        except requests.RequestException as e:
+            raise LindivcError(f"cannot read {source}: {e.__class__.__name__}: {str(e).splitlines()[0][:200]}") from None
+        is_hdf5 = head.content[:8] == HDF5_MAGIC
+        if is_hdf5:
+            rfs = convert_hdf5(source)
+        else:
+            try:
+                r = requests.get(source, timeout=120)
+                r.raise_for_status()
+            except requests.RequestException as e:
+                raise LindivcError(f"cannot read {source}: {str(e).splitlines()[0][:200]}") from None
+            rfs = lindijson.parse(r.content, source)
+    else:
+        if not os.path.isfile(source):
+            raise LindivcError(f"no such file: {source}")
+        with open(source, "rb") as f:
+            is_hdf5 = f.read(8) == HDF5_MAGIC
+        if is_hdf5:
+            rfs = convert_hdf5(os.path.abspath(source))
+        else:
+            rfs = lindijson.load(source)
+            base = os.path.dirname(os.path.abspath(source))
+            for v in rfs["refs"].values():
+                if isinstance(v, list) and not (v[0].startswith(("/", "http://", "https://", lindijson.CONTENT_PREFIX, "{{"))):
+                    v[0] = os.path.normpath(os.path.join(base, v[0]))
+    lindijson.expand_templates(rfs)
+    target = as_path or _default_name(source, is_hdf5)
+    rel = repo.relpath(os.path.join(directory or repo.root, target) if not os.path.isabs(target) else target)
+    if not lindijson.is_lindi_name(rel):
+        raise LindivcError(f"{target}: the name must end in .lindi.json or .zarr.json")
+    dest = repo.abspath(rel)
+    if os.path.exists(dest) and not force:
+        raise LindivcError(f"{rel} already exists; use --as NAME or --force")
+    if ingest:
+        ingest_ranges(rfs, repo.objects)
+    lindijson.write_lindi_json(dest, rfs)
+    repo.add([dest])
+    return rel
