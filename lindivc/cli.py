@@ -98,7 +98,8 @@ def import_(source: str, as_path: str | None, ingest: bool, force: bool) -> None
 def status(paths: tuple[str, ...], as_json: bool) -> None:
     """Show tracked, modified and untracked LINDI files, and what changed in each."""
     from .diff import format_diff
-    from .repo import NAME_RULE, diff
+    from .diff import diff
+    from .repo import NAME_RULE
 
     r = _repo()
     st = r.status(paths or None)
@@ -231,8 +232,7 @@ def log(path: str | None, max_count: int | None, stat: bool, as_json: bool, rev:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(rev: str, as_json: bool) -> None:
     """Show a commit (REV) or a file at a commit (REV:PATH, printed in canonical form)."""
-    from .diff import format_diff
-    from .repo import diff
+    from .diff import diff_commit, format_diff
 
     r = _repo()
     if ":" in rev:
@@ -240,14 +240,7 @@ def show(rev: str, as_json: bool) -> None:
         click.echo(r.read_at(rv or "HEAD", path).decode(), nl=False)
         return
     c = r.history.commit(rev)
-    if c.parents:
-        diffs = diff(r, c.parents[0], c.sha)
-    else:
-        from .diff import diff_rfs
-        from .lindijson import parse
-
-        files = r.history.tree_files(c.tree)
-        diffs = [diff_rfs(p, None, parse(r.history.read_blob(b), p)) for p, b in sorted(files.items())]
+    diffs = diff_commit(r, c)
     if as_json:
         _emit_json({"commit": c.sha, "parents": list(c.parents), "author": c.author, "time": c.time,
                     "message": c.message, "files": [d.to_json() for d in diffs]})
@@ -274,7 +267,7 @@ def diff(args: tuple[str, ...], as_json: bool) -> None:
     lindivc diff [REV..] -- PATH limit to PATH
     """
     from .diff import format_diff
-    from .repo import diff as repo_diff
+    from .diff import diff as repo_diff
 
     revs, paths = _split_dashdash(args)
     if len(revs) > 2:

@@ -3,7 +3,7 @@
 - ``refs.canonical_dumps`` (one pass, a classifier memoized per URL) against
   ``refs.dumps(refs.canonicalize(...))`` with the resolver alone, byte for byte, and the same
   InvalidLindiFile reason for broken files;
-- ``repo._parse_narrowed`` (common prefix/suffix cut, only changed lines parsed) against full
+- ``diff._parse_narrowed`` (common prefix/suffix cut, only changed lines parsed) against full
   parses, through ``diff.diff_rfs``.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ import orjson
 import pytest
 
 from lindivc import lindijson
-from lindivc.diff import diff_rfs
+from lindivc.diff import _parse_narrowed, diff_rfs
 from lindivc.errors import InvalidLindiFile
-from lindivc.repo import Repository, _parse_narrowed, pack_loose
+from lindivc.repo import Repository, pack_loose
 
 ZONE = "https://zone.example/bucket/z1/"
 EXTERNAL = "https://dandiarchive.example/blobs/abc"

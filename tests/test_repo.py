@@ -16,7 +16,8 @@ from lindivc.errors import (
     ObjectMissing, PathOutsideRepository, UnknownRevision,
 )
 from lindivc.importer import import_file
-from lindivc.repo import Repository, diff, log
+from lindivc.diff import diff
+from lindivc.repo import Repository, log
 from lindivc.testdata import make_nwb
 
 
