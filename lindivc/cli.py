@@ -203,7 +203,7 @@ def _fmt_time(t: int, tz: int) -> str:
 def log(path: str | None, max_count: int | None, stat: bool, as_json: bool, rev: str, oneline: bool) -> None:
     """Show the history (of PATH, if given), newest first."""
     from .diff import format_diff
-    from .repo import log as repo_log
+    from .log import log as repo_log
 
     entries = repo_log(_repo(), rev=rev, max_count=max_count, path=path, stat=stat)
     if as_json:

@@ -676,42 +676,6 @@ class Repository:
         return read_range
 
 
-@dataclass
-class LogEntry:
-    commit: "object"  # history.CommitInfo
-    files: list  # FileDiff list when stat was asked, else []
-
-
-def log(repo: Repository, rev: str = "HEAD", max_count: int | None = None, path: str | None = None,
-        stat: bool = False) -> list[LogEntry]:
-    """Commits reachable from ``rev``, newest first; with ``path`` only those that change it."""
-    from .diff import _parse_canonical, diff_rfs
-
-    if repo.history.head() is None and rev == "HEAD":
-        return []
-    rel = repo.relpath(path) if path else None
-    out: list[LogEntry] = []
-    for c in repo.history.walk([repo.history.resolve(rev)], max_count=None if rel else max_count):
-        files: list = []
-        if rel or stat:
-            cur = repo.history.tree_files(c.tree)
-            prev = repo.history.commit_files(c.parents[0]) if c.parents else {}
-            changed = [p for p in sorted(set(cur) | set(prev)) if cur.get(p) != prev.get(p)]
-            if rel:
-                if rel not in changed:
-                    continue
-                changed = [rel] if not stat else changed
-            if stat:
-                for p in changed:
-                    a = repo.history.read_blob(prev[p]) if p in prev else None
-                    b = repo.history.read_blob(cur[p]) if p in cur else None
-                    files.append(diff_rfs(p, _parse_canonical(a, p), _parse_canonical(b, p)))
-        out.append(LogEntry(c, files))
-        if max_count is not None and len(out) >= max_count:
-            break
-    return out
-
-
 def pack_loose(repo: Repository, target_size: int | None = None, reporter=None) -> tuple[int, int]:
     """Consolidate the loose chunk objects into packs; re-render the working files to read from
     them. Returns (packs written, bytes packed). Loose copies go only after a pack is verified

@@ -17,7 +17,8 @@ from lindivc.errors import (
 )
 from lindivc.importer import import_file
 from lindivc.diff import diff
-from lindivc.repo import Repository, log
+from lindivc.log import log
+from lindivc.repo import Repository
 from lindivc.testdata import make_nwb
 
 
