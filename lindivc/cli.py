@@ -522,7 +522,7 @@ def pack(target_size: int | None) -> None:
     each pack is verified.
     """
     from .diff import human_bytes
-    from .repo import pack_loose
+    from .consolidate import pack_loose
 
     n, nbytes = pack_loose(_repo(), target_size, reporter=_reporter())
     click.echo(f"packed {nbytes and human_bytes(nbytes) or '0 B'} into {n} pack(s)")

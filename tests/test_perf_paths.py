@@ -19,7 +19,8 @@ import pytest
 from lindivc import lindijson
 from lindivc.diff import _parse_narrowed, diff_rfs
 from lindivc.errors import InvalidLindiFile
-from lindivc.repo import Repository, pack_loose
+from lindivc.consolidate import pack_loose
+from lindivc.repo import Repository
 
 ZONE = "https://zone.example/bucket/z1/"
 EXTERNAL = "https://dandiarchive.example/blobs/abc"
