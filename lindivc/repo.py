@@ -1,25 +1,15 @@
 """A lindivc repository: working tree, staging index, object store and history.
 
-    <worktree>/                 working LINDI files (materialized: plain lindi reads them)
-    <worktree>/.lindivc/
-        config.json             configuration and remotes
-        objects/aa/bb/cc/<sha1> loose objects and packs (the staging area for chunk data)
-        idx/<packsha1>          pack indexes
-        git/                    history: a bare git repository (dulwich)
-        index.json              staged files: path -> canonical blob sha (+ stat cache)
-        remotes/<name>/         what is known of each remote zone (sync)
+The working tree holds working LINDI files (materialized: plain lindi reads them); ``.lindivc/``
+holds the configuration, objects, pack indexes, the index, the history (a bare git repository)
+and what is known of remotes (docs/format.md section 2).
 """
 from __future__ import annotations
 
-import getpass
+import functools
 import os
-import socket
-import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Callable, Iterable
-
-import orjson
+from typing import Iterable
 
 from . import lindijson
 from .config import Config
@@ -29,11 +19,12 @@ from .errors import (
     LindivcError,
     NotARepository,
     NothingToCommit,
-    ObjectMissing,
     PathOutsideRepository,
 )
 from .history import History
+from .index import FileStatus, Index, IndexLock, Status
 from .layout import validate_path
+from .locations import Locations
 from .objects import ObjectStore
 
 LVC_DIR = ".lindivc"
@@ -42,7 +33,6 @@ LVC_DIR = ".lindivc"
 def _index_locked(method):
     """Run a Repository method holding the index lock (re-entrant within one Repository), so that
     two lindivc processes never interleave read-modify-write of index.json and refs."""
-    import functools
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
@@ -50,86 +40,10 @@ def _index_locked(method):
             return method(self, *args, **kwargs)
 
     return wrapper
+
+
 # what layout.validate_path accepts (zone keys use the same alphabet: it is not widened)
 NAME_RULE = "file names may contain only A-Z a-z 0-9 . _ @ + = , - (rename the file to track it)"
-
-
-@dataclass
-class FileStatus:
-    """The state of one path: in HEAD, staged in the index, and in the working tree."""
-
-    path: str
-    head: str | None  # blob sha in HEAD
-    index: str | None  # blob sha staged
-    work: str | None  # blob sha of the working file's canonical form (None: absent)
-    error: str | None = None  # why the working file could not be read
-
-    @property
-    def staged(self) -> str | None:
-        """'added' / 'modified' / 'deleted' between HEAD and the index, else None."""
-        if self.head == self.index:
-            return None
-        if self.head is None:
-            return "added"
-        if self.index is None:
-            return "deleted"
-        return "modified"
-
-    @property
-    def unstaged(self) -> str | None:
-        """'modified' / 'deleted' / 'invalid' between the index and the working file, else None."""
-        if self.index is None:
-            return None
-        if self.error:
-            return "invalid"
-        if self.work is None:
-            return "deleted"
-        return "modified" if self.work != self.index else None
-
-
-@dataclass
-class Status:
-    branch: str | None
-    head: str | None
-    files: list[FileStatus] = field(default_factory=list)
-    untracked: list[str] = field(default_factory=list)
-    untrackable: list[str] = field(default_factory=list)  # LINDI files whose names `add` refuses (NAME_RULE)
-
-    @property
-    def clean(self) -> bool:
-        return not any(f.staged or f.unstaged for f in self.files)
-
-
-class Index:
-    """Staged files (path -> canonical blob sha) with a stat cache of the working files."""
-
-    def __init__(self, path: str, load: bool = True) -> None:
-        self.path = path
-        self.entries: dict[str, dict] = {}
-        if load and os.path.exists(path):
-            with open(path, "rb") as f:
-                raw = f.read()
-            try:
-                data = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                self._corrupt("not valid JSON")
-            if not isinstance(data, dict) or not isinstance(data.get("entries", {}), dict):
-                self._corrupt("not a JSON object with an 'entries' object")
-            entries = data.get("entries", {})
-            for p, e in entries.items():
-                if not isinstance(e, dict) or not isinstance(e.get("blob"), str):
-                    self._corrupt(f"entry {p!r} has no blob")
-            self.entries = entries
-
-    def _corrupt(self, why: str):
-        raise LindivcError(f"{self.path} is corrupt ({why}); rebuild it from HEAD with `lindivc reset` "
-                           "(working files are kept; staged changes must be added again)")
-
-    def save(self) -> None:
-        lindijson.write_atomic(self.path, orjson.dumps({"version": 1, "entries": self.entries}, option=orjson.OPT_SORT_KEYS))
-
-    def blobs(self) -> dict[str, str]:
-        return {p: e["blob"] for p, e in self.entries.items()}
 
 
 class Repository:
@@ -148,11 +62,8 @@ class Repository:
         self.history = History(os.path.join(self.lvc, "git"))
         self._packs = None
         self._catalogs: list | None = None
-        self._lock = threading.Lock()
-        self._index_lock_depth = 0
-        self._index_lock_fd: int | None = None
-        self._path_sha: dict[str, str | None] = {}  # object path -> sha1 (None: not an object path)
-        self._pack_flag: dict[str, bool] = {}  # sha1 -> is a local pack
+        self._index_lock = IndexLock(os.path.join(self.lvc, "index.lock"))
+        self.locations = Locations(self.objects, self.idx_dir, lambda: self.packs, self.catalogs)
         self._canon_cache: dict[str, tuple[list, bytes]] = {}  # path -> (stat key, canonical bytes)
 
     # lifecycle ------------------------------------------------------------
@@ -220,14 +131,8 @@ class Repository:
 
     @property
     def author(self) -> str:
-        env = os.environ.get("LINDIVC_AUTHOR")
-        if env:
-            return env
-        u = self.config.data.get("user", {})
-        if u.get("name") and u.get("email"):
-            return f"{u['name']} <{u['email']}>"
-        user = getpass.getuser()
-        return f"{user} <{user}@{socket.gethostname()}>"
+        """The author of new commits ("Name <email>"; see Config.author)."""
+        return self.config.author
 
     # object locations -------------------------------------------------------
     @property
@@ -247,67 +152,9 @@ class Repository:
             self._catalogs = load_catalogs(self)
         return self._catalogs
 
-    def resolve_location(self, url: str, offset: int, size: int) -> lindijson.ContentRef | None:
-        """The content ref for a materialized location, if lindivc manages it."""
-        sha = None
-        if url.startswith("/"):
-            sha = self._path_sha.get(url, "")
-            if sha == "":
-                sha = self._path_sha[url] = self.objects.sha1_from_path(url)
-        if sha is not None:
-            return self._unpack(sha, offset, size, url)
-        for cat in self.catalogs():
-            cr = cat.resolve(url, offset, size)
-            if cr is not None:
-                return cr
-        return None
-
-    def classify_location(self, url: str) -> object:
-        """What :meth:`resolve_location` makes of every ref to ``url`` (lindijson.Classifier): None if
-        no ref to it is managed, the sha1 of a loose object, else lindijson.RESOLVE."""
-        if url.startswith("/"):
-            sha = self._path_sha.get(url, "")
-            if sha == "":
-                sha = self._path_sha[url] = self.objects.sha1_from_path(url)
-            if sha is not None:
-                return lindijson.RESOLVE if self._is_pack(sha) else sha
-        for cat in self.catalogs():
-            prefixes = getattr(cat, "prefixes", None)  # a catalog resolves only URLs under these
-            if prefixes is None or any(url.startswith(p) for p in prefixes):
-                return lindijson.RESOLVE
-        return None
-
-    def _is_pack(self, sha: str) -> bool:
-        is_pack = self._pack_flag.get(sha)
-        if is_pack is None:
-            is_pack = self._pack_flag[sha] = os.path.exists(os.path.join(self.idx_dir, sha)) and self.packs.is_pack(sha)
-        return is_pack
-
-    def _unpack(self, sha: str, offset: int, size: int, url: str) -> lindijson.ContentRef:
-        if self._is_pack(sha):
-            pos = self.packs.chunk_at(sha, offset)  # (chunk, its offset in the pack, offset inside it)
-            if pos is None:
-                raise InvalidLindiFile(url, f"offset {offset} is in no chunk of pack {sha}")
-            chunk_size = self.packs.locate(pos.chunk).size
-            if pos.inner_offset + size > chunk_size:
-                raise InvalidLindiFile(url, f"range {offset}+{size} crosses a chunk boundary in pack {sha}")
-            return lindijson.ContentRef(pos.chunk, pos.inner_offset, size)
-        return lindijson.ContentRef(sha, offset, size)
-
     def locate(self, cr: lindijson.ContentRef) -> list:
         """Where a plain reader finds a content ref: a local path, else a zone URL."""
-        p = self.objects.path(cr.sha1)
-        if os.path.exists(p):
-            return [p, cr.offset, cr.size]
-        loc = self.packs.locate(cr.sha1)
-        if loc is not None:
-            pack, off, _ = loc
-            return [self.objects.path(pack), off + cr.offset, cr.size]
-        for cat in self.catalogs():
-            r = cat.locate(cr)
-            if r is not None:
-                return r
-        raise ObjectMissing(cr.sha1, "the local object store and every known zone")
+        return self.locations.locate(cr)
 
     def has_object(self, sha: str) -> bool:
         return sha in self.objects or self.packs.locate(sha) is not None
@@ -322,7 +169,7 @@ class Repository:
 
     # canonical form ------------------------------------------------------
     def canonicalize(self, rfs: dict) -> dict:
-        return lindijson.canonicalize(rfs, self.resolve_location, self.classify_location)
+        return lindijson.canonicalize(rfs, self.locations.resolve, self.locations.classify)
 
     def canonical_bytes_of(self, path: str) -> bytes:
         """The canonical serialization of the working file at worktree path ``path``.
@@ -336,7 +183,7 @@ class Repository:
             return hit[1]
         ap = self.abspath(path)
         rfs = lindijson.load(ap, check=False)  # canonical_dumps validates
-        canon = lindijson.canonical_dumps(rfs, self.resolve_location, self.classify_location, ap)
+        canon = lindijson.canonical_dumps(rfs, self.locations.resolve, self.locations.classify, ap)
         del rfs
         if key is not None:
             self._canon_cache[path] = (key, canon)
@@ -352,26 +199,9 @@ class Repository:
     def _index(self) -> Index:
         return Index(os.path.join(self.lvc, "index.json"))
 
-    @contextmanager
     def index_lock(self):
-        """Hold ``.lindivc/index.lock`` (flock; re-entrant in this object; released on exit or
-        process death). Another process waits for it."""
-        import fcntl
-
-        with self._lock:
-            depth = self._index_lock_depth
-            self._index_lock_depth += 1
-        try:
-            if depth == 0:
-                self._index_lock_fd = os.open(os.path.join(self.lvc, "index.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-                fcntl.flock(self._index_lock_fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            with self._lock:
-                self._index_lock_depth -= 1
-                if self._index_lock_depth == 0 and self._index_lock_fd is not None:
-                    os.close(self._index_lock_fd)  # releases the flock
-                    self._index_lock_fd = None
+        """Hold ``.lindivc/index.lock`` for a block (re-entrant in this object; see index.IndexLock)."""
+        return self._index_lock.held()
 
     def _stat_key(self, path: str) -> list | None:
         try:
@@ -635,7 +465,7 @@ class Repository:
         rel = self.relpath(path)
         ap = self.abspath(rel)
         if mode == "r":
-            return open_file(ap, "r", read_range=self._read_range_hook())
+            return open_file(ap, "r", read_range=self.locations.read_range_hook())
         return open_file(
             ap, mode, objects=self.objects, chunk_threshold=self.config.chunk_threshold,
             save=lambda rfs: lindijson.write_lindi_json(ap, rfs), lock=self.write_lock(rel),
@@ -660,20 +490,6 @@ class Repository:
         finally:
             for lk in held:
                 lk.release()
-
-    def _read_range_hook(self) -> Callable | None:
-        cats = [c for c in self.catalogs() if hasattr(c, "read_range")]
-        if not cats:
-            return None
-
-        def read_range(url: str, offset: int, size: int) -> bytes | None:
-            for c in cats:
-                data = c.read_range(url, offset, size)
-                if data is not None:
-                    return data
-            return None
-
-        return read_range
 
 
 def is_trackable(rel: str) -> bool:
