@@ -14,7 +14,7 @@ import socket
 from typing import Any
 
 from .errors import LindivcError
-from .lindijson import write_atomic
+from .atomic import atomic_write
 
 DEFAULTS: dict[str, Any] = {
     # pack_size: 64 MiB, from the push benchmark (reasons in sync.py, above UPLOAD_THREADS)
@@ -43,7 +43,7 @@ class Config:
                     self.data[section] = values
 
     def save(self) -> None:
-        write_atomic(self.path, (json.dumps(self.data, indent=2, sort_keys=True) + "\n").encode())
+        atomic_write(self.path, (json.dumps(self.data, indent=2, sort_keys=True) + "\n").encode())
 
     @property
     def author(self) -> str:

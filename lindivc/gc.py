@@ -59,6 +59,7 @@ from typing import Iterable
 import orjson
 
 from . import lindijson
+from .atomic import atomic_write
 from .errors import InvalidLindiFile, LindivcError, PreconditionFailed, ZoneError, ZoneKeyMissing
 from .layout import GC_LEASE_KEY, index_key, object_key, pin_key, sha1_from_object_key
 from .packs import ChunkEntry, InvalidPackIndex, PackIndex
@@ -493,7 +494,7 @@ def _load_cache(cache_dir: str) -> dict | None:
 
 def _save_cache(cache_dir: str, doc: dict) -> None:
     os.makedirs(cache_dir, exist_ok=True)
-    lindijson.write_atomic(os.path.join(cache_dir, "last.json"), orjson.dumps(doc))
+    atomic_write(os.path.join(cache_dir, "last.json"), orjson.dumps(doc))
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import orjson
 
-from . import lindijson
+from .atomic import atomic_write
 from .errors import LindivcError
 
 
@@ -46,7 +46,7 @@ class Index:
                            "(working files are kept; staged changes must be added again)")
 
     def save(self) -> None:
-        lindijson.write_atomic(self.path, orjson.dumps({"version": 1, "entries": self.entries}, option=orjson.OPT_SORT_KEYS))
+        atomic_write(self.path, orjson.dumps({"version": 1, "entries": self.entries}, option=orjson.OPT_SORT_KEYS))
 
     def blobs(self) -> dict[str, str]:
         return {p: e["blob"] for p, e in self.entries.items()}

@@ -44,7 +44,8 @@ from functools import cached_property
 from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple
 
 from .errors import ChecksumMismatch, InvalidLindiFile, ObjectMissing
-from .objects import COPY_BLOCK, ObjectStore, atomic_write_stream, fsync_dir, is_sha1, sha1_bytes
+from .atomic import atomic_write_stream, fsync_dir
+from .objects import COPY_BLOCK, ObjectStore, is_sha1, sha1_bytes
 
 FORMAT = "lindivc-pack-index/1"
 DEFAULT_TARGET_SIZE = 512 * 2**20
