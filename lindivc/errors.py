@@ -133,3 +133,71 @@ class PreconditionFailed(ZoneError):
 
 class InvalidKey(ZoneError):
     """A zone key or zone URL outside the layout of docs/format.md."""
+
+
+class HttpError(LindivcError):
+    """An http(s) URL could not be read; ``cause`` says why, in words."""
+
+    def __init__(self, url: str, cause: str, message: str | None = None) -> None:
+        self.url = url
+        self.cause = cause
+        super().__init__(message or f"cannot read {url}: {cause}")
+
+
+class HostUnresolvable(HttpError):
+    """The host name of a URL does not resolve (no such host, or no network)."""
+
+    def __init__(self, url: str, host: str) -> None:
+        self.host = host
+        super().__init__(url, f"cannot resolve host {host}")
+
+
+class ConnectionRefused(HttpError):
+    """Nothing listens at the URL's host and port."""
+
+    def __init__(self, url: str, address: str) -> None:
+        self.address = address
+        super().__init__(url, f"connection refused by {address}")
+
+
+class HttpTimeout(HttpError):
+    """The server did not accept the connection, or did not answer, in time."""
+
+    def __init__(self, url: str, cause: str) -> None:
+        super().__init__(url, cause, cause if cause.startswith("timed out reading") else None)
+
+
+class HttpStatusError(HttpError):
+    """The server answered with an error status."""
+
+    def __init__(self, url: str, status: int, reason: str = "") -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(url, f"HTTP {status}", f"HTTP {status} for {url}")
+
+
+class RangeNotHonoured(HttpError):
+    """A ranged GET answered with other bytes than those asked for."""
+
+    def __init__(self, url: str, offset: int, size: int, answer: str) -> None:
+        self.offset = offset
+        self.size = size
+        super().__init__(url, f"the server does not honour Range for bytes {offset}+{size}: {answer}")
+
+
+class ResponseTooLarge(HttpError):
+    """A body longer than the reader's bound."""
+
+    def __init__(self, url: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(url, f"more than {limit} bytes")
+
+
+class IngestFailed(LindivcError):
+    """The bytes a ref points at could not be copied into the object store."""
+
+    def __init__(self, key: str, url: str, reason: str) -> None:
+        self.key = key
+        self.url = url
+        self.reason = reason
+        super().__init__(f"cannot ingest ref {key!r}: {reason}")

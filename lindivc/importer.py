@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from . import lindijson
+from . import httpread, lindijson
 from .errors import LindivcError
 from .repo import Repository
 
@@ -31,26 +31,14 @@ def import_file(repo: Repository, source: str, as_path: str | None = None, inges
     source's file name) is placed in ``directory`` (default: the top of the working tree).
     Returns the worktree path.
     """
-    from .lindi_io import convert_hdf5, ingest as ingest_ranges
+    from .lindi_io import convert_hdf5, ingest as ingest_ranges  # deferred: lindi, h5py and zarr are heavy
 
     if _is_url(source):
-        import requests
-
-        try:
-            head = requests.get(source, headers={"Range": "bytes=0-7"}, timeout=30)
-            head.raise_for_status()
-        except requests.RequestException as e:
-            raise LindivcError(f"cannot read {source}: {e.__class__.__name__}: {str(e).splitlines()[0][:200]}") from None
-        is_hdf5 = head.content[:8] == HDF5_MAGIC
+        is_hdf5 = httpread.get_prefix(source, len(HDF5_MAGIC)) == HDF5_MAGIC
         if is_hdf5:
             rfs = convert_hdf5(source)
         else:
-            try:
-                r = requests.get(source, timeout=120)
-                r.raise_for_status()
-            except requests.RequestException as e:
-                raise LindivcError(f"cannot read {source}: {str(e).splitlines()[0][:200]}") from None
-            rfs = lindijson.parse(r.content, source)
+            rfs = lindijson.parse(httpread.get(source), source)
     else:
         if not os.path.isfile(source):
             raise LindivcError(f"no such file: {source}")
