@@ -201,3 +201,12 @@ class IngestFailed(LindivcError):
         self.url = url
         self.reason = reason
         super().__init__(f"cannot ingest ref {key!r}: {reason}")
+
+
+class MalformedRef(ZoneError):
+    """A ref file in a zone that does not hold a commit sha1."""
+
+    def __init__(self, key: str, value: str) -> None:
+        self.key = key
+        self.value = value
+        super().__init__(f"{key}: not a commit sha1: {value[:60]!r}")
