@@ -194,18 +194,22 @@ def _fmt_time(t: int, tz: int) -> str:
 
 
 @cli.command()
-@click.argument("path", required=False)
+@click.argument("target", metavar="[PATH|REV]", required=False)
 @click.option("-n", "max_count", type=click.IntRange(min=1), help="Show at most N commits.")
 @click.option("--stat", is_flag=True, help="Summarize what each commit changed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--rev", default="HEAD", show_default=True, help="Start from this revision.")
 @click.option("--oneline", is_flag=True, help="One line per commit.")
-def log(path: str | None, max_count: int | None, stat: bool, as_json: bool, rev: str, oneline: bool) -> None:
-    """Show the history (of PATH, if given), newest first."""
+def log(target: str | None, max_count: int | None, stat: bool, as_json: bool, rev: str, oneline: bool) -> None:
+    """Show the history, newest first: of PATH, or from REV.
+
+    An argument that is a tracked file or a file in the working tree is a PATH; anything else
+    must be a revision.
+    """
     from .diff import format_diff
     from .log import log as repo_log
 
-    entries = repo_log(_repo(), rev=rev, max_count=max_count, path=path, stat=stat)
+    entries = repo_log(_repo(), rev=rev, max_count=max_count, stat=stat, target=target)
     if as_json:
         _emit_json([{"commit": e.commit.sha, "parents": list(e.commit.parents), "author": e.commit.author,
                      "time": e.commit.time, "message": e.commit.message,

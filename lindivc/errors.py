@@ -92,10 +92,108 @@ class FileLocked(LindivcError):
 
 
 class NothingToCommit(LindivcError):
-    """A commit whose tree equals its parent's."""
+    """A commit whose tree equals its parent's, or a first commit with no files (``initial``)."""
 
-    def __init__(self) -> None:
-        super().__init__("nothing to commit (working files match HEAD); change a file or use `lindivc add`")
+    def __init__(self, initial: bool = False) -> None:
+        self.initial = initial
+        if initial:
+            super().__init__("nothing to commit (no files tracked yet; use `lindivc add` or `lindivc import`)")
+        else:
+            super().__init__("nothing to commit (working files match HEAD); change a file or use `lindivc add`")
+
+
+class UnknownRevisionOrPath(LindivcError):
+    """An argument that names neither a revision nor a path in the working tree (as git says it)."""
+
+    def __init__(self, arg: str) -> None:
+        self.arg = arg
+        super().__init__(f"unknown revision or path not in the working tree: {arg}")
+
+
+class NoSuchFile(LindivcError):
+    """A file argument that does not exist."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"no such file: {path}")
+
+
+class NotALindiName(LindivcError):
+    """A path that does not end in .lindi.json or .zarr.json, where a LINDI file is expected."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"{path} is not a LINDI file name: it must end in .lindi.json or .zarr.json")
+
+
+class UntrackableName(LindivcError):
+    """A working file name outside the alphabet lindivc tracks (zone keys use the same one)."""
+
+    RULE = "file names may contain only A-Z a-z 0-9 . _ @ + = , - (rename the file to track it)"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {self.RULE}")
+
+
+class NotTracked(LindivcError):
+    """A path that is not in the index."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"{path} is not tracked")
+
+
+class PathNotInRevision(LindivcError):
+    """A path that the named revision does not hold."""
+
+    def __init__(self, path: str, rev: str) -> None:
+        self.path = path
+        self.rev = rev
+        super().__init__(f"{path} is not in {rev}")
+
+
+class BranchExists(LindivcError):
+    """Creating a branch whose name is taken."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"branch {name!r} already exists")
+
+
+class NoSuchBranch(LindivcError):
+    """A branch name that names no branch."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no branch named {name!r}")
+
+
+class WorkingFileExists(LindivcError):
+    """An import whose target working file exists (and ``force`` was not given)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"{path} already exists; use --as NAME or --force")
+
+
+class CorruptIndex(LindivcError):
+    """``.lindivc/index.json`` that cannot be read."""
+
+    def __init__(self, path: str, why: str) -> None:
+        self.path = path
+        self.why = why
+        super().__init__(f"{path} is corrupt ({why}); rebuild it from HEAD with `lindivc reset` "
+                         "(working files are kept; staged changes must be added again)")
+
+
+class ConversionFailed(LindivcError):
+    """An HDF5 file that could not be converted to LINDI (truncated, corrupt, unreadable)."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: cannot convert the HDF5 file: {reason}")
 
 
 class ZoneError(LindivcError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from . import httpread, lindijson
-from .errors import LindivcError
+from .errors import NoSuchFile, NotALindiName, WorkingFileExists
 from .repo import Repository
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -41,7 +41,7 @@ def import_file(repo: Repository, source: str, as_path: str | None = None, inges
             rfs = lindijson.parse(httpread.get(source), source)
     else:
         if not os.path.isfile(source):
-            raise LindivcError(f"no such file: {source}")
+            raise NoSuchFile(source)
         with open(source, "rb") as f:
             is_hdf5 = f.read(8) == HDF5_MAGIC
         if is_hdf5:
@@ -56,10 +56,10 @@ def import_file(repo: Repository, source: str, as_path: str | None = None, inges
     target = as_path or _default_name(source, is_hdf5)
     rel = repo.relpath(os.path.join(directory or repo.root, target) if not os.path.isabs(target) else target)
     if not lindijson.is_lindi_name(rel):
-        raise LindivcError(f"{target}: the name must end in .lindi.json or .zarr.json")
+        raise NotALindiName(target)
     dest = repo.abspath(rel)
     if os.path.exists(dest) and not force:
-        raise LindivcError(f"{rel} already exists; use --as NAME or --force")
+        raise WorkingFileExists(rel)
     if ingest:
         ingest_ranges(rfs, repo.objects)
     lindijson.write_lindi_json(dest, rfs)

@@ -17,7 +17,7 @@ from typing import Iterator
 import orjson
 
 from .atomic import atomic_write
-from .errors import LindivcError
+from .errors import CorruptIndex
 
 
 class Index:
@@ -42,8 +42,7 @@ class Index:
             self.entries = entries
 
     def _corrupt(self, why: str):
-        raise LindivcError(f"{self.path} is corrupt ({why}); rebuild it from HEAD with `lindivc reset` "
-                           "(working files are kept; staged changes must be added again)")
+        raise CorruptIndex(self.path, why)
 
     def save(self) -> None:
         atomic_write(self.path, orjson.dumps({"version": 1, "entries": self.entries}, option=orjson.OPT_SORT_KEYS))

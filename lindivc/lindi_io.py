@@ -27,7 +27,7 @@ from lindi.LindiH5pyFile.writers.LindiH5pyGroupWriter import LindiH5pyGroupWrite
 from numcodecs.compat import ensure_bytes
 
 from . import httpread
-from .errors import FileLocked, HttpError, IngestFailed, InvalidLindiFile, LindivcError
+from .errors import ConversionFailed, FileLocked, HttpError, IngestFailed, InvalidLindiFile
 from .lindijson import apply_templates as _apply_templates
 from .lindijson import expand_templates, is_chunk_key
 from .lindijson import load as load_rfs
@@ -405,7 +405,7 @@ def convert_hdf5(source: str, *, num_dataset_chunks_threshold: int | None = 1000
                 store.close()
     except OSError as e:  # h5py: truncated or corrupt file; requests: the URL failed
         msg = str(e).splitlines()[0][:300] if str(e) else e.__class__.__name__
-        raise LindivcError(f"{source}: cannot convert the HDF5 file: {msg}") from None
+        raise ConversionFailed(source, msg) from None
     _meta_as_dicts(rfs)
     expand_templates(rfs)
     return rfs

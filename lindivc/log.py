@@ -1,9 +1,11 @@
 """The history of a branch, or of one file, newest first, with what each commit changed."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from .diff import FileDiff, diff_commit
+from .errors import LindivcError, UnknownRevision, UnknownRevisionOrPath
 from .history import CommitInfo
 from .repo import Repository
 
@@ -17,11 +19,16 @@ class LogEntry:
 
 
 def log(repo: Repository, rev: str = "HEAD", max_count: int | None = None, path: str | None = None,
-        stat: bool = False) -> list[LogEntry]:
+        stat: bool = False, target: str | None = None) -> list[LogEntry]:
     """Commits reachable from ``rev``, newest first; with ``path`` only those that change it.
 
     With ``stat`` each entry carries what its commit changed (every file, not only ``path``).
+    ``target`` is a command-line argument read as git reads ``git log X``: a path if it is
+    tracked or in the working tree, else a revision (instead of ``rev``); UnknownRevisionOrPath
+    if it is neither.
     """
+    if target is not None:
+        rev, path = _rev_or_path(repo, target, rev, path)
     if repo.history.head() is None and rev == "HEAD":
         return []
     rel = repo.relpath(path) if path else None
@@ -35,3 +42,21 @@ def log(repo: Repository, rev: str = "HEAD", max_count: int | None = None, path:
         if max_count is not None and len(out) >= max_count:
             break
     return out
+
+
+def _rev_or_path(repo: Repository, arg: str, rev: str, path: str | None) -> tuple[str, str | None]:
+    """(rev, path) once ``arg`` is read as a path or else as a revision."""
+    try:
+        rel = repo.relpath(arg)
+    except LindivcError:  # outside the working tree, or a name lindivc cannot track
+        rel = None
+    if rel is not None and path is None and (rel in repo.tracked() or rel in repo.head_files()
+                                             or os.path.lexists(repo.abspath(rel))):
+        return rev, arg
+    try:
+        repo.history.resolve(arg)
+    except UnknownRevision:
+        raise UnknownRevisionOrPath(arg) from None
+    if rev != "HEAD":
+        raise LindivcError(f"two revisions given ({arg} and --rev {rev}); give one")
+    return arg, path

@@ -13,14 +13,9 @@ from typing import Iterable
 
 from . import lindijson
 from .config import Config
-from .errors import (
-    AlreadyARepository,
-    InvalidLindiFile,
-    LindivcError,
-    NotARepository,
-    NothingToCommit,
-    PathOutsideRepository,
-)
+from .errors import (AlreadyARepository, BranchExists, InvalidLindiFile, LindivcError, NoSuchBranch,
+                     NoSuchFile, NotALindiName, NotARepository, NotTracked, NothingToCommit,
+                     PathNotInRevision, PathOutsideRepository, UntrackableName)
 from .history import History
 from .index import FileStatus, Index, IndexLock, Status
 from .layout import validate_path
@@ -43,7 +38,7 @@ def _index_locked(method):
 
 
 # what layout.validate_path accepts (zone keys use the same alphabet: it is not widened)
-NAME_RULE = "file names may contain only A-Z a-z 0-9 . _ @ + = , - (rename the file to track it)"
+NAME_RULE = UntrackableName.RULE
 
 
 class Repository:
@@ -124,7 +119,7 @@ class Repository:
         try:
             return validate_path(rel)
         except LindivcError:
-            raise LindivcError(f"{path}: {NAME_RULE}") from None
+            raise UntrackableName(path) from None
 
     def abspath(self, rel: str) -> str:
         return os.path.join(self.root, *rel.split("/"))
@@ -237,7 +232,8 @@ class Repository:
     def tracked(self) -> list[str]:
         return sorted(self._index().entries)
 
-    def _head_files(self) -> dict[str, str]:
+    def head_files(self) -> dict[str, str]:
+        """The files of HEAD: worktree path -> blob sha (none before the first commit)."""
         h = self.history.head()
         return self.history.commit_files(h) if h else {}
 
@@ -260,7 +256,7 @@ class Repository:
     @_index_locked
     def status(self, paths: Iterable[str] | None = None) -> Status:
         index = self._index()
-        head_files = self._head_files()
+        head_files = self.head_files()
         want = None if paths is None else {self.relpath(p) for p in paths}
         names = sorted(set(head_files) | set(index.entries))
         st = Status(self.history.head_branch(), self.history.head())
@@ -293,11 +289,11 @@ class Repository:
                     del index.entries[rel]  # staged deletion, like `git add` of a removed file
                     added.append(rel)
                     continue
-                raise LindivcError(f"no such file: {p}")
+                raise NoSuchFile(p)
             if os.path.isdir(ap):
                 raise LindivcError(f"{p} is a directory; name LINDI files")
             if not lindijson.is_lindi_name(rel):
-                raise LindivcError(f"{p} is not a LINDI file (*.lindi.json or *.zarr.json)")
+                raise NotALindiName(p)
             entry = index.entries.setdefault(rel, {})
             blob = self.working_blob(rel, index, write=True)
             entry["blob"] = blob
@@ -313,12 +309,12 @@ class Repository:
         or staged but not committed) is not deleted unless ``force``; nothing is removed then.
         """
         index = self._index()
-        head_files = self._head_files() if not (keep_file or force) else {}
+        head_files = self.head_files() if not (keep_file or force) else {}
         out = []
         for p in paths:
             rel = self.relpath(p)
             if rel not in index.entries:
-                raise LindivcError(f"{p} is not tracked")
+                raise NotTracked(p)
             if not (keep_file or force):
                 staged = index.entries[rel].get("blob")
                 if self._differs(rel, staged):
@@ -350,7 +346,7 @@ class Repository:
         if parent is not None and not allow_empty and self.history.commit(parent).tree == tree:
             raise NothingToCommit()
         if parent is None and not files and not allow_empty:
-            raise NothingToCommit()
+            raise NothingToCommit(initial=True)
         sha = self.history.make_commit(tree, [parent] if parent else [], message, self.author)
         first = message.strip().splitlines()[0]
         self.history.update_head(sha, parent, f"commit{' (initial)' if parent is None else ''}: {first}", self.author)
@@ -361,7 +357,7 @@ class Repository:
         """Make the index that of HEAD (like `git reset`): staged changes become unstaged, working
         files are not touched. Does not read the old index, so it also rebuilds a corrupt one."""
         index = Index(os.path.join(self.lvc, "index.json"), load=False)
-        index.entries = {p: {"blob": b} for p, b in self._head_files().items()}
+        index.entries = {p: {"blob": b} for p, b in self.head_files().items()}
         index.save()
 
     # checkout --------------------------------------------------------------
@@ -382,7 +378,7 @@ class Repository:
             rels = [self.relpath(p) for p in paths]
             for rel in rels:
                 if rel not in files:
-                    raise LindivcError(f"{rel} is not in {rev}")
+                    raise PathNotInRevision(rel, rev)
             with self.locked(rels):
                 for rel in rels:
                     self.write_working(rel, self.history.read_blob(files[rel]))
@@ -435,7 +431,7 @@ class Repository:
         validate_ref_name(name)
         sha = self.history.resolve(start)
         if self.history.ref(f"refs/heads/{name}") is not None:
-            raise LindivcError(f"branch {name!r} already exists")
+            raise BranchExists(name)
         self.history.check_nesting(name)
         self.history.set_ref(f"refs/heads/{name}", sha, None, f"branch: created from {start}", self.author)
         return sha
@@ -443,7 +439,7 @@ class Repository:
     def delete_branch(self, name: str) -> None:
         cur = self.history.ref(f"refs/heads/{name}")
         if cur is None:
-            raise LindivcError(f"no branch named {name!r}")
+            raise NoSuchBranch(name)
         if self.history.head_branch() == name:
             raise LindivcError(f"cannot delete the checked-out branch {name!r}")
         self.history.delete_ref(f"refs/heads/{name}", cur)
@@ -454,7 +450,7 @@ class Repository:
         files = self.history.commit_files(self.history.resolve(rev))
         rel = path.strip("/")
         if rel not in files:
-            raise LindivcError(f"{rel} is not in {rev}")
+            raise PathNotInRevision(rel, rev)
         return self.history.read_blob(files[rel])
 
     # editing -----------------------------------------------------------------
