@@ -40,7 +40,8 @@ import numpy as np
 
 import lindivc
 from lindivc.errors import LindivcError
-from lindivc.repo import Repository, import_file
+from lindivc.importer import import_file
+from lindivc.repo import Repository
 from lindivc.push import push
 
 # An NWB file on DANDI (dandiset 000409) as a LINDI file, the example of lindi's README.

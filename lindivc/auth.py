@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .atomic import atomic_write
 from .errors import LindivcError
 
 TOKEN_ENV = "GITHUB_TOKEN"
@@ -40,15 +41,7 @@ def login(token: str) -> Path:
         raise LindivcError("not a token: expected one word without spaces (a GitHub token)")
     path = token_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".token.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, (token + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(str(path), (token + "\n").encode(), mode=0o600)
     return path
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from . import gitsync
-from . import lindijson
+from .atomic import atomic_write
 from .auth import load_token
 from .errors import ChecksumMismatch, ObjectMissing, ZoneKeyMissing
 from .layout import borrow_key, index_key, object_key, parse_zone_url, sha1_from_object_key
@@ -167,10 +167,10 @@ class ZoneCatalog:
 
     def _save_meta(self) -> None:
         os.makedirs(self.dir, exist_ok=True)
-        lindijson.write_atomic(os.path.join(self.dir, "meta.json"), json.dumps(self.meta, sort_keys=True).encode())
+        atomic_write(os.path.join(self.dir, "meta.json"), json.dumps(self.meta, sort_keys=True).encode())
 
     def _store(self, kind: str, name: str, data: bytes) -> None:
-        lindijson.write_atomic(os.path.join(self.dir, kind, name), data)
+        atomic_write(os.path.join(self.dir, kind, name), data)
 
     def add_index(self, idx: PackIndex) -> None:
         self._store("idx", idx.pack, idx.to_bytes())

@@ -12,7 +12,7 @@ import time
 import click
 
 from . import completion as comp
-from .errors import LindivcError, NothingToCommit
+from .errors import LindivcError
 
 
 class LindivcGroup(click.Group):
@@ -87,7 +87,7 @@ def import_(source: str, as_path: str | None, ingest: bool, force: bool) -> None
     SOURCE is a LINDI file (.lindi.json or .zarr.json) or an HDF5/NWB file (converted; its
     chunks stay references to that file), given as a local path or an http(s) URL.
     """
-    from .repo import import_file
+    from .importer import import_file
 
     # like add and status: relative to the current directory
     rel = import_file(_repo(), source, as_path=as_path, ingest=ingest, force=force, directory=os.getcwd())
@@ -100,7 +100,8 @@ def import_(source: str, as_path: str | None, ingest: bool, force: bool) -> None
 def status(paths: tuple[str, ...], as_json: bool) -> None:
     """Show tracked, modified and untracked LINDI files, and what changed in each."""
     from .diff import format_diff
-    from .repo import NAME_RULE, diff
+    from .diff import diff
+    from .repo import NAME_RULE
 
     r = _repo()
     st = r.status(paths or None)
@@ -186,12 +187,7 @@ def reset() -> None:
 def commit(message: str, all_: bool, allow_empty: bool) -> None:
     """Record the staged LINDI files as a new version."""
     r = _repo()
-    try:
-        sha = r.commit(message, all=all_, allow_empty=allow_empty)
-    except NothingToCommit as e:
-        if e.first or r.history.head() is not None:
-            raise
-        raise NothingToCommit(first=True) from None  # no HEAD to match: say what is missing
+    sha = r.commit(message, all=all_, allow_empty=allow_empty)
     click.echo(f"[{r.history.head_branch() or 'detached'} {sha[:10]}] {message.strip().splitlines()[0]}")
 
 
@@ -200,19 +196,23 @@ def _fmt_time(t: int, tz: int) -> str:
 
 
 @cli.command()
-@click.argument("path", required=False, shell_complete=comp.tracked_paths)
+@click.argument("target", metavar="[PATH|REV]", required=False, shell_complete=comp.revisions_or_paths)
 @click.option("-n", "max_count", type=click.IntRange(min=1), help="Show at most N commits.")
 @click.option("--stat", is_flag=True, help="Summarize what each commit changed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--rev", default="HEAD", show_default=True, help="Start from this revision.",
               shell_complete=comp.revisions)
 @click.option("--oneline", is_flag=True, help="One line per commit.")
-def log(path: str | None, max_count: int | None, stat: bool, as_json: bool, rev: str, oneline: bool) -> None:
-    """Show the history (of PATH, if given), newest first."""
-    from .diff import format_diff
-    from .repo import log as repo_log
+def log(target: str | None, max_count: int | None, stat: bool, as_json: bool, rev: str, oneline: bool) -> None:
+    """Show the history, newest first: of PATH, or from REV.
 
-    entries = repo_log(_repo(), rev=rev, max_count=max_count, path=path, stat=stat)
+    An argument that is a tracked file or a file in the working tree is a PATH; anything else
+    must be a revision.
+    """
+    from .diff import format_diff
+    from .log import log as repo_log
+
+    entries = repo_log(_repo(), rev=rev, max_count=max_count, stat=stat, target=target)
     if as_json:
         _emit_json([{"commit": e.commit.sha, "parents": list(e.commit.parents), "author": e.commit.author,
                      "time": e.commit.time, "message": e.commit.message,
@@ -239,8 +239,7 @@ def log(path: str | None, max_count: int | None, stat: bool, as_json: bool, rev:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(rev: str, as_json: bool) -> None:
     """Show a commit (REV) or a file at a commit (REV:PATH, printed in canonical form)."""
-    from .diff import format_diff
-    from .repo import diff
+    from .diff import diff_commit, format_diff
 
     r = _repo()
     if ":" in rev:
@@ -248,14 +247,7 @@ def show(rev: str, as_json: bool) -> None:
         click.echo(r.read_at(rv or "HEAD", path).decode(), nl=False)
         return
     c = r.history.commit(rev)
-    if c.parents:
-        diffs = diff(r, c.parents[0], c.sha)
-    else:
-        from .diff import diff_rfs
-        from .lindijson import parse
-
-        files = r.history.tree_files(c.tree)
-        diffs = [diff_rfs(p, None, parse(r.history.read_blob(b), p)) for p, b in sorted(files.items())]
+    diffs = diff_commit(r, c)
     if as_json:
         _emit_json({"commit": c.sha, "parents": list(c.parents), "author": c.author, "time": c.time,
                     "message": c.message, "files": [d.to_json() for d in diffs]})
@@ -282,7 +274,7 @@ def diff(args: tuple[str, ...], as_json: bool) -> None:
     lindivc diff [REV..] -- PATH limit to PATH
     """
     from .diff import format_diff
-    from .repo import diff as repo_diff
+    from .diff import diff as repo_diff
 
     revs, paths = _split_dashdash(args)
     if len(revs) > 2:
@@ -555,7 +547,7 @@ def pack(target_size: int | None) -> None:
     each pack is verified.
     """
     from .diff import human_bytes
-    from .repo import pack_loose
+    from .consolidate import pack_loose
 
     n, nbytes = pack_loose(_repo(), target_size, reporter=_reporter())
     click.echo(f"packed {nbytes and human_bytes(nbytes) or '0 B'} into {n} pack(s)")

@@ -96,3 +96,8 @@ def revisions_then_paths(ctx: click.Context, param: click.Parameter, incomplete:
     if ctx.meta.get(AFTER_DASHDASH) is not None:
         return tracked_paths(ctx, param, incomplete)
     return revisions(ctx, param, incomplete)
+
+
+def revisions_or_paths(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """For an argument that is a revision or a path (``log [PATH|REV]``): both."""
+    return revisions(ctx, param, incomplete) + tracked_paths(ctx, param, incomplete)

@@ -6,13 +6,15 @@
 """
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
+import socket
 from typing import Any
 
+from .atomic import atomic_write
 from .errors import ConfigInvalid, LindivcError
-from .lindijson import write_atomic
 from .packstream import DEFAULT_PACK_SIZE
 
 #: the default ``core.chunk_threshold`` (docs/format.md section 3)
@@ -69,7 +71,19 @@ class Config:
                     self.data[section] = values
 
     def save(self) -> None:
-        write_atomic(self.path, (json.dumps(self.data, indent=2, sort_keys=True) + "\n").encode())
+        atomic_write(self.path, (json.dumps(self.data, indent=2, sort_keys=True) + "\n").encode())
+
+    @property
+    def author(self) -> str:
+        """The author of new commits: ``LINDIVC_AUTHOR`` ("Name <email>"), else ``user``, else the login."""
+        env = os.environ.get("LINDIVC_AUTHOR")
+        if env:
+            return env
+        u = self.data.get("user", {})
+        if u.get("name") and u.get("email"):
+            return f"{u['name']} <{u['email']}>"
+        user = getpass.getuser()
+        return f"{user} <{user}@{socket.gethostname()}>"
 
     @property
     def chunk_threshold(self) -> int:

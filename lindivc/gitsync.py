@@ -20,22 +20,31 @@ Write order for a push: pack, then its .idx, then ``objects/info/packs`` (compar
 retried), then - by the caller, after every other upload - the branch ref (compare-and-swap),
 then ``HEAD`` if absent and ``info/refs`` (both derived, best effort). A ref therefore never
 names a commit whose objects are not in the zone.
+
+dulwich does the git work: finding the objects to send (MissingObjectFinder), writing and naming
+packs and their indexes, indexing a downloaded pack from its content (``add_pack``), parsing
+loose objects (``ShaFile.from_file``). Ours are the zone's side of it: the compare-and-swap ref
+update dulwich does not have; the info files, which several writers rewrite by compare-and-swap
+from the zone's own listing (dulwich's ``update_server_info`` writes them from one local
+repository's refs and packs); and lazy, streamed downloads that fetch a pack only when one of its
+objects is needed (dulwich's ``DumbHTTPObjectStore`` holds whole packs and every object in memory).
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import tempfile
-import zlib
 from typing import Callable, Iterable
 
-from dulwich.objects import Commit, ShaFile, Tag, Tree, object_class
+from dulwich.objects import Commit, ShaFile, Tag, Tree
 from dulwich.object_store import MissingObjectFinder
 from dulwich.pack import iter_sha1, load_pack_index, write_pack_from_container, write_pack_index
 from dulwich.repo import Repo
 
-from .errors import ChecksumMismatch, ObjectMissing, PreconditionFailed, RefConflict, ZoneError, ZoneKeyMissing
+from .errors import (ChecksumMismatch, MalformedRef, ObjectMissing, PreconditionFailed, RefConflict, ZoneError,
+                     ZoneKeyMissing)
 from .layout import git_key, validate_key
 from .objects import COPY_BLOCK, is_sha1
 from .zones.base import Zone
@@ -65,7 +74,7 @@ def pack_key(name: str, ext: str) -> str:
 def _parse_ref(data: bytes, key: str) -> str:
     sha = data.decode("ascii", "replace").strip()
     if not is_sha1(sha):
-        raise ZoneError(f"{key}: not a commit sha1: {sha[:60]!r}")
+        raise MalformedRef(key, sha)
     return sha
 
 
@@ -133,15 +142,16 @@ def cas_remote_ref(
 
 def list_remote_refs(zone: Zone) -> dict[str, str]:
     """Every ref of the zone as full name (``refs/heads/main``) -> sha1. Read from the ref files
-    when the zone can be listed, else from the derived ``git/info/refs``. Malformed refs are
-    skipped."""
+    when the zone can be listed, else from the derived ``git/info/refs``. Malformed refs, and
+    refs deleted while they are read, are skipped; any other error (AccessDenied: the zone may
+    be listed but not read) is raised, never taken for "no refs"."""
     refs: dict[str, str] = {}
     if zone.supports_listing:
         prefix = git_key("refs/")
         for info in zone.list(prefix):
             try:
                 refs[info.key[len("git/"):]] = _parse_ref(zone.get(info.key), info.key)
-            except (ZoneKeyMissing, ZoneError):
+            except (ZoneKeyMissing, MalformedRef):
                 continue
         return refs
     try:
@@ -427,16 +437,8 @@ def _fetch_loose(zone: Zone, sha: str) -> tuple[ShaFile, int] | None:
     except ZoneKeyMissing:
         return None
     try:
-        raw = zlib.decompress(data)
-        header, _, body = raw.partition(b"\0")
-        type_name, _, size = header.partition(b" ")
-        if int(size) != len(body):
-            raise ValueError("size mismatch")
-        cls = object_class(type_name)
-        if cls is None:
-            raise ValueError(f"unknown type {type_name!r}")
-        obj = ShaFile.from_raw_string(cls.type_num, body)
-    except Exception as e:
+        obj = ShaFile.from_file(io.BytesIO(data))  # git's loose format: zlib("<type> <size>\0<body>")
+    except Exception as e:  # dulwich reports a malformed object with many exception types
         raise ChecksumMismatch(sha, f"unreadable object ({e})", key) from None
     if obj.id.decode("ascii") != sha:
         raise ChecksumMismatch(sha, obj.id.decode("ascii"), key)

@@ -26,8 +26,9 @@ from lindi.LindiH5pyFile.LindiReferenceFileSystemStore import LindiReferenceFile
 from lindi.LindiH5pyFile.writers.LindiH5pyGroupWriter import LindiH5pyGroupWriter
 from numcodecs.compat import ensure_bytes
 
+from . import httpread
 from .config import DEFAULT_CHUNK_THRESHOLD
-from .errors import FileLocked, InvalidLindiFile, LindivcError
+from .errors import ConversionFailed, FileLocked, HttpError, IngestFailed, InvalidLindiFile
 from .lindijson import apply_templates as _apply_templates
 from .lindijson import expand_templates, is_chunk_key
 from .lindijson import load as load_rfs
@@ -404,7 +405,7 @@ def convert_hdf5(source: str, *, num_dataset_chunks_threshold: int | None = 1000
                 store.close()
     except OSError as e:  # h5py: truncated or corrupt file; requests: the URL failed
         msg = str(e).splitlines()[0][:300] if str(e) else e.__class__.__name__
-        raise LindivcError(f"{source}: cannot convert the HDF5 file: {msg}") from None
+        raise ConversionFailed(source, msg) from None
     _meta_as_dicts(rfs)
     expand_templates(rfs)
     return rfs
@@ -419,22 +420,6 @@ def _read_local_range(fh, offset: int, size: int) -> Iterator[bytes]:
             raise OSError(f"range {offset}+{size} is past the end of the file")
         left -= len(block)
         yield block
-
-
-def _read_url_range(url: str, offset: int, size: int) -> Iterator[bytes]:
-    import requests
-
-    headers = {"Range": f"bytes={offset}-{offset + size - 1}"}
-    with requests.get(url, headers=headers, stream=True, timeout=60) as r:
-        r.raise_for_status()
-        if r.status_code != 206 and not (offset == 0 and r.headers.get("Content-Length") == str(size)):
-            raise OSError(f"{url}: server ignored the Range header (HTTP {r.status_code})")
-        n = 0
-        for block in r.iter_content(COPY_BLOCK):
-            n += len(block)
-            yield block
-        if n != size:
-            raise OSError(f"{url}: expected {size} bytes at {offset}, got {n}")
 
 
 def ingest(rfs: dict, objects: ObjectStore, *, only_local: bool = True) -> int:
@@ -458,7 +443,7 @@ def ingest(rfs: dict, objects: ObjectStore, *, only_local: bool = True) -> int:
                 if _is_url(url):
                     if only_local:
                         continue
-                    blocks = _read_url_range(url, offset, size)
+                    blocks = httpread.iter_range(url, offset, size)
                 elif os.path.isabs(url):
                     fh = handles.get(url)
                     if fh is None:
@@ -469,9 +454,11 @@ def ingest(rfs: dict, objects: ObjectStore, *, only_local: bool = True) -> int:
                 else:
                     continue
                 sha, n = objects.put_stream(blocks)
-            except OSError as e:  # missing, unreadable or too short file; a failed download
+            except HttpError as e:  # its message names the URL and the cause
+                raise IngestFailed(key, url, str(e)) from None
+            except OSError as e:  # missing, unreadable or too short file
                 why = e.strerror if isinstance(e, FileNotFoundError) else (str(e).splitlines()[0][:300] or e.__class__.__name__)
-                raise LindivcError(f"cannot ingest ref {key!r}: {url}: {why}") from None
+                raise IngestFailed(key, url, f"{url}: {why}") from None
             rfs["refs"][key] = [objects.path(sha), 0, n]
             total += n
     finally:

@@ -8,13 +8,13 @@ templates expanded, every ref to a lindivc-managed object written as a content r
 from __future__ import annotations
 
 import gc
-import os
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import orjson
 
+from .atomic import atomic_write
 from .errors import InvalidLindiFile, ObjectMissing
 
 CONTENT_PREFIX = "sha1:"
@@ -352,28 +352,9 @@ def iter_content_refs(rfs: dict) -> Iterator[tuple[str, ContentRef]]:
             yield k, cr
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file and rename, so a reader never sees half a file."""
-    import tempfile
-
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".lindivc-tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())  # working files and index.json are user data: durable before the rename
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_lindi_json(path: str, rfs: dict) -> None:
     """Write a (materialized) reference file system to ``path`` atomically."""
-    write_atomic(path, dumps(rfs))
+    atomic_write(path, dumps(rfs))
 
 
 def missing_locator(cr: ContentRef) -> list:

@@ -1,8 +1,8 @@
 """The local object store: immutable byte strings named by the SHA-1 hex of their bytes.
 
 Layout (docs/format.md): ``.lindivc/objects/aa/bb/cc/<sha1>`` for loose objects and packs,
-``.lindivc/idx/<packsha1>`` for pack indexes. Objects are written atomically (temp file in the
-same directory, fsync, rename), never modified, and verified against their name whenever read
+``.lindivc/idx/<packsha1>`` for pack indexes. Objects are written atomically (lindivc.atomic: temp
+file in the same directory, fsync, rename, fsync of the directory), never modified, and verified against their name whenever read
 in full.
 """
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import threading
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
+from .atomic import AtomicFile, atomic_write
 from .errors import ChecksumMismatch, ObjectMissing
 
 SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -46,45 +46,6 @@ class ByteRange:
     @property
     def end(self) -> int:
         return self.offset + self.size
-
-
-def fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_stream(dest: str, chunks: Iterator[bytes] | list[bytes], *, fsync: bool = True) -> tuple[str, int]:
-    """Write ``chunks`` to ``dest`` atomically; return (sha1 hex, size) of what was written."""
-    d = os.path.dirname(dest)
-    os.makedirs(d, exist_ok=True)
-    h = hashlib.sha1()
-    n = 0
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for c in chunks:
-                h.update(c)
-                n += len(c)
-                f.write(c)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return h.hexdigest(), n
 
 
 class ObjectStore:
@@ -121,7 +82,7 @@ class ObjectStore:
         if os.path.exists(p):
             _touch(p)
             return sha
-        atomic_write_stream(p, [data], fsync=self.fsync)
+        atomic_write(p, data, fsync=self.fsync)
         return sha
 
     def put_stream(self, stream: BinaryIO | Iterator[bytes], expected: str | None = None) -> tuple[str, int]:
@@ -134,33 +95,21 @@ class ObjectStore:
             it: Iterator[bytes] = iter(lambda: stream.read(COPY_BLOCK), b"")  # type: ignore[union-attr]
         else:
             it = stream  # type: ignore[assignment]
-        os.makedirs(self.root, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
         h = hashlib.sha1()
         n = 0
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for c in it:
-                    h.update(c)
-                    n += len(c)
-                    f.write(c)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
+        with AtomicFile(self.root, fsync=self.fsync) as f:
+            for c in it:
+                h.update(c)
+                n += len(c)
+                f.write(c)
             sha = h.hexdigest()
             if expected is not None and sha != expected:
                 raise ChecksumMismatch(expected, sha, "download")
             p = self.path(sha)
             if os.path.exists(p):
-                os.unlink(tmp)
-                _touch(p)
+                _touch(p)  # the temp file is dropped on leaving the block
             else:
-                os.makedirs(os.path.dirname(p), exist_ok=True)
-                os.replace(tmp, p)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+                f.commit(p)
         return sha, n
 
     def get(self, sha1: str) -> bytes:
@@ -290,7 +239,7 @@ class ObjectWriter:
             _touch(p)
             return sha
         if not self.store.fsync:
-            atomic_write_stream(p, [data], fsync=False)
+            atomic_write(p, data, fsync=False)
             return sha
         self._slots.acquire()
         try:
@@ -304,23 +253,8 @@ class ObjectWriter:
         return sha
 
     def _finish(self, data: bytes, dest: str) -> None:
-        tmp = None
         try:
-            d = os.path.dirname(dest)
-            os.makedirs(d, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-            raise
+            atomic_write(dest, data)
         finally:
             self._slots.release()
 

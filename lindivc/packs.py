@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import BinaryIO, Iterator, NamedTuple
 
+from .atomic import atomic_write_stream, fsync_dir
 from .errors import ChecksumMismatch, InvalidPackIndex, ObjectMissing
-from .objects import COPY_BLOCK, ObjectStore, atomic_write_stream, fsync_dir, is_sha1, sha1_bytes
+from .objects import COPY_BLOCK, ObjectStore, is_sha1, sha1_bytes
 
 FORMAT = "lindivc-pack-index/1"
 

@@ -18,7 +18,8 @@ import tempfile
 from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple
 
 from .errors import ChecksumMismatch
-from .objects import COPY_BLOCK, ObjectStore, fsync_dir, is_sha1
+from .atomic import fsync_dir
+from .objects import COPY_BLOCK, ObjectStore, is_sha1
 from .packs import ChunkEntry, PackIndex, PackSet, verify_pack
 
 #: the default ``core.pack_size`` (docs/format.md section 3): 64 MiB, from the push benchmark

@@ -1,41 +1,26 @@
 """A lindivc repository: working tree, staging index, object store and history.
 
-    <worktree>/                 working LINDI files (materialized: plain lindi reads them)
-    <worktree>/.lindivc/
-        config.json             configuration and remotes
-        objects/aa/bb/cc/<sha1> loose objects and packs (the staging area for chunk data)
-        idx/<packsha1>          pack indexes
-        git/                    history: a bare git repository (dulwich)
-        index.json              staged files: path -> canonical blob sha (+ stat cache)
-        remotes/<name>/         what is known of each remote zone (sync)
+The working tree holds working LINDI files (materialized: plain lindi reads them); ``.lindivc/``
+holds the configuration, objects, pack indexes, the index, the history (a bare git repository)
+and what is known of remotes (docs/format.md section 2).
 """
 from __future__ import annotations
 
-import getpass
+import functools
 import os
-import re
-import socket
-import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Callable, Iterable
-
-import orjson
+from typing import Iterable
 
 from . import lindijson
 from .config import Config
-from .errors import (
-    AlreadyARepository,
-    InvalidLindiFile,
-    LindivcError,
-    NotARepository,
-    NothingToCommit,
-    ObjectMissing,
-    PathOutsideRepository,
-)
+from .errors import (AlreadyARepository, BranchExists, InvalidLindiFile, LindivcError, NoSuchBranch,
+                     NoSuchFile, NotALindiName, NotARepository, NotTracked, NothingToCommit,
+                     PathNotInRevision, PathOutsideRepository, UntrackableName)
 from .history import History
+from .index import FileStatus, Index, IndexLock, Status
 from .layout import validate_path
-from .objects import ObjectStore, is_sha1
+from .locations import Locations
+from .objects import ObjectStore
 
 LVC_DIR = ".lindivc"
 
@@ -43,7 +28,6 @@ LVC_DIR = ".lindivc"
 def _index_locked(method):
     """Run a Repository method holding the index lock (re-entrant within one Repository), so that
     two lindivc processes never interleave read-modify-write of index.json and refs."""
-    import functools
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
@@ -51,86 +35,10 @@ def _index_locked(method):
             return method(self, *args, **kwargs)
 
     return wrapper
+
+
 # what layout.validate_path accepts (zone keys use the same alphabet: it is not widened)
-NAME_RULE = "file names may contain only A-Z a-z 0-9 . _ @ + = , - (rename the file to track it)"
-
-
-@dataclass
-class FileStatus:
-    """The state of one path: in HEAD, staged in the index, and in the working tree."""
-
-    path: str
-    head: str | None  # blob sha in HEAD
-    index: str | None  # blob sha staged
-    work: str | None  # blob sha of the working file's canonical form (None: absent)
-    error: str | None = None  # why the working file could not be read
-
-    @property
-    def staged(self) -> str | None:
-        """'added' / 'modified' / 'deleted' between HEAD and the index, else None."""
-        if self.head == self.index:
-            return None
-        if self.head is None:
-            return "added"
-        if self.index is None:
-            return "deleted"
-        return "modified"
-
-    @property
-    def unstaged(self) -> str | None:
-        """'modified' / 'deleted' / 'invalid' between the index and the working file, else None."""
-        if self.index is None:
-            return None
-        if self.error:
-            return "invalid"
-        if self.work is None:
-            return "deleted"
-        return "modified" if self.work != self.index else None
-
-
-@dataclass
-class Status:
-    branch: str | None
-    head: str | None
-    files: list[FileStatus] = field(default_factory=list)
-    untracked: list[str] = field(default_factory=list)
-    untrackable: list[str] = field(default_factory=list)  # LINDI files whose names `add` refuses (NAME_RULE)
-
-    @property
-    def clean(self) -> bool:
-        return not any(f.staged or f.unstaged for f in self.files)
-
-
-class Index:
-    """Staged files (path -> canonical blob sha) with a stat cache of the working files."""
-
-    def __init__(self, path: str, load: bool = True) -> None:
-        self.path = path
-        self.entries: dict[str, dict] = {}
-        if load and os.path.exists(path):
-            with open(path, "rb") as f:
-                raw = f.read()
-            try:
-                data = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                self._corrupt("not valid JSON")
-            if not isinstance(data, dict) or not isinstance(data.get("entries", {}), dict):
-                self._corrupt("not a JSON object with an 'entries' object")
-            entries = data.get("entries", {})
-            for p, e in entries.items():
-                if not isinstance(e, dict) or not isinstance(e.get("blob"), str):
-                    self._corrupt(f"entry {p!r} has no blob")
-            self.entries = entries
-
-    def _corrupt(self, why: str):
-        raise LindivcError(f"{self.path} is corrupt ({why}); rebuild it from HEAD with `lindivc reset` "
-                           "(working files are kept; staged changes must be added again)")
-
-    def save(self) -> None:
-        lindijson.write_atomic(self.path, orjson.dumps({"version": 1, "entries": self.entries}, option=orjson.OPT_SORT_KEYS))
-
-    def blobs(self) -> dict[str, str]:
-        return {p: e["blob"] for p, e in self.entries.items()}
+NAME_RULE = UntrackableName.RULE
 
 
 class Repository:
@@ -149,11 +57,8 @@ class Repository:
         self.history = History(os.path.join(self.lvc, "git"))
         self._packs = None
         self._catalogs: list | None = None
-        self._lock = threading.Lock()
-        self._index_lock_depth = 0
-        self._index_lock_fd: int | None = None
-        self._path_sha: dict[str, str | None] = {}  # object path -> sha1 (None: not an object path)
-        self._pack_flag: dict[str, bool] = {}  # sha1 -> is a local pack
+        self._index_lock = IndexLock(os.path.join(self.lvc, "index.lock"))
+        self.locations = Locations(self.objects, self.idx_dir, lambda: self.packs, self.catalogs)
         self._canon_cache: dict[str, tuple[list, bytes]] = {}  # path -> (stat key, canonical bytes)
 
     # lifecycle ------------------------------------------------------------
@@ -214,21 +119,15 @@ class Repository:
         try:
             return validate_path(rel)
         except LindivcError:
-            raise LindivcError(f"{path}: {NAME_RULE}") from None
+            raise UntrackableName(path) from None
 
     def abspath(self, rel: str) -> str:
         return os.path.join(self.root, *rel.split("/"))
 
     @property
     def author(self) -> str:
-        env = os.environ.get("LINDIVC_AUTHOR")
-        if env:
-            return env
-        u = self.config.data.get("user", {})
-        if u.get("name") and u.get("email"):
-            return f"{u['name']} <{u['email']}>"
-        user = getpass.getuser()
-        return f"{user} <{user}@{socket.gethostname()}>"
+        """The author of new commits ("Name <email>"; see Config.author)."""
+        return self.config.author
 
     # object locations -------------------------------------------------------
     @property
@@ -248,67 +147,9 @@ class Repository:
             self._catalogs = load_catalogs(self)
         return self._catalogs
 
-    def resolve_location(self, url: str, offset: int, size: int) -> lindijson.ContentRef | None:
-        """The content ref for a materialized location, if lindivc manages it."""
-        sha = None
-        if url.startswith("/"):
-            sha = self._path_sha.get(url, "")
-            if sha == "":
-                sha = self._path_sha[url] = self.objects.sha1_from_path(url)
-        if sha is not None:
-            return self._unpack(sha, offset, size, url)
-        for cat in self.catalogs():
-            cr = cat.resolve(url, offset, size)
-            if cr is not None:
-                return cr
-        return None
-
-    def classify_location(self, url: str) -> object:
-        """What :meth:`resolve_location` makes of every ref to ``url`` (lindijson.Classifier): None if
-        no ref to it is managed, the sha1 of a loose object, else lindijson.RESOLVE."""
-        if url.startswith("/"):
-            sha = self._path_sha.get(url, "")
-            if sha == "":
-                sha = self._path_sha[url] = self.objects.sha1_from_path(url)
-            if sha is not None:
-                return lindijson.RESOLVE if self._is_pack(sha) else sha
-        for cat in self.catalogs():
-            prefixes = getattr(cat, "prefixes", None)  # a catalog resolves only URLs under these
-            if prefixes is None or any(url.startswith(p) for p in prefixes):
-                return lindijson.RESOLVE
-        return None
-
-    def _is_pack(self, sha: str) -> bool:
-        is_pack = self._pack_flag.get(sha)
-        if is_pack is None:
-            is_pack = self._pack_flag[sha] = os.path.exists(os.path.join(self.idx_dir, sha)) and self.packs.is_pack(sha)
-        return is_pack
-
-    def _unpack(self, sha: str, offset: int, size: int, url: str) -> lindijson.ContentRef:
-        if self._is_pack(sha):
-            pos = self.packs.chunk_at(sha, offset)  # (chunk, its offset in the pack, offset inside it)
-            if pos is None:
-                raise InvalidLindiFile(url, f"offset {offset} is in no chunk of pack {sha}")
-            chunk_size = self.packs.locate(pos.chunk).size
-            if pos.inner_offset + size > chunk_size:
-                raise InvalidLindiFile(url, f"range {offset}+{size} crosses a chunk boundary in pack {sha}")
-            return lindijson.ContentRef(pos.chunk, pos.inner_offset, size)
-        return lindijson.ContentRef(sha, offset, size)
-
     def locate(self, cr: lindijson.ContentRef) -> list:
         """Where a plain reader finds a content ref: a local path, else a zone URL."""
-        p = self.objects.path(cr.sha1)
-        if os.path.exists(p):
-            return [p, cr.offset, cr.size]
-        loc = self.packs.locate(cr.sha1)
-        if loc is not None:
-            pack, off, _ = loc
-            return [self.objects.path(pack), off + cr.offset, cr.size]
-        for cat in self.catalogs():
-            r = cat.locate(cr)
-            if r is not None:
-                return r
-        raise ObjectMissing(cr.sha1, "the local object store and every known zone")
+        return self.locations.locate(cr)
 
     def has_object(self, sha: str) -> bool:
         return sha in self.objects or self.packs.locate(sha) is not None
@@ -323,7 +164,7 @@ class Repository:
 
     # canonical form ------------------------------------------------------
     def canonicalize(self, rfs: dict) -> dict:
-        return lindijson.canonicalize(rfs, self.resolve_location, self.classify_location)
+        return lindijson.canonicalize(rfs, self.locations.resolve, self.locations.classify)
 
     def canonical_bytes_of(self, path: str) -> bytes:
         """The canonical serialization of the working file at worktree path ``path``.
@@ -337,7 +178,7 @@ class Repository:
             return hit[1]
         ap = self.abspath(path)
         rfs = lindijson.load(ap, check=False)  # canonical_dumps validates
-        canon = lindijson.canonical_dumps(rfs, self.resolve_location, self.classify_location, ap)
+        canon = lindijson.canonical_dumps(rfs, self.locations.resolve, self.locations.classify, ap)
         del rfs
         if key is not None:
             self._canon_cache[path] = (key, canon)
@@ -353,26 +194,9 @@ class Repository:
     def _index(self) -> Index:
         return Index(os.path.join(self.lvc, "index.json"))
 
-    @contextmanager
     def index_lock(self):
-        """Hold ``.lindivc/index.lock`` (flock; re-entrant in this object; released on exit or
-        process death). Another process waits for it."""
-        import fcntl
-
-        with self._lock:
-            depth = self._index_lock_depth
-            self._index_lock_depth += 1
-        try:
-            if depth == 0:
-                self._index_lock_fd = os.open(os.path.join(self.lvc, "index.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-                fcntl.flock(self._index_lock_fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            with self._lock:
-                self._index_lock_depth -= 1
-                if self._index_lock_depth == 0 and self._index_lock_fd is not None:
-                    os.close(self._index_lock_fd)  # releases the flock
-                    self._index_lock_fd = None
+        """Hold ``.lindivc/index.lock`` for a block (re-entrant in this object; see index.IndexLock)."""
+        return self._index_lock.held()
 
     def _stat_key(self, path: str) -> list | None:
         try:
@@ -408,7 +232,8 @@ class Repository:
     def tracked(self) -> list[str]:
         return sorted(self._index().entries)
 
-    def _head_files(self) -> dict[str, str]:
+    def head_files(self) -> dict[str, str]:
+        """The files of HEAD: worktree path -> blob sha (none before the first commit)."""
         h = self.history.head()
         return self.history.commit_files(h) if h else {}
 
@@ -431,7 +256,7 @@ class Repository:
     @_index_locked
     def status(self, paths: Iterable[str] | None = None) -> Status:
         index = self._index()
-        head_files = self._head_files()
+        head_files = self.head_files()
         want = None if paths is None else {self.relpath(p) for p in paths}
         names = sorted(set(head_files) | set(index.entries))
         st = Status(self.history.head_branch(), self.history.head())
@@ -447,7 +272,7 @@ class Repository:
             st.files.append(fs)
         for u in self.untracked(index):
             if want is None or u in want:
-                (st.untracked if _valid_name(u) else st.untrackable).append(u)
+                (st.untracked if is_trackable(u) else st.untrackable).append(u)
         index.save()  # persists the refreshed stat cache
         return st
 
@@ -464,11 +289,11 @@ class Repository:
                     del index.entries[rel]  # staged deletion, like `git add` of a removed file
                     added.append(rel)
                     continue
-                raise LindivcError(f"no such file: {p}")
+                raise NoSuchFile(p)
             if os.path.isdir(ap):
                 raise LindivcError(f"{p} is a directory; name LINDI files")
             if not lindijson.is_lindi_name(rel):
-                raise LindivcError(f"{p} is not a LINDI file (*.lindi.json or *.zarr.json)")
+                raise NotALindiName(p)
             entry = index.entries.setdefault(rel, {})
             blob = self.working_blob(rel, index, write=True)
             entry["blob"] = blob
@@ -484,12 +309,12 @@ class Repository:
         or staged but not committed) is not deleted unless ``force``; nothing is removed then.
         """
         index = self._index()
-        head_files = self._head_files() if not (keep_file or force) else {}
+        head_files = self.head_files() if not (keep_file or force) else {}
         out = []
         for p in paths:
             rel = self.relpath(p)
             if rel not in index.entries:
-                raise LindivcError(f"{p} is not tracked")
+                raise NotTracked(p)
             if not (keep_file or force):
                 staged = index.entries[rel].get("blob")
                 if self._differs(rel, staged):
@@ -521,7 +346,7 @@ class Repository:
         if parent is not None and not allow_empty and self.history.commit(parent).tree == tree:
             raise NothingToCommit()
         if parent is None and not files and not allow_empty:
-            raise NothingToCommit()
+            raise NothingToCommit(initial=True)
         sha = self.history.make_commit(tree, [parent] if parent else [], message, self.author)
         first = message.strip().splitlines()[0]
         self.history.update_head(sha, parent, f"commit{' (initial)' if parent is None else ''}: {first}", self.author)
@@ -532,7 +357,7 @@ class Repository:
         """Make the index that of HEAD (like `git reset`): staged changes become unstaged, working
         files are not touched. Does not read the old index, so it also rebuilds a corrupt one."""
         index = Index(os.path.join(self.lvc, "index.json"), load=False)
-        index.entries = {p: {"blob": b} for p, b in self._head_files().items()}
+        index.entries = {p: {"blob": b} for p, b in self.head_files().items()}
         index.save()
 
     # checkout --------------------------------------------------------------
@@ -553,7 +378,7 @@ class Repository:
             rels = [self.relpath(p) for p in paths]
             for rel in rels:
                 if rel not in files:
-                    raise LindivcError(f"{rel} is not in {rev}")
+                    raise PathNotInRevision(rel, rev)
             with self.locked(rels):
                 for rel in rels:
                     self.write_working(rel, self.history.read_blob(files[rel]))
@@ -606,7 +431,7 @@ class Repository:
         validate_ref_name(name)
         sha = self.history.resolve(start)
         if self.history.ref(f"refs/heads/{name}") is not None:
-            raise LindivcError(f"branch {name!r} already exists")
+            raise BranchExists(name)
         self.history.check_nesting(name)
         self.history.set_ref(f"refs/heads/{name}", sha, None, f"branch: created from {start}", self.author)
         return sha
@@ -614,7 +439,7 @@ class Repository:
     def delete_branch(self, name: str) -> None:
         cur = self.history.ref(f"refs/heads/{name}")
         if cur is None:
-            raise LindivcError(f"no branch named {name!r}")
+            raise NoSuchBranch(name)
         if self.history.head_branch() == name:
             raise LindivcError(f"cannot delete the checked-out branch {name!r}")
         self.history.delete_ref(f"refs/heads/{name}", cur)
@@ -625,7 +450,7 @@ class Repository:
         files = self.history.commit_files(self.history.resolve(rev))
         rel = path.strip("/")
         if rel not in files:
-            raise LindivcError(f"{rel} is not in {rev}")
+            raise PathNotInRevision(rel, rev)
         return self.history.read_blob(files[rel])
 
     # editing -----------------------------------------------------------------
@@ -636,7 +461,7 @@ class Repository:
         rel = self.relpath(path)
         ap = self.abspath(rel)
         if mode == "r":
-            return open_file(ap, "r", read_range=self._read_range_hook())
+            return open_file(ap, "r", read_range=self.locations.read_range_hook())
         return open_file(
             ap, mode, objects=self.objects, chunk_threshold=self.config.chunk_threshold,
             save=lambda rfs: lindijson.write_lindi_json(ap, rfs), lock=self.write_lock(rel),
@@ -662,365 +487,9 @@ class Repository:
             for lk in held:
                 lk.release()
 
-    def _read_range_hook(self) -> Callable | None:
-        cats = [c for c in self.catalogs() if hasattr(c, "read_range")]
-        if not cats:
-            return None
 
-        def read_range(url: str, offset: int, size: int) -> bytes | None:
-            for c in cats:
-                data = c.read_range(url, offset, size)
-                if data is not None:
-                    return data
-            return None
-
-        return read_range
-
-
-def referenced_objects(canonical: bytes) -> set[str]:
-    """Object sha1s named by content refs in canonical bytes."""
-    return {s for s in lindijson.content_shas(canonical) if is_sha1(s)}
-
-
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-
-def _is_url(s: str) -> bool:
-    return s.startswith(("http://", "https://"))
-
-
-def _default_name(source: str, is_hdf5: bool) -> str:
-    base = source.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "file"
-    if is_hdf5:
-        return base + ".lindi.json"
-    return base if lindijson.is_lindi_name(base) else base + ".lindi.json"
-
-
-def import_file(repo: Repository, source: str, as_path: str | None = None, ingest: bool = False,
-                force: bool = False, directory: str | None = None) -> str:
-    """Bring a LINDI file (or an HDF5/NWB file, converted) into the working tree and stage it.
-
-    ``source`` is a local path or an http(s) URL. Relative local paths inside a local LINDI
-    file are made absolute against the file's directory. With ``ingest``, byte ranges of local
-    files are copied into the object store. A relative ``as_path`` (or, without one, the
-    source's file name) is placed in ``directory`` (default: the top of the working tree).
-    Returns the worktree path.
-    """
-    from .lindi_io import convert_hdf5, ingest as ingest_ranges
-
-    if _is_url(source):
-        import requests
-
-        try:
-            head = requests.get(source, headers={"Range": "bytes=0-7"}, timeout=30)
-            head.raise_for_status()
-        except requests.RequestException as e:
-            raise LindivcError(f"cannot read {source}: {e.__class__.__name__}: {str(e).splitlines()[0][:200]}") from None
-        is_hdf5 = head.content[:8] == HDF5_MAGIC
-        if is_hdf5:
-            rfs = convert_hdf5(source)
-        else:
-            try:
-                r = requests.get(source, timeout=120)
-                r.raise_for_status()
-            except requests.RequestException as e:
-                raise LindivcError(f"cannot read {source}: {str(e).splitlines()[0][:200]}") from None
-            rfs = lindijson.parse(r.content, source)
-    else:
-        if not os.path.isfile(source):
-            raise LindivcError(f"no such file: {source}")
-        with open(source, "rb") as f:
-            is_hdf5 = f.read(8) == HDF5_MAGIC
-        if is_hdf5:
-            rfs = convert_hdf5(os.path.abspath(source))
-        else:
-            rfs = lindijson.load(source)
-            base = os.path.dirname(os.path.abspath(source))
-            for v in rfs["refs"].values():
-                if isinstance(v, list) and not (v[0].startswith(("/", "http://", "https://", lindijson.CONTENT_PREFIX, "{{"))):
-                    v[0] = os.path.normpath(os.path.join(base, v[0]))
-    lindijson.expand_templates(rfs)
-    target = as_path or _default_name(source, is_hdf5)
-    rel = repo.relpath(os.path.join(directory or repo.root, target) if not os.path.isabs(target) else target)
-    if not lindijson.is_lindi_name(rel):
-        raise LindivcError(f"{target}: the name must end in .lindi.json or .zarr.json")
-    dest = repo.abspath(rel)
-    if os.path.exists(dest) and not force:
-        raise LindivcError(f"{rel} already exists; use --as NAME or --force")
-    if ingest:
-        ingest_ranges(rfs, repo.objects)
-    lindijson.write_lindi_json(dest, rfs)
-    repo.add([dest])
-    return rel
-
-
-def _parse_canonical(data: bytes | None, name: str) -> dict | None:
-    return None if data is None else lindijson.parse(data, name)
-
-
-# a ref line whose key ends in .zarray/.zattrs/.zgroup: in canonical bytes '": ' (with the space)
-# follows only a key (in values a quote inside a string is escaped, and compact JSON has no space)
-_META_KEY_END = re.compile(rb'\.z(?:array|attrs|group)": ')
-_REFS_OPEN = b'\n"refs": {\n'
-_SEP = b",\n"  # between two ref lines
-_BLOCK = 1 << 20
-
-
-def _refs_bounds(data: bytes) -> tuple[int, int] | None:
-    """Where the ref lines of canonical bytes start and end, or None if not in that layout."""
-    i = data.find(_REFS_OPEN)
-    if i < 0 or not data.endswith(b"\n}\n"):
-        return None
-    start = i + len(_REFS_OPEN)
-    # the refs close with the last "\n}" before the document's closing "\n}\n": the top-level
-    # lines after it are compact JSON, one line each (searching back skips the million ref lines)
-    end = data.rfind(b"\n}", start - 1, len(data) - 2)
-    return None if end < 0 else (start, max(start, end))  # start - 1: no refs
-
-
-def _common_prefix(a: bytes, a0: int, b: bytes, b0: int, limit: int) -> int:
-    """The largest n <= limit with a[a0:a0+n] == b[b0:b0+n] (memcmp of blocks, then bisection)."""
-    lo = 0
-    while lo < limit:
-        hi = min(lo + _BLOCK, limit)
-        if a[a0 + lo:a0 + hi] == b[b0 + lo:b0 + hi]:
-            lo = hi
-            continue
-        while hi - lo > 1:  # the first lo bytes agree, the first hi do not
-            mid = (lo + hi) // 2
-            if a[a0 + lo:a0 + mid] == b[b0 + lo:b0 + mid]:
-                lo = mid
-            else:
-                hi = mid
-        return lo
-    return limit
-
-
-def _common_suffix(a: bytes, a1: int, b: bytes, b1: int, limit: int) -> int:
-    """The largest n <= limit with a[a1-n:a1] == b[b1-n:b1]."""
-    n = 0
-    while n < limit:
-        m = min(n + _BLOCK, limit)
-        if a[a1 - m:a1 - n] == b[b1 - m:b1 - n]:
-            n = m
-            continue
-        while m - n > 1:  # the last n bytes agree, the last m do not
-            mid = (n + m) // 2
-            if a[a1 - mid:a1 - n] == b[b1 - mid:b1 - n]:
-                n = mid
-            else:
-                m = mid
-        return n
-    return limit
-
-
-def _split_refs(a: bytes, ra: tuple[int, int], b: bytes, rb: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Cut the ref lines a[ra[0]:ra[1]] and b[rb[0]:rb[1]] into a common prefix (the first p
-    bytes of each), lines between (a[ra[0]+p:ia], b[rb[0]+p:ib]) and a common suffix
-    (a[ia+2:ra[1]] == b[ib+2:rb[1]], after a ",\n" both share; none when ia is ra[1]). The prefix
-    and the suffix are whole ref lines. Returns (ra[0]+p, ia, rb[0]+p, ib)."""
-    (a0, a1), (b0, b1) = ra, rb
-    p = _common_prefix(a, a0, b, b0, min(a1 - a0, b1 - b0))
-    if p == a1 - a0 == b1 - b0:
-        return a1, a1, b1, b1
-    i = a.rfind(_SEP, a0, a0 + p)
-    p = i + 2 - a0 if i >= 0 else 0
-    q = _common_suffix(a, a1, b, b1, min(a1 - a0, b1 - b0) - p)
-    ia = a.find(_SEP, a1 - q, a1)
-    if ia < 0:
-        return a0 + p, a1, b0 + p, b1
-    return a0 + p, ia, b0 + p, b1 - (a1 - ia)
-
-
-def _lines(x: bytes) -> list[bytes]:
-    return x.split(_SEP) if x else []
-
-
-def _parse_narrowed(a: bytes, b: bytes, name: str) -> tuple[dict, dict]:
-    """Both canonical files parsed with only the refs that can matter to ``diff_rfs``.
-
-    A chunk ref identical on both sides counts for nothing in ``diff_rfs`` unless it names an
-    object that a changed ref names too (then it keeps that object from counting as new), or it
-    belongs to an array added as a whole (counted in its chunks). Every other identical ref is
-    left out, so a small change to a file of a million refs parses a few lines, not the file:
-    the ref lines are sorted by key, so the identical ones are mostly a common prefix and suffix
-    (compared as bytes); only the lines between are split and compared as sets. Identical
-    metadata lines (.zarray/.zattrs/.zgroup) are kept. Falls back to full parses for bytes not in
-    the canonical one-ref-per-line layout.
-    """
-    ra, rb = _refs_bounds(a), _refs_bounds(b)
-    if ra is None or rb is None:
-        return lindijson.parse(a, name), lindijson.parse(b, name)
-    pa, ia, pb, ib = _split_refs(a, ra, b, rb)
-    mb = set(_lines(b[pb:ib]))
-    ma = set(_lines(a[pa:ia]))
-    only_a, only_b = ma - mb, mb - ma
-
-    def line_at(pos: int) -> tuple[int, bytes]:
-        s = a.rfind(b"\n", 0, pos) + 1
-        e = a.find(_SEP, pos, ra[1])
-        return s, a[s:ra[1] if e < 0 else e]
-
-    def identical(start: int, line: bytes) -> bool:  # a's line at start is in b too
-        return start < pa or start > ia or line in mb
-
-    keep = set()
-    for m in _META_KEY_END.finditer(a, ra[0], ra[1]):
-        s, ln = line_at(m.start())
-        if identical(s, ln):
-            keep.add(ln)
-    changed_shas = {s.encode() for s in lindijson.content_shas(b"\n".join(only_a | only_b))}
-    if changed_shas:
-        for m in lindijson.CONTENT_SHA_RE.finditer(a, ra[0], ra[1]):
-            if m.group(1) in changed_shas:
-                s, ln = line_at(m.start())
-                if identical(s, ln):
-                    keep.add(ln)
-
-    def parse(x: bytes, r: tuple[int, int], lines: set[bytes]) -> dict:
-        return lindijson.parse(x[:r[0]] + _SEP.join(sorted(lines)) + x[r[1]:], name)
-
-    na, nb = parse(a, ra, only_a | keep), parse(b, rb, only_b | keep)
-    added = {k[: -len(".zarray")] for k in nb["refs"] if k.endswith(".zarray") and k not in na["refs"]}
-    if added:  # arrays added as a whole: every chunk of theirs counts
-        for x, r in ((a, na), (b, nb)):
-            full = lindijson.parse(x, name)["refs"]
-            r["refs"].update({k: v for k, v in full.items() if (k.rsplit("/", 1)[0] + "/" if "/" in k else "") in added})
-    return na, nb
-
-
-def diff(repo: Repository, rev_a: str | None = None, rev_b: str | None = None,
-         paths: Iterable[str] | None = None, errors: list | None = None) -> list:
-    """LINDI-level diffs: ``rev_a`` (default HEAD) against ``rev_b`` (default: the working files).
-
-    With ``errors`` (a list), a working file that cannot be read is skipped and reported there
-    as (path, reason) instead of failing the whole diff.
-    """
-    from .diff import diff_rfs
-
-    a_sha = repo.history.resolve(rev_a or "HEAD") if (rev_a or repo.history.head()) else None
-    a_files = repo.history.commit_files(a_sha) if a_sha else {}
-    if rev_b is not None:
-        b_files = repo.history.commit_files(repo.history.resolve(rev_b))
-        b_read: Callable[[str], bytes | None] = lambda p: repo.history.read_blob(b_files[p]) if p in b_files else None
-        names = set(a_files) | set(b_files)
-    else:
-        index = repo._index()
-        tracked = set(index.entries)
-        names = set(a_files) | tracked
-        # a working file whose stat matches the index's cache and whose blob is a's needs no read
-        names -= {p for p in tracked if p in a_files and index.entries[p].get("work_blob") == a_files[p]
-                  and index.entries[p].get("stat") == repo._stat_key(p)}
-
-        def b_read(p: str) -> bytes | None:
-            if p not in tracked or not os.path.exists(repo.abspath(p)):
-                return None
-            return repo.canonical_bytes_of(p)
-    if paths is not None:
-        want = {repo.relpath(p) for p in paths}
-        names &= want
-    out = []
-    for p in sorted(names):
-        a = repo.history.read_blob(a_files[p]) if p in a_files else None
-        try:
-            b = b_read(p)
-        except InvalidLindiFile as e:
-            if errors is None:
-                raise
-            errors.append((p, e.reason))
-            continue
-        if a == b:
-            continue
-        if a is not None and b is not None:
-            out.append(diff_rfs(p, *_parse_narrowed(a, b, p)))
-        else:
-            out.append(diff_rfs(p, _parse_canonical(a, p), _parse_canonical(b, p)))
-    return out
-
-
-@dataclass
-class LogEntry:
-    commit: "object"  # history.CommitInfo
-    files: list  # FileDiff list when stat was asked, else []
-
-
-def log(repo: Repository, rev: str = "HEAD", max_count: int | None = None, path: str | None = None,
-        stat: bool = False) -> list[LogEntry]:
-    """Commits reachable from ``rev``, newest first; with ``path`` only those that change it."""
-    from .diff import diff_rfs
-
-    if repo.history.head() is None and rev == "HEAD":
-        return []
-    rel = repo.relpath(path) if path else None
-    out: list[LogEntry] = []
-    for c in repo.history.walk([repo.history.resolve(rev)], max_count=None if rel else max_count):
-        files: list = []
-        if rel or stat:
-            cur = repo.history.tree_files(c.tree)
-            prev = repo.history.commit_files(c.parents[0]) if c.parents else {}
-            changed = [p for p in sorted(set(cur) | set(prev)) if cur.get(p) != prev.get(p)]
-            if rel:
-                if rel not in changed:
-                    continue
-                changed = [rel] if not stat else changed
-            if stat:
-                for p in changed:
-                    a = repo.history.read_blob(prev[p]) if p in prev else None
-                    b = repo.history.read_blob(cur[p]) if p in cur else None
-                    files.append(diff_rfs(p, _parse_canonical(a, p), _parse_canonical(b, p)))
-        out.append(LogEntry(c, files))
-        if max_count is not None and len(out) >= max_count:
-            break
-    return out
-
-
-def pack_loose(repo: Repository, target_size: int | None = None, reporter=None) -> tuple[int, int]:
-    """Consolidate the loose chunk objects into packs; re-render the working files to read from
-    them. Returns (packs written, bytes packed). Loose copies go only after a pack is verified
-    and its index saved; the working files' canonical form does not change."""
-    from .packstream import repack_loose
-    from .progress import Reporter
-
-    rep = reporter or Reporter()
-    index = repo._index()
-    paths = [p for p in sorted(set(index.entries) | set(repo.lindi_files())) if os.path.exists(repo.abspath(p))]
-    failed: list[str] = []
-    # a writer holding a working file open "r+" would save it back naming deleted loose copies
-    with repo.locked(p for p in paths if _valid_name(p)):
-        shas = [s for s in repo.objects if not repo.packs.is_pack(s)]
-        total = sum(repo.objects.size(s) for s in shas)
-        with rep.task(f"Packing {len(shas)} objects", total) as advance:
-            done = repack_loose(repo.objects, repo.packs, shas, target_size or repo.config.pack_size,
-                                progress=advance)
-        # every working file is re-rendered, whatever fails in another one
-        for path in paths:
-            try:
-                canon = repo.canonical_bytes_of(path)
-            except InvalidLindiFile:
-                continue  # a broken working file is the user's to fix; leave it as it is
-            except LindivcError as e:
-                failed.append(f"{path} ({e})")
-                continue
-            missing: list[str] = []
-
-            def locate(cr: lindijson.ContentRef) -> list:
-                try:
-                    return repo.locate(cr)
-                except ObjectMissing:  # keep the ref as it was; the rest of the file moves to the packs
-                    missing.append(cr.sha1)
-                    return [repo.objects.path(cr.sha1), cr.offset, cr.size]
-
-            lindijson.write_lindi_json(repo.abspath(path), lindijson.render(lindijson.parse(canon, path), locate))
-            if missing:
-                failed.append(f"{path} (names missing object {missing[0]}"
-                              f"{f' and {len(set(missing)) - 1} more' if len(set(missing)) > 1 else ''})")
-    if failed:
-        raise LindivcError(f"packed {len(done)} pack(s); the other working files were updated, but "
-                           f"{len(failed)} could not be: {'; '.join(failed[:3])}{' ...' if len(failed) > 3 else ''}")
-    return len(done), sum(i.size for i in done)
-
-
-def _valid_name(rel: str) -> bool:
+def is_trackable(rel: str) -> bool:
+    """True if lindivc can track a file at worktree path ``rel`` (see NAME_RULE)."""
     try:
         validate_path(rel)
     except LindivcError:

@@ -86,7 +86,8 @@ def test_example_publishes_autocorrelograms_that_pynwb_reads_by_url(remote, tmp_
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_allclose(edges, np.linspace(-0.05, 0.05, 101), rtol=0, atol=1e-12)
 
-    from lindivc.repo import Repository, log
+    from lindivc.log import log
+    from lindivc.repo import Repository
 
     with Repository.find(str(tmp_path / "repo")) as repo:
         entries = log(repo)
@@ -96,7 +97,8 @@ def test_example_publishes_autocorrelograms_that_pynwb_reads_by_url(remote, tmp_
 
 
 def test_example_run_again_adds_nothing_and_pushes_nothing(remote, tmp_path):
-    from lindivc.repo import Repository, log
+    from lindivc.log import log
+    from lindivc.repo import Repository
 
     base, _ = remote
     source = f"{base}/session.nwb.lindi.json"

@@ -6,8 +6,8 @@ import os
 from click.testing import CliRunner
 
 from lindivc.cli import cli
+from lindivc.consolidate import pack_loose
 from lindivc.fsck import fsck_local, fsck_zone
-from lindivc.repo import pack_loose
 from lindivc.push import push
 from lindivc.zones import open_zone
 

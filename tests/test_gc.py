@@ -446,7 +446,7 @@ def test_local_gc_keeps_reachable_young_and_working_deletes_old_garbage(tmp_path
 def test_local_gc_reflog_and_packs(tmp_path):
     r, name = make_repo(tmp_path / "a", seed=15)
     first = r.history.head()
-    from lindivc.repo import pack_loose
+    from lindivc.consolidate import pack_loose
 
     pack_loose(r)
     assert len(r.packs) == 1

@@ -240,6 +240,21 @@ def test_loose_objects_in_zone_are_downloaded(zone, tmp_path):
     zone.put(f"git/objects/{h[:2]}/{h[2:]}", other.as_legacy_object())
     with pytest.raises(ChecksumMismatch):
         download_history(zone, new_repo(tmp_path / "dst2"), [shas[0]])
+    # bytes that are not a loose object at all (not zlib; an unknown type) are refused too
+    import zlib
+
+    for junk in (b"not zlib", zlib.compress(b"weird 5\0hello")):
+        zone.put(f"git/objects/{h[:2]}/{h[2:]}", junk)
+        with pytest.raises(ChecksumMismatch, match="unreadable object"):
+            download_history(zone, new_repo(tmp_path / f"dst-{len(junk)}"), [shas[0]])
+
+
+def test_list_remote_refs_skips_malformed_refs_only(zone, tmp_path):
+    src = new_repo(tmp_path / "src")
+    shas = history(src)
+    cas_remote_ref(zone, "main", shas[-1], None)
+    zone.put("git/refs/heads/broken", b"not a sha\n")
+    assert list_remote_refs(zone) == {"refs/heads/main": shas[-1]}
 
 
 def test_info_packs_update_retries_after_concurrent_change(zone, tmp_path):

@@ -3,7 +3,7 @@
 - ``refs.canonical_dumps`` (one pass, a classifier memoized per URL) against
   ``refs.dumps(refs.canonicalize(...))`` with the resolver alone, byte for byte, and the same
   InvalidLindiFile reason for broken files;
-- ``repo._parse_narrowed`` (common prefix/suffix cut, only changed lines parsed) against full
+- ``diff._parse_narrowed`` (common prefix/suffix cut, only changed lines parsed) against full
   parses, through ``diff.diff_rfs``.
 """
 from __future__ import annotations
@@ -17,9 +17,10 @@ import orjson
 import pytest
 
 from lindivc import lindijson
-from lindivc.diff import diff_rfs
+from lindivc.diff import _parse_narrowed, diff_rfs
 from lindivc.errors import InvalidLindiFile
-from lindivc.repo import Repository, _parse_narrowed, pack_loose
+from lindivc.consolidate import pack_loose
+from lindivc.repo import Repository
 
 ZONE = "https://zone.example/bucket/z1/"
 EXTERNAL = "https://dandiarchive.example/blobs/abc"
@@ -58,7 +59,7 @@ def repo(tmp_path):
     pack_loose(r, target_size=1 << 20)  # packs every loose object
     assert all(r.packs.locate(s) is not None for s in packed)
     loose = [r.objects.put_bytes(bytes([i]) * (100 + i)) for i in range(6)]
-    r._pack_flag.clear()
+    r.locations._pack_flag.clear()
     r._packs = None
     r._catalogs = [_ZoneCatalog(), _OpaqueCatalog()]
     r.test_loose = loose
@@ -126,7 +127,7 @@ def _rand_rfs(rng: random.Random, repo: Repository, n: int) -> dict:
 
 def _slow(rfs: dict, repo: Repository) -> bytes:
     lindijson.validate(rfs)
-    return lindijson.dumps(lindijson.canonicalize(copy.deepcopy(rfs), repo.resolve_location))
+    return lindijson.dumps(lindijson.canonicalize(copy.deepcopy(rfs), repo.locations.resolve))
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -136,9 +137,9 @@ def test_canonical_dumps_matches_canonicalize_then_dumps(repo, seed):
         repo._catalogs = repo._catalogs[:1]  # without the opaque catalog most URLs are unmanaged
     rfs = _rand_rfs(rng, repo, rng.choice([0, 1, 5, 60, 300]))
     slow = _slow(rfs, repo)
-    assert lindijson.canonical_dumps(rfs, repo.resolve_location, repo.classify_location) == slow
-    assert lindijson.dumps(lindijson.canonicalize(rfs, repo.resolve_location, repo.classify_location)) == slow
-    assert lindijson.canonical_dumps(rfs, repo.resolve_location) == slow  # no classifier: resolve each
+    assert lindijson.canonical_dumps(rfs, repo.locations.resolve, repo.locations.classify) == slow
+    assert lindijson.dumps(lindijson.canonicalize(rfs, repo.locations.resolve, repo.locations.classify)) == slow
+    assert lindijson.canonical_dumps(rfs, repo.locations.resolve) == slow  # no classifier: resolve each
     assert orjson.loads(slow)  # valid JSON
 
 
@@ -154,7 +155,7 @@ def test_canonical_dumps_rejects_as_validate_does(repo, bad):
     with pytest.raises(InvalidLindiFile) as slow:
         lindijson.validate(rfs, "f")
     with pytest.raises(InvalidLindiFile) as fast:
-        lindijson.canonical_dumps(rfs, repo.resolve_location, repo.classify_location, "f")
+        lindijson.canonical_dumps(rfs, repo.locations.resolve, repo.locations.classify, "f")
     assert fast.value.reason == slow.value.reason
 
 
@@ -163,7 +164,7 @@ def test_canonical_dumps_rejects_bad_top_level(repo):
         with pytest.raises(InvalidLindiFile) as slow:
             lindijson.validate(rfs, "f")
         with pytest.raises(InvalidLindiFile) as fast:
-            lindijson.canonical_dumps(rfs, repo.resolve_location, repo.classify_location, "f")
+            lindijson.canonical_dumps(rfs, repo.locations.resolve, repo.locations.classify, "f")
         assert fast.value.reason == slow.value.reason
 
 
@@ -176,8 +177,8 @@ def test_classifier_agrees_with_resolver(repo, opaque):
     for _ in range(500):
         url, o, n = _rand_location(rng, repo)
         url = lindijson.apply_templates(url, {"u0": EXTERNAL, "u1": ZONE + "sha1/x"})
-        c = repo.classify_location(url)
-        cr = repo.resolve_location(url, o, n)
+        c = repo.locations.classify(url)
+        cr = repo.locations.resolve(url, o, n)
         seen.add("none" if c is None else "resolve" if c is lindijson.RESOLVE else "sha")
         if c is None:
             assert cr is None, url

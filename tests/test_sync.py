@@ -17,7 +17,8 @@ import pytest
 import lindivc
 from lindivc.errors import (ChecksumMismatch, InvalidKey, LindivcError, NonFastForward, ZoneError,
                             ZoneUnreachable)
-from lindivc.repo import Repository, import_file
+from lindivc.importer import import_file
+from lindivc.repo import Repository
 from lindivc.fetch import clone, fetch, pull
 from lindivc.push import push
 from lindivc.testdata import make_nwb

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import orjson
 
-from .. import lindijson
+from ..atomic import atomic_write
 from .model import Deletion, GCPlan, Repack, Roots
 
 CACHE_FORMAT = "lindivc-gc-cache/1"
@@ -58,7 +58,7 @@ def _read(cache_dir: str) -> dict | None:
 
 def _write(cache_dir: str, doc: dict) -> None:
     os.makedirs(cache_dir, exist_ok=True)
-    lindijson.write_atomic(_path(cache_dir), orjson.dumps(doc))
+    atomic_write(_path(cache_dir), orjson.dumps(doc))
 
 
 def load(cache_dir: str, fp: str, plan: GCPlan) -> CachedResult | None:

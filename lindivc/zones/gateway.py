@@ -17,25 +17,12 @@ from ..errors import (AccessDenied, InvalidKey, PreconditionFailed, ZoneError, Z
                       ZoneUnreachable)
 from ..layout import MAX_KEY, ZoneURL, parse_zone_url, validate_key
 from .base import ObjectInfo, Zone
+from ..httpread import make_session
 from .http import HttpReads
 
 TIMEOUT = (10, 120)  # connect, read
 UPLOAD_BLOCK = 1 << 20
 SAFE = "/@+=,"
-
-
-def _session(pool: int = 16):
-    import requests
-    from requests.adapters import HTTPAdapter
-    from urllib3.util.retry import Retry
-
-    s = requests.Session()
-    retry = Retry(total=3, connect=2, read=2, backoff_factor=0.2, status_forcelist=(429, 500, 502, 503, 504),
-                  allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False)
-    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=pool)
-    s.mount("http://", adapter)
-    s.mount("https://", adapter)
-    return s
 
 
 class _ProgressReader:
@@ -75,7 +62,7 @@ class GatewayZone(HttpReads, Zone):
         self.name = self.location.name
         self._token = token
         self._owns_session = session is None
-        self.session = session if session is not None else _session()
+        self.session = session if session is not None else make_session(16)
 
     # helpers -------------------------------------------------------------------------------
     def _url(self, key: str) -> str:

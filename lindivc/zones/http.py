@@ -8,16 +8,15 @@ back the wrong bytes silently. There is no listing and no writing.
 from __future__ import annotations
 
 import email.utils
-import re
 import time
 import urllib.parse
 from typing import BinaryIO, Callable, Iterator
 
 from ..errors import AccessDenied, InvalidKey, ZoneError, ZoneKeyMissing, ZoneUnreachable
+from ..httpread import CONTENT_RANGE_RE, make_session
 from ..layout import ZoneURL, parse_zone_url
 from .base import ObjectInfo, Zone, check_key, check_prefix, check_range
 
-CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 TIMEOUT = (5, 60)  # connect, read
 
 
@@ -56,21 +55,6 @@ def object_info(key: str, resp) -> ObjectInfo:
     if etag:
         etag = etag.removeprefix("W/").strip('"')
     return ObjectInfo(key, int(h.get("Content-Length", "-1")), mtime, etag or None)
-
-
-def make_session():
-    """A requests Session with a few quick retries (urllib3's) for GET/HEAD."""
-    import requests
-    from requests.adapters import HTTPAdapter
-    from urllib3.util.retry import Retry
-
-    s = requests.Session()
-    retry = Retry(total=3, connect=2, read=2, backoff_factor=0.2, status_forcelist=(429, 500, 502, 503, 504),
-                  allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False)
-    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=32)
-    s.mount("http://", adapter)
-    s.mount("https://", adapter)
-    return s
 
 
 class HttpReads:

@@ -25,7 +25,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from ..errors import InvalidKey, PreconditionFailed, ZoneError, ZoneKeyMissing
 from ..layout import NAME_RE, TOP_PREFIXES, ZoneURL, parse_zone_url
-from ..objects import fsync_dir
+from ..atomic import fsync_dir
 from .base import STREAM_BLOCK, ObjectInfo, Zone, check_key, check_prefix, check_range
 
 META_DIR = ".lindivc-zone"

@@ -126,6 +126,7 @@ class S3Zone(Zone):
 
     def _error(self, e: Exception, key: str | None = None) -> Exception:
         """The lindivc error for a botocore exception."""
+        from botocore import UNSIGNED
         from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError,
                                          EndpointConnectionError, NoCredentialsError, ReadTimeoutError)
 
@@ -144,6 +145,9 @@ class S3Zone(Zone):
             if code in PRECONDITION_CODES or status == 412:
                 return PreconditionFailed(key or "?")
             if code in DENIED_CODES or status == 403:
+                if self.client.meta.config.signature_version is UNSIGNED:  # make_client found no credentials
+                    return AccessDenied(f"{self.url}: no AWS credentials found, and the store refused an "
+                                        f"anonymous request ({code or status})")
                 return AccessDenied(f"{self.url}: access denied ({code or status})")
             if code in MISSING_CODES or status == 404:
                 return ZoneKeyMissing(key or "?", self.url)

@@ -32,7 +32,7 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 def warm_up() -> None:
     """Import what the CLI and the writer import once, so their bytecode caches exist."""
-    subprocess.run([sys.executable, "-c", "import lindivc.cli, lindivc.repo, lindivc.diff, lindivc.lindi_io, "
+    subprocess.run([sys.executable, "-c", "import lindivc.cli, lindivc.repo, lindivc.diff, lindivc.log, lindivc.importer, lindivc.lindi_io, "
                     "lindivc.packs, lindivc.packstream, h5py, numpy"], env=ENV, check=True, cwd=ROOT)
     subprocess.run(lindivc_cmd() + ["--help"], env=ENV, check=True, stdout=subprocess.DEVNULL)
 
