@@ -59,7 +59,8 @@ def test_log_of_neither_a_revision_nor_a_path_is_an_error(run, tmp_path):
 
 def test_commit_before_anything_is_tracked_says_so(run, tmp_path):
     assert _error_line(run("commit", "-m", "x", ok=False)) == \
-        "Error: nothing to commit (no files tracked yet; use `lindivc add` or `lindivc import`)"
+        "Error: nothing to commit (no files tracked yet); bring a file in with " \
+        "`lindivc import FILE_OR_URL` or `lindivc add PATH`"
     _lindi(tmp_path, "a.lindi.json", {})  # untracked: still nothing to commit
     assert "no files tracked yet" in _error_line(run("commit", "-a", "-m", "x", ok=False))
     assert json.loads(run("log", "--json").output) == []

@@ -131,7 +131,7 @@ def test_commit_with_nothing_changed_after_a_commit_says_files_match_head(run, n
     ("clone", "Usage: lindivc clone [OPTIONS] URL [DIRECTORY]"),
     ("init", "Usage: lindivc init [OPTIONS] [DIRECTORY]"),
     ("show", "Usage: lindivc show [OPTIONS] [REV]"),
-    ("log", "Usage: lindivc log [OPTIONS] [PATH]"),
+    ("log", "Usage: lindivc log [OPTIONS] [PATH|REV]"),
 ])
 def test_usage_lines_bracket_optional_arguments(run, cmd, usage):
     assert run(cmd, "--help").output.splitlines()[0] == usage

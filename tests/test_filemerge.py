@@ -18,7 +18,8 @@ import lindivc
 from lindivc import filemerge, lindijson, reflines
 from lindivc.errors import InvalidLindiFile, NoConflictAt, UnresolvedConflicts
 from lindivc.filemerge import Conflict, merge_files
-from lindivc.repo import Repository, import_file
+from lindivc.importer import import_file
+from lindivc.repo import Repository
 
 N_UNITS = 4
 SPIKES = [[0.1, 0.5, 0.9], [0.2, 1.5], [2.0, 2.5, 3.0, 3.5], [4.0]]
