@@ -1,4 +1,4 @@
-"""Write docs/cli.md, the command reference, from the click commands of lindivc/cli.py.
+"""Write docs/cli.md, the command reference, from the click commands of lindivc/cli/.
 
     .venv/bin/python scripts/gen_cli_docs.py           rewrite docs/cli.md
     .venv/bin/python scripts/gen_cli_docs.py --check   exit 1 if docs/cli.md is stale
@@ -21,7 +21,7 @@ COMMAND = ".venv/bin/python scripts/gen_cli_docs.py"  # from the repository root
 
 HEADER = f"""# lindivc command reference
 
-<!-- Generated from lindivc/cli.py by scripts/gen_cli_docs.py; do not edit by hand.
+<!-- Generated from lindivc/cli/ by scripts/gen_cli_docs.py; do not edit by hand.
      After changing a command, run: {COMMAND} -->
 
 Every command is also documented by `lindivc COMMAND --help`; this page is that text, collected.

@@ -1,0 +1,4 @@
+"""`python -m lindivc.cli`: the same as the `lindivc` command."""
+from . import main
+
+main()

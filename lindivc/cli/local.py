@@ -1,0 +1,334 @@
+"""Commands on the local repository: init, import, status, add, rm, reset, commit, log, show,
+diff, checkout, branch, tag."""
+from __future__ import annotations
+
+import os
+import time
+
+import click
+
+from .. import completion as comp
+from ..errors import LindivcError
+from .base import DashDashCommand, _emit_json, _repo, cli
+
+
+# ---------------------------------------------------------------- repository
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+def init(directory: str) -> None:
+    """Create an empty repository in DIRECTORY (default: the current directory)."""
+    from ..repo import Repository
+
+    r = Repository.init(directory)
+    click.echo(f"Initialized empty lindivc repository in {r.lvc}")
+
+
+@cli.command("import")
+@click.argument("source")
+@click.option("--as", "as_path", metavar="PATH", help="Name in the working tree, relative to the current directory "
+              "(default: the source's file name, in the current directory).")
+@click.option("--ingest", is_flag=True, help="Copy byte ranges of local files into the object store, so the "
+              "result no longer depends on the original file.")
+@click.option("--force", is_flag=True, help="Overwrite an existing working file of that name.")
+def import_(source: str, as_path: str | None, ingest: bool, force: bool) -> None:
+    """Bring SOURCE into the working tree and stage it.
+
+    SOURCE is a LINDI file (.lindi.json or .zarr.json) or an HDF5/NWB file (converted; its
+    chunks stay references to that file), given as a local path or an http(s) URL.
+    """
+    from ..importer import import_file
+
+    # like add and status: relative to the current directory
+    rel = import_file(_repo(), source, as_path=as_path, ingest=ingest, force=force, directory=os.getcwd())
+    click.echo(f"imported {source} as {rel} (staged; commit with `lindivc commit -m ...`)")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, shell_complete=comp.lindi_files)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(paths: tuple[str, ...], as_json: bool) -> None:
+    """Show tracked, modified and untracked LINDI files, and what changed in each."""
+    from ..diff import format_diff
+    from ..diff import diff
+    from ..repo import NAME_RULE
+
+    r = _repo()
+    st = r.status(paths or None)
+    # an unreadable working file is already in st.files with its error: skip it in the diff
+    changes = {d.path: d for d in diff(r, None, None, paths or None, errors=[])} if st.files else {}
+    if as_json:
+        _emit_json({
+            "branch": st.branch, "head": st.head,
+            "files": [{"path": f.path, "staged": f.staged, "unstaged": f.unstaged, "error": f.error,
+                       "changes": changes[f.path].to_json() if f.path in changes else None} for f in st.files],
+            "untracked": st.untracked, "untrackable": st.untrackable,
+        })
+        return
+    click.echo(f"On branch {st.branch}" if st.branch else f"HEAD detached at {(st.head or '')[:10]}")
+    if st.head is None:
+        click.echo("No commits yet")
+    staged = [f for f in st.files if f.staged]
+    unstaged = [f for f in st.files if f.unstaged]
+    if staged:
+        click.echo("\nChanges to be committed:")
+        for f in staged:
+            click.echo(f"  {f.staged + ':':10} {f.path}")
+    if unstaged:
+        click.echo("\nChanges not staged for commit (use `lindivc add` or `commit -a`):")
+        for f in unstaged:
+            why = f" ({f.error})" if f.error else ""
+            click.echo(f"  {f.unstaged + ':':10} {f.path}{why}")
+    if changes:
+        click.echo("\nWhat changed since HEAD:")
+        for d in changes.values():
+            for line in format_diff(d):
+                click.echo("  " + line)
+    if st.untracked:
+        click.echo("\nUntracked LINDI files (use `lindivc add`):")
+        for u in st.untracked:
+            click.echo(f"  {u}")
+    if st.untrackable:
+        click.echo(f"\nLINDI files that cannot be tracked ({NAME_RULE}):")
+        for u in st.untrackable:
+            click.echo(f"  {u}")
+    if not staged and not unstaged and not st.untracked:
+        click.echo("nothing to commit, working files match HEAD")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, shell_complete=comp.lindi_files)
+def add(paths: tuple[str, ...]) -> None:
+    """Stage LINDI files at PATHS for the next commit."""
+    for p in _repo().add(paths):
+        click.echo(f"staged {p}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, shell_complete=comp.tracked_paths)
+@click.option("--cached", is_flag=True, help="Stop tracking but keep the working file.")
+@click.option("-f", "--force", is_flag=True, help="Delete working files even if they have uncommitted changes.")
+def rm(paths: tuple[str, ...], cached: bool, force: bool) -> None:
+    """Stop tracking PATHS (and delete the working files unless --cached).
+
+    A working file with changes that are not committed is kept, and nothing is removed,
+    unless --force.
+    """
+    for p in _repo().remove(paths, keep_file=cached, force=force):
+        click.echo(f"removed {p}")
+
+
+@cli.command()
+def reset() -> None:
+    """Unstage everything: make the staged files those of HEAD.
+
+    Working files are not touched (their changes show as unstaged). Also rebuilds a corrupt
+    .lindivc/index.json.
+    """
+    r = _repo()
+    r.reset()
+    click.echo(f"index reset to HEAD ({len(r.tracked())} tracked file(s)); working files unchanged")
+
+
+@cli.command()
+@click.option("-m", "--message", required=True, help="What this version changes, and why.")
+@click.option("-a", "--all", "all_", is_flag=True, help="Stage every modified tracked file first.")
+@click.option("--allow-empty", is_flag=True, help="Record a commit even if nothing changed.")
+def commit(message: str, all_: bool, allow_empty: bool) -> None:
+    """Record the staged LINDI files as a new version."""
+    r = _repo()
+    sha = r.commit(message, all=all_, allow_empty=allow_empty)
+    click.echo(f"[{r.history.head_branch() or 'detached'} {sha[:10]}] {message.strip().splitlines()[0]}")
+
+
+def _fmt_time(t: int, tz: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t + tz)) + f" {'+' if tz >= 0 else '-'}{abs(tz)//3600:02d}{abs(tz)%3600//60:02d}"
+
+
+@cli.command()
+@click.argument("target", metavar="[PATH|REV]", required=False, shell_complete=comp.revisions_or_paths)
+@click.option("-n", "max_count", type=click.IntRange(min=1), help="Show at most N commits.")
+@click.option("--stat", is_flag=True, help="Summarize what each commit changed.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--rev", default="HEAD", show_default=True, help="Start from this revision.",
+              shell_complete=comp.revisions)
+@click.option("--oneline", is_flag=True, help="One line per commit.")
+def log(target: str | None, max_count: int | None, stat: bool, as_json: bool, rev: str, oneline: bool) -> None:
+    """Show the history, newest first: of PATH, or from REV.
+
+    An argument that is a tracked file or a file in the working tree is a PATH; anything else
+    must be a revision.
+    """
+    from ..diff import format_diff
+    from ..log import log as repo_log
+
+    entries = repo_log(_repo(), rev=rev, max_count=max_count, stat=stat, target=target)
+    if as_json:
+        _emit_json([{"commit": e.commit.sha, "parents": list(e.commit.parents), "author": e.commit.author,
+                     "time": e.commit.time, "message": e.commit.message,
+                     **({"files": [d.to_json() for d in e.files]} if stat else {})} for e in entries])
+        return
+    for e in entries:
+        c = e.commit
+        if oneline:
+            click.echo(f"{c.sha[:10]} {c.summary}")
+        else:
+            click.echo(f"commit {c.sha}\nAuthor: {c.author}\nDate:   {_fmt_time(c.time, c.tz)}\n")
+            for line in c.message.rstrip().splitlines():
+                click.echo(f"    {line}")
+            click.echo("")
+        for d in e.files:
+            for line in format_diff(d):
+                click.echo("  " + line)
+        if e.files:
+            click.echo("")
+
+
+@cli.command()
+@click.argument("rev", default="HEAD", shell_complete=comp.revisions)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(rev: str, as_json: bool) -> None:
+    """Show a commit (REV) or a file at a commit (REV:PATH, printed in canonical form)."""
+    from ..diff import diff_commit, format_diff
+
+    r = _repo()
+    if ":" in rev:
+        rv, path = rev.split(":", 1)
+        click.echo(r.read_at(rv or "HEAD", path).decode(), nl=False)
+        return
+    c = r.history.commit(rev)
+    diffs = diff_commit(r, c)
+    if as_json:
+        _emit_json({"commit": c.sha, "parents": list(c.parents), "author": c.author, "time": c.time,
+                    "message": c.message, "files": [d.to_json() for d in diffs]})
+        return
+    click.echo(f"commit {c.sha}\nAuthor: {c.author}\nDate:   {_fmt_time(c.time, c.tz)}\n")
+    for line in c.message.rstrip().splitlines():
+        click.echo(f"    {line}")
+    click.echo("")
+    for d in diffs:
+        for line in format_diff(d):
+            click.echo(line)
+
+
+@cli.command(cls=DashDashCommand)
+@click.argument("args", nargs=-1, shell_complete=comp.revisions_then_paths)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def diff(args: tuple[str, ...], as_json: bool) -> None:
+    """Show changes in LINDI terms: groups, arrays, attributes, and bytes of new chunk data.
+
+    \b
+    lindivc diff                 HEAD against the working files
+    lindivc diff REV             REV against the working files
+    lindivc diff REV1 REV2       REV1 against REV2
+    lindivc diff [REV..] -- PATH limit to PATH
+    """
+    from ..diff import format_diff
+    from ..diff import diff as repo_diff
+
+    revs, paths = _split_dashdash(args)
+    if len(revs) > 2:
+        raise click.UsageError("at most two revisions")
+    errors: list = []
+    diffs = repo_diff(_repo(), revs[0] if revs else None, revs[1] if len(revs) > 1 else None, paths or None,
+                      errors=errors)
+    if as_json:
+        _emit_json([d.to_json() for d in diffs])
+    else:
+        for d in diffs:
+            for line in format_diff(d):
+                click.echo(line)
+    if errors:  # the other files' diffs are shown; the unreadable ones fail the command
+        raise LindivcError(f"cannot read {len(errors)} working file(s), not diffed: "
+                           + "; ".join(f"{p} ({why})" for p, why in errors[:3]) + (" ..." if len(errors) > 3 else ""))
+
+
+def _split_dashdash(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    n = click.get_current_context().meta.get(comp.AFTER_DASHDASH)
+    if n is None:
+        return list(args), []
+    return list(args[: len(args) - n]), list(args[len(args) - n:])
+
+
+@cli.command(cls=DashDashCommand)
+@click.argument("args", nargs=-1, shell_complete=comp.revisions_then_paths)
+@click.option("-f", "--force", is_flag=True, help="Discard local changes to tracked files.")
+@click.option("-b", "new_branch", metavar="BRANCH", help="Create BRANCH at REV and switch to it.")
+def checkout(args: tuple[str, ...], force: bool, new_branch: str | None) -> None:
+    """Switch to REV (a branch, tag or commit), or restore PATHs from it.
+
+    \b
+    lindivc checkout REV             make the working files those of REV
+    lindivc checkout REV -- PATH...  restore only PATH from REV (and stage it)
+    lindivc checkout -b NAME [REV]   create branch NAME at REV and switch to it
+    """
+    revs, paths = _split_dashdash(args)
+    r = _repo()
+    if new_branch:
+        start = revs[0] if revs else "HEAD"
+        r.create_branch(new_branch, start)
+        sha = r.checkout(new_branch, force=force)
+        click.echo(f"Switched to a new branch '{new_branch}' at {sha[:10]}")
+        return
+    if not revs:
+        raise click.UsageError("name a revision")
+    sha = r.checkout(revs[0], paths or None, force=force)
+    if paths:
+        click.echo(f"restored {', '.join(paths)} from {revs[0]} ({sha[:10]})")
+    elif r.history.head_branch():
+        click.echo(f"Switched to branch '{r.history.head_branch()}' at {sha[:10]}")
+    else:
+        click.echo(f"HEAD is now at {sha[:10]} (detached)")
+
+
+@cli.command()
+@click.argument("name", required=False, shell_complete=comp.branch_names)
+@click.argument("start", required=False, default="HEAD", shell_complete=comp.revisions)
+@click.option("-d", "--delete", is_flag=True, help="Delete branch NAME.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list: [{name, commit, current}].")
+def branch(name: str | None, start: str, delete: bool, as_json: bool) -> None:
+    """List branches, create NAME at START (default HEAD), or delete NAME with -d."""
+    r = _repo()
+    if as_json and name is not None:
+        raise click.UsageError("--json lists branches; leave out NAME")
+    if name is None:
+        cur = r.history.head_branch()
+        if as_json:
+            _emit_json([{"name": b, "commit": sha, "current": b == cur}
+                        for b, sha in sorted(r.history.branches().items())])
+            return
+        for b, sha in sorted(r.history.branches().items()):
+            click.echo(f"{'*' if b == cur else ' '} {b:20} {sha[:10]}")
+        return
+    if delete:
+        r.delete_branch(name)
+        click.echo(f"deleted branch {name}")
+    else:
+        sha = r.create_branch(name, start)
+        click.echo(f"created branch {name} at {sha[:10]}")
+
+
+@cli.command()
+@click.argument("name", required=False, shell_complete=comp.tag_names)
+@click.argument("rev", required=False, default="HEAD", shell_complete=comp.revisions)
+@click.option("-m", "--message", help="Make an annotated tag with this message.")
+@click.option("-d", "--delete", is_flag=True, help="Delete tag NAME.")
+def tag(name: str | None, rev: str, message: str | None, delete: bool) -> None:
+    """List tags, tag REV (default HEAD) as NAME, or delete NAME with -d."""
+    r = _repo()
+    if name is None:
+        for t, sha in sorted(r.history.tags().items()):
+            click.echo(f"{t:20} {sha[:10]}")
+        return
+    if delete:
+        cur = r.history.ref(f"refs/tags/{name}")
+        if cur is None:
+            raise LindivcError(f"no tag named {name!r}")
+        r.history.delete_ref(f"refs/tags/{name}", cur)
+        click.echo(f"deleted tag {name}")
+        return
+    if r.history.ref(f"refs/tags/{name}") is not None:
+        raise LindivcError(f"tag {name!r} already exists")
+    r.history.create_tag(name, rev, message, r.author)
+    click.echo(f"tagged {r.history.resolve(rev)[:10]} as {name}")

@@ -1,0 +1,211 @@
+"""Maintenance and serving: pack, serve, gc, fsck, pin."""
+from __future__ import annotations
+
+
+import click
+
+from .. import completion as comp
+from .base import _emit_json, _repo, _reporter, cli
+
+
+@cli.command()
+@click.option("--target-size", type=int, help="Pack size in bytes (default: the repository's pack_size).")
+def pack(target_size: int | None) -> None:
+    """Consolidate loose chunk objects into packs (readable by byte range).
+
+    Working files are rewritten to point into the packs; loose copies are removed only after
+    each pack is verified.
+    """
+    from ..diff import human_bytes
+    from ..consolidate import pack_loose
+
+    n, nbytes = pack_loose(_repo(), target_size, reporter=_reporter())
+    click.echo(f"packed {nbytes and human_bytes(nbytes) or '0 B'} into {n} pack(s)")
+
+
+@cli.command()
+@click.option("--bucket", help="S3 bucket that holds the zones (run the gateway).")
+@click.option("--dir", "zone_dir", type=click.Path(exists=True, file_okay=False),
+              help="Serve this local zone directory read-only instead (Range, CORS), e.g. at its --public-url.")
+@click.option("--endpoint-url", help="S3 endpoint (MinIO, R2, moto...); default: AWS_ENDPOINT_URL or AWS.")
+@click.option("--prefix", default="zones", show_default=True, help="Key prefix of the zones inside the bucket.")
+@click.option("--public-url", help="Base URL where the bucket is publicly readable; reads are redirected there.")
+@click.option("--github-api-url", default="https://api.github.com", show_default=True,
+              help="GitHub API base URL that identifies tokens.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--cache-ttl", default=300.0, show_default=True, type=float,
+              help="Seconds a token's GitHub login is trusted before asking GitHub again.")
+@click.option("--forwarded-allow-ips", default="", metavar="IPS",
+              help="Comma-separated addresses of proxies whose X-Forwarded-For is trusted (default: none).")
+@click.option("--header-timeout", default=10.0, show_default=True, type=float,
+              help="Seconds a client has to send its request line and headers.")
+@click.option("--body-timeout", default=30.0, show_default=True, type=float,
+              help="Seconds to wait for the next part of a request body.")
+@click.option("--max-connections", default=1000, show_default=True, type=int,
+              help="Open connections; past it the one idle the longest is closed.")
+@click.option("--max-requests", default=256, show_default=True, type=int,
+              help="Requests served at once; more are answered 503 with Retry-After.")
+@click.option("--upload-memory", default=64 << 20, show_default=True, type=int, metavar="BYTES",
+              help="Upload bytes held in memory at once, all uploads together; the rest spool to disk.")
+@click.option("--max-pin-bytes", default=1 << 20, show_default=True, type=int, metavar="BYTES",
+              help="Size limit of a pin document.")
+@click.option("--max-pins-per-user", default=100, show_default=True, type=int,
+              help="Pins one user may leave in another user's zone.")
+def serve(bucket, zone_dir, endpoint_url, prefix, public_url, github_api_url, host, port, cache_ttl,
+          forwarded_allow_ips, header_timeout, body_timeout, max_connections, max_requests, upload_memory,
+          max_pin_bytes, max_pins_per_user) -> None:
+    """Run the zone gateway: anyone reads; a GitHub user writes only to zones/LOGIN/...
+
+    With --dir ZONE_DIR instead of --bucket, serve a local zone directory read-only over HTTP.
+    """
+    from ..server.guard import RequestLimits
+    from ..server.policy import DocumentLimits
+    from ..server.runner import ServerLimits
+
+    if (bucket is None) == (zone_dir is None):
+        raise click.UsageError("give exactly one of --bucket (a gateway) and --dir (a zone directory)")
+    limits = ServerLimits(header_timeout=header_timeout, max_connections=max_connections,
+                          forwarded_allow_ips=tuple(a.strip() for a in forwarded_allow_ips.split(",") if a.strip()))
+    requests = RequestLimits(max_requests=max_requests, body_timeout=body_timeout)
+    if zone_dir is not None:
+        from ..rangeserver import run_directory_server
+
+        return run_directory_server(zone_dir, host, port, limits=limits, requests=requests)
+    from ..server.app import run_server
+
+    run_server(bucket, endpoint_url, prefix, public_url, github_api_url, host, port, cache_ttl, limits=limits,
+               requests=requests, upload_memory=upload_memory,
+               documents=DocumentLimits(max_pin_bytes=max_pin_bytes, max_pins_per_user=max_pins_per_user))
+
+
+# ---------------------------------------------------------------- gc, fsck, pin
+
+
+def _print_plan(plan, as_json: bool, verbose: bool) -> None:
+    from ..diff import human_bytes
+
+    if as_json:
+        _emit_json(plan.to_json())
+        return
+    click.echo(plan.roots.summary(local=plan.local))
+    for n in plan.notes:
+        click.echo(f"note: {n}")
+    for b in plan.blocked:
+        click.echo(f"blocked: {b}")
+    counts = plan.counts()
+    what = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in sorted(counts.items())) or "nothing"
+    verb = "deleted" if plan.swept else "would delete"
+    nbytes = plan.deleted_bytes if plan.swept else plan.delete_bytes
+    click.echo(f"{verb}: {what} ({human_bytes(nbytes)} of data)"
+               + (f"; {'repacked' if plan.swept else 'would repack'} {len(plan.repack)} partly dead pack(s)"
+                  if plan.repack else ""))
+    if verbose:
+        for d in plan.delete:
+            click.echo(f"  {d.kind:8} {d.key}  {human_bytes(d.size)}  ({d.reason})")
+        for rp in plan.repack:
+            click.echo(f"  repack   {rp.pack}  keeps {len(rp.live)} chunk(s), frees {human_bytes(rp.dead_bytes)}")
+    kept = sum(plan.kept.values())
+    click.echo(f"kept: {kept} object(s), {human_bytes(plan.kept_bytes)}"
+               + "".join(f"\n  {n:6}  {reason}" for reason, n in sorted(plan.kept.items(), key=lambda x: -x[1])))
+    if not plan.swept and (plan.delete or plan.repack):
+        click.echo("dry run: nothing was deleted; run again with --prune to delete")
+
+
+@cli.command()
+@click.option("--remote", "remote_name", metavar="NAME", shell_complete=comp.remote_names,
+              help="Collect garbage in the zone of remote NAME instead of the local object store.")
+@click.option("--prune", is_flag=True, help="Delete. Without it, gc only reports what it would delete.")
+@click.option("--dry-run", is_flag=True, help="Only report (the default; for scripts that want to say so).")
+@click.option("--grace", default="14d", show_default=True, metavar="DURATION",
+              help="Never delete anything younger than this (by the store's clock): 14d, 36h, 30m, 90s.")
+@click.option("--i-know-grace-now", "grace_now", is_flag=True,
+              help="Allow --grace now (0): may delete objects a running push or edit is about to use.")
+@click.option("--evict-pushed", is_flag=True,
+              help="Local gc: also drop local copies of chunks a zone holds; working files then read them there.")
+@click.option("--repack-threshold", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Zone gc: rewrite a pack when more than this share of its bytes is garbage.")
+@click.option("--break-lease", is_flag=True,
+              help="Zone gc: take over an expired lease left by a GC that crashed.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@click.option("-v", "--verbose", is_flag=True, help="List every object to delete.")
+def gc(remote_name, prune, dry_run, grace, grace_now, evict_pushed, repack_threshold, break_lease, as_json,
+       verbose) -> None:
+    """Find (and with --prune, delete) data that nothing uses any more.
+
+    Locally: loose objects and packs that no branch, tag, recent reflog entry, staged or
+    working file references. With --remote NAME: objects in that zone that no ref, commit,
+    published file (of any zone of the same cloud), pin or running push references. Only
+    objects older than --grace are deleted. Without --prune this is a dry run.
+    """
+    from .. import gc as lgc
+
+    if prune and dry_run:
+        raise click.UsageError("--prune and --dry-run contradict each other")
+    g = lgc.parse_grace(grace, allow_now=grace_now)
+    plan = lgc.gc_repository(_repo(), remote_name, prune=prune, grace=g, threshold=repack_threshold,
+                             break_lease=break_lease, evict_pushed=evict_pushed)
+    _print_plan(plan, as_json, verbose)
+
+
+@cli.command()
+@click.option("--remote", "remote_name", metavar="NAME", shell_complete=comp.remote_names,
+              help="Check the zone of remote NAME instead of the local store.")
+@click.option("--read-data", is_flag=True, help="Zone: read every object in full and check its hash (slow).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def fsck(remote_name, read_data, as_json) -> None:
+    """Check that every object hashes to its name, every pack matches its index, and every
+    chunk a committed file references can be found. Exit status 1 if anything is wrong."""
+    from ..fsck import FsckFailed, fsck_repository
+
+    rep = fsck_repository(_repo(), remote_name, read_data=read_data)
+    if as_json:
+        _emit_json(rep.to_json())
+    else:
+        for p in rep.problems:
+            click.echo(f"error: {p}")
+        for w in rep.warnings:
+            click.echo(f"warning: {w}")
+        click.echo(rep.summary())
+    if not rep.ok:
+        raise FsckFailed(rep.target, len(rep.problems))
+
+
+@cli.command()
+@click.argument("url", required=False)
+@click.option("--remote", "remote_name", default="origin", show_default=True, metavar="NAME",
+              shell_complete=comp.remote_names, help="The zone whose objects the file references.")
+@click.option("--list", "list_", is_flag=True, help="List the zone's pins.")
+@click.option("--remove", "remove_id", metavar="ID", help="Remove pin ID (see --list).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def pin(url, remote_name, list_, remove_id, as_json) -> None:
+    """Keep the data that the LINDI file at URL uses, although URL is outside the zone's cloud.
+
+    Zone gc reads every pinned file and keeps what it references; while a pinned file cannot be
+    read, zone gc deletes nothing. Use it when you publish a derivative file elsewhere (your own
+    web server, another bucket) that points at chunks in REMOTE's zone.
+    """
+    from .. import gc as lgc
+    from ..catalog import remote_zone
+
+    zone = remote_zone(_repo(), remote_name)
+    if remove_id:
+        lgc.unpin(zone, remove_id)
+        click.echo(f"removed pin {remove_id}")
+        return
+    if list_ or not url:
+        pins = lgc.list_pins(zone)
+        if as_json:
+            _emit_json(pins)
+            return
+        for p in pins:
+            what = p.get("file") or f"zone {p.get('by')}"
+            click.echo(f"{p['id']}\t{what}\t{len(p.get('objects', []))} object(s)")
+        if not pins:
+            click.echo("no pins")
+        return
+    rec = lgc.pin(zone, url)
+    if as_json:
+        _emit_json(rec)
+    else:
+        click.echo(f"pinned {url} in {zone.url} as {rec['id']} ({len(rec['objects'])} object(s))")

@@ -1,0 +1,187 @@
+"""Commands that talk to zones: remote, push, fetch, pull, clone, login, logout."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .. import completion as comp
+from .base import _emit_json, _repo, _reporter, cli
+
+
+@cli.group(invoke_without_command=True)
+@click.option("-v", "--verbose", is_flag=True, help="With no command: show each remote's URL, as `remote list -v`.")
+@click.pass_context
+def remote(ctx: click.Context, verbose: bool) -> None:
+    """Manage the zones this repository exchanges data with. Without a COMMAND, list the
+    remotes' names (with -v, their URLs too).
+
+    \b
+    URL forms:
+      /path/to/dir  or  file:///path       a local directory (the embedded default)
+      s3://bucket/prefix                   any S3-compatible store (AWS credentials,
+                                           AWS_ENDPOINT_URL for MinIO, R2, ...)
+      https://host/zones/USER/ZONE         a lindivc gateway (writes need `lindivc login`)
+      https://host/path                    read-only HTTP zone (range requests)
+    """
+    if ctx.invoked_subcommand is None:  # as git: names only, or with -v each URL and its use
+        for name, url in sorted(_repo().config.remotes().items()):
+            click.echo(_remote_verbose(name, url) if verbose else name)
+
+
+def _remote_verbose(name: str, url: str) -> str:
+    # one URL serves both directions: a zone is read and written at the same place
+    return f"{name}\t{url} (fetch)\n{name}\t{url} (push)"
+
+
+@remote.command("add")
+@click.argument("name")
+@click.argument("url")
+def remote_add(name: str, url: str) -> None:
+    """Add remote NAME for the zone at URL."""
+    from ..remotes import add_remote
+
+    click.echo(f"added remote {name} -> {add_remote(_repo(), name, url)}")
+
+
+@remote.command("list")
+@click.option("-v", "--verbose", is_flag=True, help="Two lines per remote, (fetch) and (push), as `git remote -v`.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: [{name, url}].")
+def remote_list(verbose: bool, as_json: bool) -> None:
+    """List remotes and their zone URLs."""
+    remotes = sorted(_repo().config.remotes().items())
+    if as_json:
+        _emit_json([{"name": name, "url": url} for name, url in remotes])
+        return
+    for name, url in remotes:
+        click.echo(_remote_verbose(name, url) if verbose else f"{name}\t{url}")
+
+
+@remote.command("remove")
+@click.argument("name", shell_complete=comp.remote_names)
+def remote_remove(name: str) -> None:
+    """Remove remote NAME (the zone itself is not touched)."""
+    from ..remotes import remove_remote
+
+    remove_remote(_repo(), name)
+    click.echo(f"removed remote {name}")
+
+
+@cli.command()
+@click.argument("remote_name", metavar="[REMOTE]", default="origin", shell_complete=comp.remote_names)
+@click.argument("branch_name", metavar="[BRANCH]", required=False, shell_complete=comp.branch_names)
+@click.option("--force", is_flag=True, help="Overwrite the zone's branch even if it has commits you lack.")
+@click.option("--dry-run", is_flag=True, help="Say what would be uploaded; change nothing.")
+@click.option("--no-borrow", is_flag=True, help="Copy chunks that other zones of the same cloud hold "
+              "instead of referencing them there.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+def push(remote_name: str, branch_name: str | None, force: bool, dry_run: bool, no_borrow: bool, as_json: bool) -> None:
+    """Publish BRANCH (default: the current branch) to the zone of REMOTE (default: origin).
+
+    Only chunks the zone does not hold are uploaded, consolidated into packs; the published
+    files appear at f/PATH (latest) and v/COMMIT/PATH (permanent) in the zone. An interrupted
+    push resumes when run again.
+    """
+    from dataclasses import asdict
+
+    from ..diff import human_bytes
+    from ..push import push as do_push
+
+    res = do_push(_repo(), remote_name, branch_name, force=force, dry_run=dry_run, borrow=not no_borrow,
+                  reporter=_reporter())
+    if as_json:
+        _emit_json(asdict(res))
+        return
+    if res.up_to_date:
+        click.echo(f"{remote_name}/{res.branch} is up to date ({res.new[:10]})")
+        return
+    verb = "would upload" if dry_run else "uploaded"
+    click.echo(f"{res.commits} commit(s): {verb} {res.chunks_uploaded} chunk(s), {human_bytes(res.chunk_bytes)}"
+               f"{f' in {res.packs_uploaded} object(s)' if not dry_run else ''}"
+               f"{f'; borrowed {res.chunks_borrowed} chunk(s) from other zones' if res.chunks_borrowed else ''}")
+    if not dry_run:
+        click.echo(f"{remote_name}/{res.branch}: {(res.old or 'new branch')[:10]} -> {res.new[:10]}")
+        for path, url in res.urls.items():
+            click.echo(f"published {path}: {url}")
+
+
+@cli.command()
+@click.argument("remote_name", metavar="[REMOTE]", default="origin", shell_complete=comp.remote_names)
+@click.option("--objects", is_flag=True, help="Also download chunk data, for offline use.")
+def fetch(remote_name: str, objects: bool) -> None:
+    """Download history and pack indexes from REMOTE (default: origin)."""
+    from ..diff import human_bytes
+    from ..fetch import fetch as do_fetch
+
+    res = do_fetch(_repo(), remote_name, objects=objects, reporter=_reporter())
+    for b, sha in sorted(res.refs.items()):
+        click.echo(f"{remote_name}/{b}\t{sha[:10]}")
+    click.echo(f"history: {human_bytes(res.history_bytes)}, new pack indexes: {res.indexes}"
+               + (f", chunks: {res.objects_downloaded} ({human_bytes(res.object_bytes)})" if objects else ""))
+
+
+@cli.command()
+@click.argument("remote_name", metavar="[REMOTE]", default="origin", shell_complete=comp.remote_names)
+@click.argument("branch_name", metavar="[BRANCH]", required=False, shell_complete=comp.branch_names)
+def pull(remote_name: str, branch_name: str | None) -> None:
+    """Fetch from REMOTE and bring the current branch up to date with the zone's.
+
+    Fast-forwards when possible; when both sides have new commits that changed different
+    files, records a merge commit; when both changed the same file, stops with an explanation.
+    """
+    from ..fetch import pull as do_pull
+
+    res = do_pull(_repo(), remote_name, branch_name, reporter=_reporter())
+    if res.kind == "up-to-date":
+        click.echo(f"already up to date ({(res.new or '')[:10]})")
+    else:
+        click.echo(f"{res.branch}: {(res.old or 'none')[:10]} -> {res.new[:10]} ({res.kind})")
+
+
+@cli.command()
+@click.argument("url")
+@click.argument("directory", required=False)
+@click.option("--objects", is_flag=True, help="Download chunk data too (otherwise read on demand from the zone).")
+@click.option("-b", "--branch", help="Check out this branch instead of the zone's default.")
+def clone(url: str, directory: str | None, objects: bool, branch: str | None) -> None:
+    """Copy the repository published at zone URL into DIRECTORY.
+
+    History and indexes come down; working files point at the zone, so data is read on demand
+    (with --objects it is downloaded).
+    """
+    from ..fetch import clone as do_clone
+
+    r = do_clone(url, directory, objects=objects, branch=branch, reporter=_reporter())
+    click.echo(f"cloned {url} into {r.root} (branch {r.history.head_branch()}, {len(r.tracked())} file(s))")
+
+
+@cli.command()
+@click.option("--token", help="GitHub token. Without it, the token is read from a prompt (never echoed), "
+              "or from the first line of standard input when that is not a terminal.")
+def login(token: str | None) -> None:
+    """Store a GitHub token for pushing through zone gateways (file mode 0600).
+
+    GITHUB_TOKEN, when set, takes precedence over the stored token.
+
+    \b
+    lindivc login                        asks for the token
+    echo "$TOKEN" | lindivc login        reads it from standard input
+    """
+    from ..auth import login as do_login
+
+    if token is None:
+        # getpass warns (and may echo) when there is no terminal: read the piped line instead
+        token = click.prompt("Token", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
+    click.echo(f"token stored in {do_login(token)}")
+
+
+@cli.command()
+def logout() -> None:
+    """Remove the GitHub token that `lindivc login` stored."""
+    from ..auth import TOKEN_ENV, logout as do_logout, token_path
+
+    path = token_path()
+    click.echo(f"removed the token stored in {path}" if do_logout() else f"no token stored in {path}")
+    if os.environ.get(TOKEN_ENV, "").strip():
+        click.echo(f"note: {TOKEN_ENV} is set in the environment and is still used")
