@@ -179,6 +179,8 @@ class Bucket:
 
         Conditional writes use S3's single PUT; others above ``multipart_threshold`` go multipart.
         """
+        from boto3.s3.transfer import TransferConfig
+
         try:
             if (if_none_match or if_match) or size < self.multipart_threshold:
                 kw = {"Bucket": self.name, "Key": key, "Body": f, "ContentLength": size, "ContentType": content_type}
@@ -187,8 +189,6 @@ class Bucket:
                 if if_match:
                     kw["IfMatch"] = if_match
                 return self.client.put_object(**kw)["ETag"]
-            from boto3.s3.transfer import TransferConfig
-
             cfg = TransferConfig(multipart_threshold=self.multipart_threshold,
                                  multipart_chunksize=self.multipart_chunksize, use_threads=False)
             self.client.upload_fileobj(f, self.name, key, ExtraArgs={"ContentType": content_type}, Config=cfg)
