@@ -19,9 +19,11 @@ Everything runs in one temporary directory against one ``moto_server`` *subproce
 ``--latency-ms N`` (issue 13) puts the peer kit's delay proxy (``latency_proxy.py``, standard
 library only; found in ``../shared/peers/tools/`` next to the checkout or one of its parents, or
 given with ``--latency-proxy``) between the clients and moto: every request is held N ms, as a
-round trip to in-region S3 costs. lindivc and the floors then all go through it, and the
-no-op and one-chunk pushes are also run straight against moto, so that
-``(through the proxy - direct) / N`` estimates how many round trips lay on their critical path.
+round trip to in-region S3 costs. lindivc and the floors then all go through it. To count the
+round trips on the critical path of the no-op and one-chunk pushes (requests that wait on each
+other), those are also run straight against moto and through a second proxy with a long delay
+P = max(200, 10 N) ms: ``(through P - direct) / P``, where a long P keeps the machine's noise
+small against the delay.
 The floors of those two are whole subprocesses doing the least a client can: one GET of the
 branch ref, one PUT of the changed chunk. The time targets hold for N = 0 only (the issue 3
 figures); at N > 0 the ratios against the floors are what to compare.
@@ -142,15 +144,16 @@ class LatencyProxy:
     before it is forwarded (responses are not delayed), so N ms is the round trip one request adds."""
 
     def __init__(self, script: str, upstream_port: int, latency_ms: float, workdir: str) -> None:
-        port_file = os.path.join(workdir, "proxy.port")
-        self._log = open(os.path.join(workdir, "proxy.log"), "wb")
+        self.latency_ms = latency_ms
+        port_file = os.path.join(workdir, f"proxy-{latency_ms:g}ms.port")
+        self._log = open(os.path.join(workdir, f"proxy-{latency_ms:g}ms.log"), "wb")
         self.proc = subprocess.Popen([sys.executable, script, "--upstream", f"127.0.0.1:{upstream_port}",
                                       "--latency-ms", f"{latency_ms:g}", "--port-file", port_file],
                                      stdout=self._log, stderr=subprocess.STDOUT, env=ENV)
         deadline = time.time() + 30
         while not os.path.exists(port_file):
             if time.time() > deadline or self.proc.poll() is not None:
-                raise SystemExit("the latency proxy did not start (see proxy.log with --keep)")
+                raise SystemExit("the latency proxy did not start (see proxy-*.log with --keep)")
             time.sleep(0.05)
         with open(port_file) as f:
             self.port = int(f.read())
@@ -373,6 +376,12 @@ def best_push(repo: str, moto: Moto, proxy: LatencyProxy | None, endpoint: str |
     return min(runs, key=lambda x: x[0].seconds)
 
 
+def round_trips(slow: Run, direct: Run, probe_ms: float) -> str:
+    """Round trips on a push's critical path: its extra time through a proxy that holds every
+    request ``probe_ms``, in units of that delay."""
+    return f"{(slow.seconds - direct.seconds) * 1000 / probe_ms:.1f}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", type=float, default=1.0, help="multiply the chunk counts (quick checks)")
@@ -401,6 +410,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="lindivc-bench-push-")
     moto = Moto(tmp)
     proxy = LatencyProxy(proxy_script, moto.port, lat, tmp) if proxy_script else None
+    probe = LatencyProxy(proxy_script, moto.port, max(200.0, 10 * lat), tmp) if proxy_script else None
     net = proxy.url if proxy else moto.url  # what lindivc and the floors talk to
     ENV["AWS_ENDPOINT_URL"] = net
     os.environ["AWS_ENDPOINT_URL"] = net
@@ -464,23 +474,25 @@ def main() -> None:
         fl_noop = floor_process("get", "lvc", "j1/git/refs/heads/main", "", net)
         rep.line("no-op push (s)", f"{fl_noop:.2f}", f"{noop.seconds:.2f}", f"{noop.seconds / fl_noop:.2f}",
                  "<= 0.5 s", noop.seconds <= 0.5 if not lat else None)
-        if proxy:
+        if probe:
             direct, _ = best_push(repo, moto, proxy, endpoint=moto.url)
+            slow, _ = best_push(repo, moto, proxy, endpoint=probe.url)
             rep.line("  same, direct to moto (s)", "", f"{direct.seconds:.2f}", "", "", None)
-            rep.line("  round trips on its path", "", f"{(noop.seconds - direct.seconds) * 1000 / lat:.1f}",
-                     "", "", None)
+            rep.line(f"  same, {probe.latency_ms:g} ms proxy (s)", "", f"{slow.seconds:.2f}", "", "", None)
+            rep.line("  round trips on its path", "", round_trips(slow, direct, probe.latency_ms), "", "", None)
         rep.line("no-op data bytes", "0", f"{new_bytes}", "", "0", new_bytes == 0)
         rep.line("no-op requests", "1", f"{len(reqs)}", "", "a handful", len(reqs) <= 5)
         for line in reqs:
             print("      " + line.split('"', 1)[-1][:100])
 
         # -- one chunk changed; floor: one PUT of the new chunk
-        one_direct = None
-        if proxy:  # the same kind of change pushed straight to moto first, for the round-trip estimate
-            write_chunks(repo, n1, CHUNK, seed=98, row=n1 // 2 - 1)
-            run(lindivc_cmd() + ["commit", "-a", "-m", "one chunk changed (direct)"], cwd=repo)
-            settle()
-            one_direct, _ = timed_push(repo, moto, proxy, endpoint=moto.url)
+        probes: list[Run] = []
+        if probe:  # the same kind of change pushed straight to moto, then through the long delay
+            for i, endpoint in enumerate((moto.url, probe.url)):
+                write_chunks(repo, n1, CHUNK, seed=97 + i, row=(n1 // 2 - 1 - i) % n1)
+                run(lindivc_cmd() + ["commit", "-a", "-m", f"one chunk changed ({endpoint})"], cwd=repo)
+                settle()
+                probes.append(timed_push(repo, moto, proxy, endpoint=endpoint)[0])
         write_chunks(repo, n1, CHUNK, seed=99, row=n1 // 2)
         run(lindivc_cmd() + ["commit", "-a", "-m", "one chunk changed"], cwd=repo)
         before = listing(s3, "lvc")
@@ -493,10 +505,10 @@ def main() -> None:
         fl_one = floor_process("put", "floor", "one-chunk", max(chunk_files(repo, CHUNK), key=os.path.getmtime), net)
         rep.line("one-chunk push (s)", f"{fl_one:.2f}", f"{one.seconds:.2f}", f"{one.seconds / fl_one:.2f}",
                  "<= 1 s", one.seconds <= 1.0 if not lat else None)
-        if one_direct is not None:
-            rep.line("  same, direct to moto (s)", "", f"{one_direct.seconds:.2f}", "", "", None)
-            rep.line("  round trips on its path", "", f"{(one.seconds - one_direct.seconds) * 1000 / lat:.1f}",
-                     "", "", None)
+        if probe:
+            rep.line("  same, direct to moto (s)", "", f"{probes[0].seconds:.2f}", "", "", None)
+            rep.line(f"  same, {probe.latency_ms:g} ms proxy (s)", "", f"{probes[1].seconds:.2f}", "", "", None)
+            rep.line("  round trips on its path", "", round_trips(probes[1], probes[0], probe.latency_ms), "", "", None)
         rep.line("one-chunk data bytes", f"{CHUNK}", f"{data_new}", f"{data_new / CHUNK:.2f}", "= 5 MiB",
                  data_new == CHUNK)
         rep.line("one-chunk metadata bytes", "", f"{meta_new}", "", "", None)
@@ -516,8 +528,9 @@ def main() -> None:
             rep.line("  objects / GiB/s", "", f"{len(objs)}", f"{n_big * CHUNK / 2**30 / bp.seconds:.2f}", "", None)
             rep.line("push 2 GiB peak RSS (MB)", "", f"{bp.maxrss / 1e6:.0f}", "", "<= 300 MB", bp.maxrss <= 300e6)
     finally:
-        if proxy:
-            proxy.stop()
+        for px in (proxy, probe):
+            if px is not None:
+                px.stop()
         moto.stop()
         if args.keep:
             print(f"kept {tmp}")
