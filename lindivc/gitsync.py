@@ -82,6 +82,12 @@ def read_remote_ref(zone: Zone, branch: str) -> tuple[str | None, str | None]:
     """The commit the zone's ``branch`` names and the etag to pass to :func:`cas_remote_ref`;
     ``(None, None)`` if the branch does not exist. The etag belongs to the value returned."""
     key = ref_key(branch)
+    if zone.atomic_get_etag:  # one GET answers value and etag together
+        try:
+            data, etag = zone.get_if_changed(key)
+        except ZoneKeyMissing:
+            return None, None
+        return _parse_ref(data, key), etag
     for _ in range(CAS_ATTEMPTS):
         before = zone.head(key)
         if before is None:

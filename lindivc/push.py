@@ -19,7 +19,7 @@ from . import gitsync
 from . import lindijson
 from .catalog import Placement, ZoneCatalog, catalog_for, public_prefix, update_info
 from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError
-from .fetch import TRANSFER_THREADS, copy_chunks, zone_default_branch
+from .fetch import copy_chunks, zone_default_branch
 from .layout import (BORROW_FORMAT, JOURNAL_FORMAT, LEGACY_PIN_FORMAT, borrow_key, file_key, index_key, journal_key,
                      object_key, pin_key, version_key)
 from .lindijson import ContentRef
@@ -43,16 +43,17 @@ from .zones import Zone
 #   the first upload starts after hashing one pack (~60 MiB, tens of ms). Each chunk is checked against
 #   its name while it streams (its last bytes are held back on a mismatch, so no object appears).
 # - Pack size: core.pack_size, 64 MiB (packstream.DEFAULT_PACK_SIZE). J1's 500 MiB is then 9 objects
-#   (<= 10), all in flight at once with 8 threads; each is one single PUT (S3 takes up to 5 GiB; moto
+#   (<= 10), all in flight at once; each is one single PUT (S3 takes up to 5 GiB; moto
 #   assembles multipart uploads slowly; below S3Zone.multipart_threshold = 1 GiB there are no parts at
 #   all, above it parts are S3Zone.part_size = 64 MiB). Bigger packs leave threads idle on small pushes
 #   and make the tail (the last pack alone on the wire) longer; smaller ones mean more objects (and, on
 #   moto, requests of <= 32 MiB are not cheaper per byte enough to matter).
-# - 8 upload threads (fetch.TRANSFER_THREADS, LINDIVC_UPLOAD_THREADS): the store is the bottleneck (moto
-#   is one core); 8 streams keep it busy, as the floor's 8 threads do. Memory per stream is one 1 MiB
+# - One upload thread per object up to 16 (UPLOAD_THREADS, LINDIVC_UPLOAD_THREADS): with 8, J1's 9th
+#   pack waited for a free thread and alone made the tail (issue 13). Memory per stream is one 1 MiB
 #   block (botocore's payload hash) plus socket buffers, so peak RSS does not grow with the data (2 GiB
 #   push: ~100 MB).
 HASH_THREADS = 2
+UPLOAD_THREADS = int(os.environ.get("LINDIVC_UPLOAD_THREADS", "16"))
 
 
 @dataclass
@@ -258,7 +259,7 @@ def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[s
     sent = 0
     with rep.task(f"Uploading {len(upload)} chunks in {len(groups)} objects", sum(sizes.values())) as advance:
         if groups:
-            with ThreadPoolExecutor(max_workers=min(TRANSFER_THREADS, len(groups))) as ex, \
+            with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(groups))) as ex, \
                     ThreadPoolExecutor(max_workers=HASH_THREADS) as hasher:
                 futures = []
                 try:
