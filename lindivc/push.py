@@ -190,10 +190,12 @@ def _put_journal(zone: Zone, branch: str, local: str, needed: set[str]) -> str:
     return jid
 
 
-# 3. List what the zone holds (`idx/`, `borrow/`) and compute the referenced chunks the zone lacks
-#    in its own packs (chunks it borrows count as lacking: they are confirmed with the lender again
-#    in step 4). In a cloud, chunks another zone of the cloud holds are borrowed instead of uploaded
-#    (unless `--no-borrow`).
+# 3. List what the zone holds (`idx/`, `borrow/`) and compute the referenced chunks the zone
+#    lacks in its own packs (chunks it borrows count as lacking: they are confirmed with the
+#    lender again in step 4). The listing MAY be skipped when `info/idx`, read after step 2, still
+#    has the etag it had when the local catalog last matched it exactly (GC changes `info/idx`
+#    before it removes any index). In a cloud, chunks another zone of the cloud holds are borrowed
+#    instead of uploaded (unless `--no-borrow`).
 def _find_missing(repo: Repository, cat: ZoneCatalog, zone: Zone, needed: set[str], borrow: bool) -> _Missing:
     cat.refresh_if_changed()  # after the journal (step 2): see catalog.ZoneCatalog.refresh_if_changed
     missing = needed - cat.own_chunks()
@@ -269,13 +271,13 @@ def _record_borrows(cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]
     return lost
 
 
-# 5. Upload the missing chunks grouped into packs (section 5), up to 8 in parallel, each pack
+# 5. Upload the missing chunks grouped into packs (section 5), up to 16 in parallel, each pack
 #    followed by its index. Where the backend stores a stream of known size in one request (S3),
 #    a pack is streamed from the local chunk files in one PUT; elsewhere it is written to a
 #    temporary local pack first and put as a file (section 6.2). A pack is sent even if the zone
 #    holds an object of that name without an index (an interrupted push, or an object a GC is
 #    deleting: the new mtime tells that GC to keep it); packs with an index are never re-sent.
-#    Then rewrite `info/idx` (push does that alongside the v/ files of step 7).
+#    Then rewrite `info/idx` (alongside the `v/` files of step 7). Step 6 MAY run alongside.
 def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[str], sizes: dict[str, int],
                   rep: Reporter) -> int:
     """Returns the number of objects (packs and lone chunks) sent."""
@@ -411,11 +413,10 @@ def _upload_history(repo: Repository, cat: ZoneCatalog, zone: Zone, local: str, 
     return sent
 
 
-# 7. Put the rendered files: `v/<commit>/<path>` for the pushed head, and, when the branch is the
-#    zone's default branch (`git/HEAD`, set by the first push), `f/<path>`; `f/` files of paths
-#    deleted since the previous head are removed. (push writes `info/idx` alongside the v/ files,
-#    and the `f/` files after step 8, so that a push losing the compare-and-swap leaves `f/` alone;
-#    a local "publication pending" mark lets a rerun after a crash between them finish `f/`.)
+# 7. Put the rendered files: `v/<commit>/<path>` for the pushed head; after step 8, when the
+#    branch is the zone's default branch (`git/HEAD`, set by the first push), `f/<path>`, and
+#    `f/` files of paths deleted since the previous head are removed. A local mark written before
+#    step 8 lets a rerun finish the `f/` files after a crash between them.
 def _render(repo: Repository, cat: ZoneCatalog, blob: str, path: str) -> bytes:
     return lindijson.dumps(lindijson.render(lindijson.parse(repo.history.read_blob(blob), path), _zone_locator(cat)))
 

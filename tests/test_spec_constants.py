@@ -89,7 +89,7 @@ def test_upload_parallelism_is_the_documented_one():
     if "LINDIVC_UPLOAD_THREADS" in os.environ:
         pytest.skip("LINDIVC_UPLOAD_THREADS overrides the default")
     m = re.search(r"up to (\d+) in parallel", section("6.4 Push"))
-    assert int(m.group(1)) == fetch_module.TRANSFER_THREADS
+    assert int(m.group(1)) == push_module.UPLOAD_THREADS
 
 
 def _numbered(text: str, prefix: str = "") -> dict[int, str]:
