@@ -9,7 +9,6 @@ import re
 import pytest
 
 from lindivc import config, layout, objects, packs, packstream
-from lindivc import fetch as fetch_module
 from lindivc import push as push_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
