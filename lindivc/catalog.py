@@ -165,6 +165,52 @@ class ZoneCatalog:
             nbytes += len(data)
         return new, nbytes
 
+    def refresh_if_changed(self) -> None:
+        """:meth:`refresh`, skipped when ``info/idx`` still has the etag it had when this catalog
+        last matched it exactly (one conditional GET instead of listing ``idx/`` and ``borrow/``).
+
+        Sound because every index removal changes ``info/idx`` first (GC, docs/gc.md sweep step
+        2): an unchanged ``info/idx`` means no index this catalog relies on is gone. Indexes it
+        does not know (a push that died before updating ``info/idx``) only cost a re-upload."""
+        cached = self.cached("info/idx")
+        if cached is None or "prefix" not in self.meta:
+            self.refresh()
+            self.note_info_idx()
+            return
+        try:
+            data, etag = self.zone.get_if_changed("info/idx", cached[0])
+        except ZoneKeyMissing:
+            data, etag = None, None
+        if data is None and etag is not None:
+            return
+        self.refresh()
+        if data is not None and etag is not None:
+            self.remember("info/idx", etag, data if set(data.decode().split()) == set(self.packs) else None)
+
+    def note_info_idx(self) -> None:
+        """Read ``info/idx`` and remember its etag if it names exactly this catalog's packs."""
+        try:
+            data, etag = self.zone.get_if_changed("info/idx")
+        except ZoneKeyMissing:
+            return
+        if etag is not None and set(data.decode().split()) == set(self.packs):
+            self.remember("info/idx", etag, data)
+
+    def cached(self, key: str) -> tuple[str, bytes] | None:
+        """(etag, content) of the zone's derived file ``key`` as this repository last wrote or
+        read it, or None."""
+        got = self.meta.get("etags", {}).get(key)
+        return (got[0], got[1].encode()) if got else None
+
+    def remember(self, key: str, etag: str | None, content: bytes | None) -> None:
+        """Record (or, with None, forget) the etag and content of the derived file ``key``."""
+        etags = self.meta.setdefault("etags", {})
+        if etag and content is not None:
+            etags[key] = [etag, content.decode()]
+        else:
+            etags.pop(key, None)
+        self._save_meta()
+
     def _save_meta(self) -> None:
         os.makedirs(self.dir, exist_ok=True)
         atomic_write(os.path.join(self.dir, "meta.json"), json.dumps(self.meta, sort_keys=True).encode())
@@ -269,6 +315,17 @@ def update_info(zone: Zone, kind: str, add: Iterable[str] = (), remove: Iterable
         return ("\n".join(sorted((names | add) - remove)) + "\n").encode()
 
     gitsync.cas_rewrite(zone, f"info/{kind}", render)
+
+
+def update_info_idx(cat: ZoneCatalog) -> None:
+    """Make ``info/idx`` list every pack of ``cat`` (one conditional PUT when the catalog
+    remembers the current etag), and remember the result when it names exactly those packs."""
+    def render(cur: bytes | None) -> bytes:
+        names = set(cur.decode().split()) if cur else set()
+        return ("\n".join(sorted(names | set(cat.packs))) + "\n").encode()
+
+    etag, content, _ = gitsync.cas_rewrite_cached(cat.zone, "info/idx", render, cat.cached("info/idx"))
+    cat.remember("info/idx", etag, content if set(content.decode().split()) == set(cat.packs) else None)
 
 
 def catalog_dir(repo, name: str) -> str:

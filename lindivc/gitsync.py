@@ -36,6 +36,7 @@ import io
 import os
 import stat
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
 from dulwich.objects import Commit, ShaFile, Tag, Tree
@@ -82,6 +83,12 @@ def read_remote_ref(zone: Zone, branch: str) -> tuple[str | None, str | None]:
     """The commit the zone's ``branch`` names and the etag to pass to :func:`cas_remote_ref`;
     ``(None, None)`` if the branch does not exist. The etag belongs to the value returned."""
     key = ref_key(branch)
+    if zone.atomic_get_etag:  # one GET answers value and etag together
+        try:
+            data, etag = zone.get_if_changed(key)
+        except ZoneKeyMissing:
+            return None, None
+        return _parse_ref(data, key), etag
     for _ in range(CAS_ATTEMPTS):
         before = zone.head(key)
         if before is None:
@@ -103,6 +110,7 @@ def cas_remote_ref(
     expected_etag: str | None,
     *,
     expected_sha: str | None = None,
+    derived: bool = True,
 ) -> str:
     """Point the zone's ``branch`` at ``new_sha`` if it is still the value read with
     ``expected_etag`` (None: only if the branch does not exist yet); return the new etag.
@@ -111,6 +119,7 @@ def cas_remote_ref(
     ``expected_sha`` only makes that message name the commit the caller expected. On success,
     also writes ``git/HEAD`` if the zone has none and rewrites ``git/info/refs``; those derived
     files are best effort (their failures are swallowed: the ref update already happened).
+    ``derived=False`` leaves them to the caller (push updates them from what it remembers).
     """
     if not is_sha1(new_sha):
         raise ValueError(f"not a commit sha1: {new_sha!r}")
@@ -128,6 +137,8 @@ def cas_remote_ref(
             actual = None
         raise RefConflict("refs/heads/" + branch, expected_sha, actual,
                           hint="fetch and merge first") from None
+    if not derived:
+        return etag
     try:
         if zone.head(HEAD_KEY) is None:
             zone.put(HEAD_KEY, f"ref: refs/heads/{branch}\n".encode("ascii"), if_none_match=True)
@@ -179,9 +190,54 @@ def update_info_refs(zone: Zone) -> int:
     return cas_rewrite(zone, INFO_REFS, render)
 
 
+def update_info_refs_cached(zone: Zone, branch: str, sha: str,
+                            cached: tuple[str, bytes] | None) -> tuple[str | None, bytes]:
+    """:func:`update_info_refs` after ``branch`` moved to ``sha``, as one conditional PUT when
+    ``cached`` (etag, content) is still current; else from the listing. Returns (etag, content)."""
+    if not zone.supports_listing:
+        return None, b""
+    if cached is not None:
+        lines = {}
+        for line in cached[1].decode("ascii", "replace").splitlines():
+            old, _, name = line.partition("\t")
+            lines[name] = old
+        lines["refs/heads/" + branch] = sha
+        new = "".join(f"{v}\t{k}\n" for k, v in sorted(lines.items())).encode("ascii")
+        if new == cached[1]:
+            return cached
+        try:
+            return zone.put(INFO_REFS, new, if_match=cached[0]), new
+        except PreconditionFailed:
+            pass  # another writer: render from the listing
+
+    def render(_: bytes | None) -> bytes:
+        refs = list_remote_refs(zone)
+        return "".join(f"{v}\t{k}\n" for k, v in sorted(refs.items())).encode("ascii")
+
+    etag, content, _ = cas_rewrite_cached(zone, INFO_REFS, render)
+    return etag, content
+
+
 def cas_rewrite(zone: Zone, key: str, render: Callable[[bytes | None], bytes]) -> int:
     """Replace the derived file ``key`` by ``render(current)`` with compare-and-swap, retrying when
     another writer got there first. Returns bytes written (0 if unchanged)."""
+    return cas_rewrite_cached(zone, key, render)[2]
+
+
+def cas_rewrite_cached(zone: Zone, key: str, render: Callable[[bytes | None], bytes],
+                       cached: tuple[str, bytes] | None = None) -> tuple[str | None, bytes, int]:
+    """:func:`cas_rewrite`, first trying ``cached`` = (etag, content) the caller remembers, so
+    that the usual update is one conditional PUT (a stale cache costs a failed PUT, then the
+    read-render-write loop). Returns (etag, content now, bytes written)."""
+    if cached is not None:
+        etag, current = cached
+        new = render(current)
+        if new == current:
+            return etag, current, 0
+        try:
+            return zone.put(key, new, if_match=etag), new, len(new)
+        except PreconditionFailed:
+            pass
     for _ in range(CAS_ATTEMPTS):
         info = zone.head(key)
         current: bytes | None = None
@@ -192,13 +248,13 @@ def cas_rewrite(zone: Zone, key: str, render: Callable[[bytes | None], bytes]) -
                 continue
         new = render(current)
         if new == current:
-            return 0
+            return (info.etag if info else None), new, 0
         try:
             if info is None:
-                zone.put(key, new, if_none_match=True)
+                etag = zone.put(key, new, if_none_match=True)
             else:
-                zone.put(key, new, if_match=info.etag)
-            return len(new)
+                etag = zone.put(key, new, if_match=info.etag)
+            return etag, new, len(new)
         except PreconditionFailed:
             continue
     raise ZoneError(f"{key}: too many concurrent updates; try again")
@@ -289,28 +345,85 @@ def upload_history(
         if zone.head(pack_key(name, "pack")) is not None and zone.head(pack_key(name, "idx")) is not None:
             update_info_packs(zone, [name])  # a retried push: the pack arrived, maybe not the list
             return 0
-        tmpdir = tempfile.mkdtemp(prefix="lindivc-gitpack-")
-        pack_path = os.path.join(tmpdir, "pack.pack")
-        idx_path = os.path.join(tmpdir, "pack.idx")
-        try:
-            with open(pack_path, "wb") as f:
-                entries, checksum = write_pack_from_container(
-                    f, store, ids, object_format=store.object_format, reuse_deltas=True)
-            with open(idx_path, "wb") as f:
-                write_pack_index(
-                    f, sorted((sha, off, crc) for sha, (off, crc) in entries.items()), checksum,
-                    version=2)
-            sent = 0
-            for ext, path in (("pack", pack_path), ("idx", idx_path)):
-                zone.put_file(pack_key(name, ext), path, progress=progress)
-                sent += os.path.getsize(path)
-        finally:
-            for p in (pack_path, idx_path):
-                if os.path.exists(p):
-                    os.unlink(p)
-            os.rmdir(tmpdir)
+        sent = _send_pack(store, ids, zone, name, progress)
     update_info_packs(zone, [name])
     return sent
+
+
+def _send_pack(store, ids, zone: Zone, name: str, progress: Progress | None, parallel: bool = False) -> int:
+    """Write the git pack of ``ids`` and its index to temp files and put both (at once when
+    ``parallel``); return the bytes sent."""
+    tmpdir = tempfile.mkdtemp(prefix="lindivc-gitpack-")
+    pack_path = os.path.join(tmpdir, "pack.pack")
+    idx_path = os.path.join(tmpdir, "pack.idx")
+    try:
+        with open(pack_path, "wb") as f:
+            entries, checksum = write_pack_from_container(
+                f, store, ids, object_format=store.object_format, reuse_deltas=True)
+        with open(idx_path, "wb") as f:
+            write_pack_index(
+                f, sorted((sha, off, crc) for sha, (off, crc) in entries.items()), checksum,
+                version=2)
+        jobs = [(pack_key(name, ext), path) for ext, path in (("pack", pack_path), ("idx", idx_path))]
+        if parallel:
+            with ThreadPoolExecutor(2) as ex:
+                for fut in [ex.submit(zone.put_file, k, p, progress=progress) for k, p in jobs]:
+                    fut.result()
+        else:
+            for k, p in jobs:
+                zone.put_file(k, p, progress=progress)
+        return sum(os.path.getsize(p) for _, p in jobs)
+    finally:
+        for p in (pack_path, idx_path):
+            if os.path.exists(p):
+                os.unlink(p)
+        os.rmdir(tmpdir)
+
+
+def upload_history_pack(git_dir: str, zone: Zone, new_heads: list[str], have: Iterable[str],
+                        progress: Progress | None = None) -> tuple[str | None, int]:
+    """Put the git pack (and its .idx, in parallel) of every object reachable from ``new_heads``
+    but not from ``have``; return (pack name or None when nothing is missing, bytes sent).
+
+    Unlike :func:`upload_history` it does not list the zone's refs (``have`` must be commits the
+    zone holds, such as the branch value a push compare-and-swaps from) nor probe for the pack
+    (re-sending a retried push's pack is cheaper than asking first), and it leaves
+    ``objects/info/packs`` to the caller."""
+    with Repo(git_dir) as repo:
+        store = repo.object_store
+        haves = [h.encode("ascii") for h in set(have) if is_sha1(h)]
+        wants = [h.encode("ascii") for h in new_heads]
+        for w in wants:
+            if w not in store:
+                raise ObjectMissing(w.decode(), f"the local history ({git_dir})")
+        ids = list(MissingObjectFinder(store, haves=haves, wants=wants))
+        if not ids:
+            return None, 0
+        name = iter_sha1(sorted(bytes.fromhex(oid.decode("ascii")) for oid, _ in ids)).decode("ascii")
+        return name, _send_pack(store, ids, zone, name, progress, parallel=True)
+
+
+def update_info_packs_cached(zone: Zone, add: Iterable[str],
+                             cached: tuple[str, bytes] | None) -> tuple[str | None, bytes]:
+    """:func:`update_info_packs` as one conditional PUT when ``cached`` (etag, content) is
+    current (the list then gains ``add``); else as :func:`update_info_packs`. Returns (etag, content)."""
+    add = set(add)
+    if cached is not None:
+        new = _render_info_packs(_parse_info_packs(cached[1]) | add)
+        if new == cached[1]:
+            return cached
+        try:
+            return zone.put(INFO_PACKS, new, if_match=cached[0]), new
+        except PreconditionFailed:
+            pass
+
+    def render(current: bytes | None) -> bytes:
+        if zone.supports_listing:
+            return _render_info_packs(_listed_packs(zone) | add)
+        return _render_info_packs(_parse_info_packs(current) | add)
+
+    etag, content, _ = cas_rewrite_cached(zone, INFO_PACKS, render)
+    return etag, content
 
 
 # -------------------------------------------------------------------------------- download

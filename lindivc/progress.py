@@ -51,10 +51,17 @@ class RichReporter(Reporter):
     """Progress bars with size, rate and time left, on stderr (only when it is a terminal)."""
 
     def __init__(self, console=None) -> None:
-        from rich.console import Console
-
-        self.console = console or Console(stderr=True)
+        self._console = console
         self._lock = threading.Lock()
+
+    @property
+    def console(self):
+        """The rich console, made on first use (importing rich costs ~30 ms a no-op command skips)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True)
+        return self._console
 
     @contextlib.contextmanager
     def task(self, description: str, total: int | None = None, unit: str = "bytes") -> Iterator[Advance]:

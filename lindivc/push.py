@@ -17,9 +17,9 @@ from typing import Callable
 
 from . import gitsync
 from . import lindijson
-from .catalog import Placement, ZoneCatalog, catalog_for, public_prefix, update_info
+from .catalog import Placement, ZoneCatalog, catalog_for, public_prefix, update_info, update_info_idx
 from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError
-from .fetch import TRANSFER_THREADS, copy_chunks, zone_default_branch
+from .fetch import copy_chunks, zone_default_branch
 from .layout import (BORROW_FORMAT, JOURNAL_FORMAT, LEGACY_PIN_FORMAT, borrow_key, file_key, index_key, journal_key,
                      object_key, pin_key, version_key)
 from .lindijson import ContentRef
@@ -43,16 +43,17 @@ from .zones import Zone
 #   the first upload starts after hashing one pack (~60 MiB, tens of ms). Each chunk is checked against
 #   its name while it streams (its last bytes are held back on a mismatch, so no object appears).
 # - Pack size: core.pack_size, 64 MiB (packstream.DEFAULT_PACK_SIZE). J1's 500 MiB is then 9 objects
-#   (<= 10), all in flight at once with 8 threads; each is one single PUT (S3 takes up to 5 GiB; moto
+#   (<= 10), all in flight at once; each is one single PUT (S3 takes up to 5 GiB; moto
 #   assembles multipart uploads slowly; below S3Zone.multipart_threshold = 1 GiB there are no parts at
 #   all, above it parts are S3Zone.part_size = 64 MiB). Bigger packs leave threads idle on small pushes
 #   and make the tail (the last pack alone on the wire) longer; smaller ones mean more objects (and, on
 #   moto, requests of <= 32 MiB are not cheaper per byte enough to matter).
-# - 8 upload threads (fetch.TRANSFER_THREADS, LINDIVC_UPLOAD_THREADS): the store is the bottleneck (moto
-#   is one core); 8 streams keep it busy, as the floor's 8 threads do. Memory per stream is one 1 MiB
+# - One upload thread per object up to 16 (UPLOAD_THREADS, LINDIVC_UPLOAD_THREADS): with 8, J1's 9th
+#   pack waited for a free thread and alone made the tail (issue 13). Memory per stream is one 1 MiB
 #   block (botocore's payload hash) plus socket buffers, so peak RSS does not grow with the data (2 GiB
 #   push: ~100 MB).
 HASH_THREADS = 2
+UPLOAD_THREADS = int(os.environ.get("LINDIVC_UPLOAD_THREADS", "16"))
 
 
 @dataclass
@@ -102,10 +103,30 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
     cat = catalog_for(repo, remote)
     zone = cat.zone
 
-    remote_sha, etag = _read_branch_ref(repo, zone, remote, branch, local, force)  # 1
+    # Steps 1 and 2 together when the tracking ref says there is something to send: the journal
+    # then names the chunks of the commits past the tracking ref (checked against step 1 below).
+    early = None
+    if not dry_run and tracking != local:
+        guess = [tracking] if tracking is not None and repo.history.has(tracking) else []
+        early_needed = repo.history.referenced_chunks(list(repo.history.walk([local], exclude=guess)))
+        with ThreadPoolExecutor(2) as ex:
+            journal = ex.submit(_put_journal, zone, branch, local, early_needed)
+            try:
+                remote_sha, etag = _read_branch_ref(repo, zone, remote, branch, local, force)  # 1
+            except BaseException:
+                if journal.exception() is None:
+                    _drop_journal(zone, journal.result())
+                raise
+            early = (journal.result(), early_needed)
+    else:
+        remote_sha, etag = _read_branch_ref(repo, zone, remote, branch, local, force)  # 1
     res = PushResult(remote, branch, remote_sha, local, dry_run=dry_run)
     if remote_sha == local:
         res.up_to_date = True
+        if early is not None:
+            _drop_journal(zone, early[0])
+        if not dry_run:
+            res.urls = _finish_publication(repo, cat, zone, branch, local)
         _set_tracking_ref(repo, remote, branch, local, tracking)
         return res
     have = [remote_sha] if remote_sha is not None and repo.history.has(remote_sha) else []
@@ -113,7 +134,11 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
     needed = repo.history.referenced_chunks(commits)
     res.commits, res.objects_referenced = len(commits), len(needed)
 
-    jid = None if dry_run else _put_journal(zone, branch, local, needed)  # 2
+    jid = None
+    if not dry_run:
+        jid = early[0] if early is not None and needed <= early[1] else _put_journal(zone, branch, local, needed)  # 2
+        if early is not None and jid != early[0]:
+            _drop_journal(zone, early[0])
     missing = _find_missing(repo, cat, zone, needed, borrow)  # 3
     res.chunks_borrowed = len(missing.borrow)
     if dry_run:
@@ -128,11 +153,16 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
             missing.upload = sorted(set(missing.upload) | lost)
             missing.sizes.update({s: _local_size(repo, s) for s in lost})
             res.chunks_borrowed = len(missing.borrow)
-    res.packs_uploaded = _upload_packs(repo, cat, zone, missing.upload, missing.sizes, rep)  # 5
+    # 5 and 6 in parallel (chunk data and history are independent; each keeps its own order)
+    with ThreadPoolExecutor(1) as ex:
+        history = ex.submit(_upload_history, repo, cat, zone, local, have, rep)  # 6
+        res.packs_uploaded = _upload_packs(repo, cat, zone, missing.upload, missing.sizes, rep)  # 5
+        res.history_bytes = history.result()
     res.chunks_uploaded, res.chunk_bytes = len(missing.upload), sum(missing.sizes.values())
-    res.history_bytes = _upload_history(repo, zone, local, have, rep)  # 6
-    res.urls, res.files_published = _publish_files(repo, cat, zone, branch, local, have[0] if have else None)  # 7
-    _swap_branch_ref(repo, zone, remote, branch, local, remote_sha, etag, tracking, jid)  # 8
+    res.files_published = _publish_versions(repo, cat, zone, local)  # 7 (v/)
+    _mark_publication(cat, branch, local, have[0] if have else None)
+    after = _swap_branch_ref(repo, cat, zone, remote, branch, local, remote_sha, etag, tracking, jid)  # 8
+    res.urls = _finish_publication(repo, cat, zone, branch, local, also=after)  # 7 (f/), after 8
     return res
 
 
@@ -160,12 +190,14 @@ def _put_journal(zone: Zone, branch: str, local: str, needed: set[str]) -> str:
     return jid
 
 
-# 3. List what the zone holds (`idx/`, `borrow/`) and compute the referenced chunks the zone lacks
-#    in its own packs (chunks it borrows count as lacking: they are confirmed with the lender again
-#    in step 4). In a cloud, chunks another zone of the cloud holds are borrowed instead of uploaded
-#    (unless `--no-borrow`).
+# 3. List what the zone holds (`idx/`, `borrow/`) and compute the referenced chunks the zone
+#    lacks in its own packs (chunks it borrows count as lacking: they are confirmed with the
+#    lender again in step 4). The listing MAY be skipped when `info/idx`, read after step 2, still
+#    has the etag it had when the local catalog last matched it exactly (GC changes `info/idx`
+#    before it removes any index). In a cloud, chunks another zone of the cloud holds are borrowed
+#    instead of uploaded (unless `--no-borrow`).
 def _find_missing(repo: Repository, cat: ZoneCatalog, zone: Zone, needed: set[str], borrow: bool) -> _Missing:
-    cat.refresh()
+    cat.refresh_if_changed()  # after the journal (step 2): see catalog.ZoneCatalog.refresh_if_changed
     missing = needed - cat.own_chunks()
     borrowed: dict[str, Placement] = {}
     if borrow and missing and zone.location.in_cloud:
@@ -239,13 +271,13 @@ def _record_borrows(cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]
     return lost
 
 
-# 5. Upload the missing chunks grouped into packs (section 5), up to 8 in parallel, each pack
+# 5. Upload the missing chunks grouped into packs (section 5), up to 16 in parallel, each pack
 #    followed by its index. Where the backend stores a stream of known size in one request (S3),
 #    a pack is streamed from the local chunk files in one PUT; elsewhere it is written to a
 #    temporary local pack first and put as a file (section 6.2). A pack is sent even if the zone
 #    holds an object of that name without an index (an interrupted push, or an object a GC is
 #    deleting: the new mtime tells that GC to keep it); packs with an index are never re-sent.
-#    Then rewrite `info/idx`.
+#    Then rewrite `info/idx` (alongside the `v/` files of step 7). Step 6 MAY run alongside.
 def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[str], sizes: dict[str, int],
                   rep: Reporter) -> int:
     """Returns the number of objects (packs and lone chunks) sent."""
@@ -258,7 +290,7 @@ def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[s
     sent = 0
     with rep.task(f"Uploading {len(upload)} chunks in {len(groups)} objects", sum(sizes.values())) as advance:
         if groups:
-            with ThreadPoolExecutor(max_workers=min(TRANSFER_THREADS, len(groups))) as ex, \
+            with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(groups))) as ex, \
                     ThreadPoolExecutor(max_workers=HASH_THREADS) as hasher:
                 futures = []
                 try:
@@ -277,7 +309,6 @@ def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[s
                     hasher.shutdown(wait=True, cancel_futures=True)
                     ex.shutdown(wait=True, cancel_futures=True)
                     raise
-    update_info(zone, "idx", cat.packs)  # includes packs of an interrupted earlier push
     return sent
 
 
@@ -369,34 +400,69 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
 
 
 # 6. Upload the history: one git pack of the objects the zone lacks, `objects/info/packs`.
-def _upload_history(repo: Repository, zone: Zone, local: str, have: list[str], rep: Reporter) -> int:
-    """Returns the bytes sent."""
+def _upload_history(repo: Repository, cat: ZoneCatalog, zone: Zone, local: str, have: list[str], rep: Reporter) -> int:
+    """Returns the bytes sent. The zone holds the history of ``have`` (the branch value step 8
+    swaps from); for a new branch, the zone's refs are listed to find what it holds."""
+    if not have:
+        have = list(gitsync.list_remote_refs(zone).values())
     with rep.task("Uploading history", None) as advance:
-        return gitsync.upload_history(repo.history.git_dir, zone, [local], have=have, progress=advance)
+        name, sent = gitsync.upload_history_pack(repo.history.git_dir, zone, [local], have, progress=advance)
+    if name is not None:
+        etag, content = gitsync.update_info_packs_cached(zone, [name], cat.cached(gitsync.INFO_PACKS))
+        cat.remember(gitsync.INFO_PACKS, etag, content)
+    return sent
 
 
-# 7. Put the rendered files: `v/<commit>/<path>` for the pushed head, and, when the branch is the
-#    zone's default branch (`git/HEAD`, set by the first push), `f/<path>`; `f/` files of paths
-#    deleted since the previous head are removed.
-def _publish_files(repo: Repository, cat: ZoneCatalog, zone: Zone, branch: str, local: str,
-                   previous: str | None) -> tuple[dict[str, str], list[str]]:
-    """Returns (path -> public URL of f/<path>, paths published under v/)."""
+# 7. Put the rendered files: `v/<commit>/<path>` for the pushed head; after step 8, when the
+#    branch is the zone's default branch (`git/HEAD`, set by the first push), `f/<path>`, and
+#    `f/` files of paths deleted since the previous head are removed. A local mark written before
+#    step 8 lets a rerun finish the `f/` files after a crash between them.
+def _render(repo: Repository, cat: ZoneCatalog, blob: str, path: str) -> bytes:
+    return lindijson.dumps(lindijson.render(lindijson.parse(repo.history.read_blob(blob), path), _zone_locator(cat)))
+
+
+def _publish_versions(repo: Repository, cat: ZoneCatalog, zone: Zone, local: str) -> list[str]:
+    """Put v/<local>/<path> of every file (and info/idx meanwhile); return the paths."""
     files = repo.history.commit_files(local)
-    old_files = repo.history.commit_files(previous) if previous else {}
-    default_branch = zone_default_branch(zone) or branch
+    with ThreadPoolExecutor(min(UPLOAD_THREADS, len(files) + 1)) as ex:
+        futs = [ex.submit(update_info_idx, cat)]  # includes packs of an interrupted earlier push
+        futs += [ex.submit(lambda p, b: zone.put(version_key(local, p), _render(repo, cat, b, p)), path, blob)
+                 for path, blob in sorted(files.items())]
+        for f in futs:
+            f.result()
+    return sorted(files)
+
+
+def _mark_publication(cat: ZoneCatalog, branch: str, local: str, previous: str | None = None) -> None:
+    cat.meta.setdefault("publish_pending", {})[branch] = [local, previous]
+    cat._save_meta()
+
+
+def _finish_publication(repo: Repository, cat: ZoneCatalog, zone: Zone, branch: str, local: str,
+                        previous: str | None = None, also: list[Callable[[], object]] = ()) -> dict[str, str]:
+    """Put f/<path> for the default branch (when a publication of ``local`` is pending) and run
+    ``also`` alongside; return path -> public URL of f/<path>."""
+    pending = cat.meta.get("publish_pending", {}).get(branch)
+    jobs = list(also)
     urls: dict[str, str] = {}
-    published: list[str] = []
-    for path, blob in sorted(files.items()):
-        data = lindijson.dumps(lindijson.render(lindijson.parse(repo.history.read_blob(blob), path), _zone_locator(cat)))
-        zone.put(version_key(local, path), data)
-        if branch == default_branch:
-            zone.put(file_key(path), data)
-            urls[path] = zone.public_url(file_key(path))
-        published.append(path)
-    if branch == default_branch:
-        for path in set(old_files) - set(files):
-            zone.delete(file_key(path))
-    return urls, published
+    if pending is not None and pending[0] == local:
+        previous = previous or pending[1]
+        default_branch = cat.meta.get("default_branch") or zone_default_branch(zone) or branch
+        if default_branch == branch:
+            files = repo.history.commit_files(local)
+            old_files = repo.history.commit_files(previous) if previous else {}
+            jobs += [lambda p=path, b=blob: zone.put(file_key(p), _render(repo, cat, b, p))
+                     for path, blob in sorted(files.items())]
+            jobs += [lambda p=path: zone.delete(file_key(p)) for path in set(old_files) - set(files)]
+            urls = {path: zone.public_url(file_key(path)) for path in sorted(files)}
+    if jobs:
+        with ThreadPoolExecutor(min(UPLOAD_THREADS, len(jobs))) as ex:
+            for f in [ex.submit(j) for j in jobs]:
+                f.result()
+    if pending is not None:
+        del cat.meta["publish_pending"][branch]
+        cat._save_meta()
+    return urls
 
 
 def _zone_locator(cat: ZoneCatalog) -> Callable[[ContentRef], list]:
@@ -415,22 +481,47 @@ def _zone_locator(cat: ZoneCatalog) -> Callable[[ContentRef], list]:
 #    `git/HEAD` (if absent) and `git/info/refs` are updated, the local remote-tracking ref
 #    `refs/remotes/<remote>/<branch>` is set (compare-and-swap from its value when the push
 #    started), and the journal entry is deleted.
-def _swap_branch_ref(repo: Repository, zone: Zone, remote: str, branch: str, local: str, remote_sha: str | None,
-                     etag: str | None, tracking: str | None, jid: str) -> None:
+def _swap_branch_ref(repo: Repository, cat: ZoneCatalog, zone: Zone, remote: str, branch: str, local: str,
+                     remote_sha: str | None, etag: str | None, tracking: str | None, jid: str) -> list[Callable[[], object]]:
+    """The compare-and-swap and the tracking ref; returns what is left of step 8 (git/HEAD,
+    info/refs, deleting the journal), for the caller to run alongside the f/ files."""
     try:
-        gitsync.cas_remote_ref(zone, branch, local, etag, expected_sha=remote_sha)
+        gitsync.cas_remote_ref(zone, branch, local, etag, expected_sha=remote_sha, derived=False)
     except RefConflict as e:
+        cat.meta.get("publish_pending", {}).pop(branch, None)
+        cat._save_meta()
         raise NonFastForward(
             f"push to {remote}/{branch} rejected: someone else pushed meanwhile ({e.actual and e.actual[:10]}); "
             f"run `lindivc pull {remote} {branch}` and push again"
         ) from None
     try:
         _set_tracking_ref(repo, remote, branch, local, tracking)
-    finally:
-        try:
-            zone.delete(journal_key(jid))
-        except ZoneError:
-            pass  # GC drops stale journal entries after the grace period
+    except BaseException:
+        _drop_journal(zone, jid)
+        raise
+    return [lambda: _derived_refs(cat, zone, branch, local), lambda: _drop_journal(zone, jid)]
+
+
+def _derived_refs(cat: ZoneCatalog, zone: Zone, branch: str, local: str) -> None:
+    """git/HEAD if absent (remembered once seen), then git/info/refs: best effort."""
+    try:
+        if "default_branch" not in cat.meta:
+            if zone.head(gitsync.HEAD_KEY) is None:
+                zone.put(gitsync.HEAD_KEY, f"ref: refs/heads/{branch}\n".encode("ascii"), if_none_match=True)
+            default = zone_default_branch(zone)
+            if default:
+                cat.meta["default_branch"] = default
+        etag, content = gitsync.update_info_refs_cached(zone, branch, local, cat.cached(gitsync.INFO_REFS))
+        cat.remember(gitsync.INFO_REFS, etag, content)
+    except ZoneError:
+        pass
+
+
+def _drop_journal(zone: Zone, jid: str) -> None:
+    try:
+        zone.delete(journal_key(jid))
+    except ZoneError:
+        pass  # GC drops stale journal entries after the grace period
 
 
 def _set_tracking_ref(repo: Repository, remote: str, branch: str, local: str, expected: str | None) -> None:

@@ -9,7 +9,6 @@ import re
 import pytest
 
 from lindivc import config, layout, objects, packs, packstream
-from lindivc import fetch as fetch_module
 from lindivc import push as push_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,7 +88,7 @@ def test_upload_parallelism_is_the_documented_one():
     if "LINDIVC_UPLOAD_THREADS" in os.environ:
         pytest.skip("LINDIVC_UPLOAD_THREADS overrides the default")
     m = re.search(r"up to (\d+) in parallel", section("6.4 Push"))
-    assert int(m.group(1)) == fetch_module.TRANSFER_THREADS
+    assert int(m.group(1)) == push_module.UPLOAD_THREADS
 
 
 def _numbered(text: str, prefix: str = "") -> dict[int, str]:

@@ -77,13 +77,15 @@ def sweep_zone(zone: Zone, plan: GCPlan, lease: Lease | None = None) -> GCPlan:
     old_packs = _repack(zone, plan, by_kind)
     # 2. indexes of what goes: from now on no new push relies on those objects
     removed: dict[str, bytes] = {}
+    # info/idx first: a push that trusts its cached catalog while info/idx is unchanged (push.py)
+    # must see it change before any index it may rely on goes
+    update_info(zone, "idx", remove=[d.key[4:] for d in by_kind.get("index", [])], only_if_present=True)
     for d in by_kind.get("index", []):
         try:
             removed[d.key[4:]] = zone.get(d.key)
         except ZoneKeyMissing:
             continue
         gone(d)
-    update_info(zone, "idx", remove=removed, only_if_present=True)
     # 3. a push, a ref move or a new pin since the plan stops GC here; a push that started before
     # step 2 may rely on those indexes, so they are put back (they are immutable documents)
     try:

@@ -76,6 +76,10 @@ class Zone(abc.ABC):
     def supports_listing(self) -> bool:
         return True
 
+    #: True if :meth:`get_if_changed` reads value and etag in one request, so the etag is
+    #: exactly the value's (a compare-and-swap may rely on it)
+    atomic_get_etag = False
+
     @property
     def supports_put_stream(self) -> bool:
         """True if :meth:`put_stream` stores a seekable stream of known size in one request. Push
@@ -86,6 +90,20 @@ class Zone(abc.ABC):
     @abc.abstractmethod
     def get(self, key: str) -> bytes:
         """The whole value at ``key``."""
+
+    def get_if_changed(self, key: str, etag: str | None = None) -> tuple[bytes | None, str | None]:
+        """The value at ``key`` and its etag, or ``(None, etag)`` when its etag still equals
+        ``etag`` (the caller's copy is current). ZoneKeyMissing if absent. The etag returned
+        never belongs to a newer value than the bytes returned (backends that cannot answer in
+        one request read the etag first)."""
+        info = self.head(key)
+        if info is None:
+            from ..errors import ZoneKeyMissing
+
+            raise ZoneKeyMissing(key, self.url)
+        if etag is not None and info.etag == etag:
+            return None, etag
+        return self.get(key), info.etag
 
     @abc.abstractmethod
     def get_range(self, key: str, offset: int, size: int) -> bytes:

@@ -72,6 +72,16 @@ def make_client(*, max_pool_connections: int = 32):
 UPLOAD_OPERATIONS = ("PutObject", "UploadPart")
 
 
+class _NotModified(Exception):
+    """A conditional GET found the value unchanged (HTTP 304)."""
+
+
+def _bare_404(e: Exception) -> bool:
+    """A 404 without an error code (HEAD): it cannot tell a missing key from a missing bucket."""
+    code = str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
+    return code in ("", "404", "NotFound")
+
+
 def _not_sending(request, operation_name: str, **kw) -> None:
     """First handler of a request: what reads the body now (the signer hashing it) is no send."""
     if operation_name in UPLOAD_OPERATIONS and hasattr(request.body, "signal_not_transferring"):
@@ -163,8 +173,10 @@ class S3Zone(Zone):
         try:
             resp = fn(**kw)
         except (BotoCoreError, ClientError) as e:
+            if isinstance(e, ClientError) and e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 304:
+                raise _NotModified() from None
             err = self._error(e, key)
-            if isinstance(err, ZoneKeyMissing) and not self._bucket_checked:
+            if isinstance(err, ZoneKeyMissing) and not self._bucket_checked and _bare_404(e):
                 self._check_bucket()
             raise err from None
         self._note_date(resp)
@@ -217,6 +229,20 @@ class S3Zone(Zone):
             return body.read()
         except BotoCoreError as e:
             raise self._error(e, key) from None
+
+    atomic_get_etag = True
+
+    def get_if_changed(self, key: str, etag: str | None = None) -> tuple[bytes | None, str | None]:
+        """One GET (``If-None-Match`` with ``etag``): a 304 answers ``(None, etag)``."""
+        kw = dict(Bucket=self.bucket, Key=self._k(key))
+        if etag:
+            kw["IfNoneMatch"] = '"' + etag.strip('"') + '"'
+        try:
+            resp = self._call(self.client.get_object, key, **kw)
+        except _NotModified:
+            return None, etag
+        with resp["Body"] as body:
+            return self._read_body(body, key), self._etag(resp)
 
     def get_range(self, key: str, offset: int, size: int) -> bytes:
         check_range(offset, size)

@@ -1,0 +1,95 @@
+"""Push's round trips (issue 13): requests per push, the cached catalog and its safety, f/ after the ref."""
+from __future__ import annotations
+
+import boto3
+import pytest
+
+import lindivc
+from lindivc import push as push_mod
+from lindivc.catalog import catalog_for, update_info
+from lindivc.layout import index_key, object_key
+from lindivc.push import push
+from lindivc.testdata import make_nwb
+from test_sync import _make_repo
+
+
+@pytest.fixture(scope="module")
+def nwb_path(tmp_path_factory):
+    return make_nwb(str(tmp_path_factory.mktemp("nwb") / "session.nwb"), n_units=6, duration=30, n_channels=4,
+                    lfp_seconds=1)
+
+
+def _setup(tmp_path, nwb_path, url):
+    r, rel, _ = _make_repo(tmp_path / "a", nwb_path)
+    r.config.add_remote("origin", url)
+    push(r)
+    return r, rel
+
+
+def _count(r) -> list[str]:
+    seen: list[str] = []
+    zone = catalog_for(r, "origin").zone
+    zone.client.meta.events.register("before-send.s3", lambda request, **kw: seen.append(f"{request.method} {request.url}"))
+    return seen
+
+
+def _change(r, rel, value=0.0):
+    with lindivc.open(r.abspath(rel), "r+") as f:
+        f["derived"][:10] = value
+    r.commit("change", all=True)
+
+
+def test_noop_push_is_one_request_and_a_change_lists_nothing(tmp_path, nwb_path, s3_bucket):
+    r, rel = _setup(tmp_path, nwb_path, f"s3://{s3_bucket}/plain/a")
+    seen = _count(r)
+    assert push(r).up_to_date
+    assert len(seen) == 1 and seen[0].startswith("GET ")
+    seen.clear()
+    _change(r, rel)
+    res = push(r)
+    assert res.chunks_uploaded >= 1
+    assert not [s for s in seen if "list-type" in s], seen  # no listing: the catalog is current
+    assert not [s for s in seen if s.startswith("HEAD ")], seen
+    assert len(seen) <= 14 + res.packs_uploaded * 2, seen
+
+
+def test_catalog_is_refreshed_when_an_index_went_away(tmp_path, nwb_path, s3_bucket):
+    """GC removes an index (info/idx first, then idx/, then the pack): the next push must not
+    reference the gone pack from its cached catalog, but upload those chunks again."""
+    r, rel = _setup(tmp_path, nwb_path, f"s3://{s3_bucket}/plain/a")
+    cat = catalog_for(r, "origin")
+    zone = cat.zone
+    pack = sorted(cat.packs, key=lambda p: -len(cat.packs[p].chunks))[0]
+    update_info(zone, "idx", remove=[pack], only_if_present=True)  # as gc/sweep.py step 2
+    zone.delete(index_key(pack))
+    zone.delete(object_key(pack))
+    _change(r, rel, 3.0)
+    res = push(r)
+    assert res.chunks_uploaded > 1  # the chunks of the gone pack came back
+    assert pack not in cat.packs
+    s3 = boto3.client("s3")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket).get("Contents", [])}
+    for p in cat.packs:
+        assert f"plain/a/{object_key(p)}" in keys
+
+
+def test_f_files_are_finished_by_a_rerun_after_a_crash_past_the_ref(tmp_path, nwb_path, s3_bucket, monkeypatch):
+    r, rel = _setup(tmp_path, nwb_path, f"s3://{s3_bucket}/plain/a")
+    zone = catalog_for(r, "origin").zone
+    before = zone.get(f"f/{rel}")
+    _change(r, rel, 5.0)
+    real = push_mod._finish_publication
+
+    def crash(*a, **kw):
+        raise KeyboardInterrupt  # killed between the ref and f/
+
+    monkeypatch.setattr(push_mod, "_finish_publication", crash)
+    with pytest.raises(KeyboardInterrupt):
+        push(r)
+    assert zone.get(f"f/{rel}") == before  # the ref moved, f/ not yet
+    monkeypatch.setattr(push_mod, "_finish_publication", real)
+    res = push(r)
+    assert res.up_to_date
+    new = zone.get(f"f/{rel}")
+    assert new != before and new == zone.get(f"v/{r.history.ref('refs/heads/main')}/{rel}")
+    assert push(r).up_to_date  # nothing pending any more
