@@ -3,7 +3,7 @@
 :func:`diff` compares two revisions, or a revision and the working files; :func:`diff_commit`
 is what one commit changed; :func:`diff_rfs` compares two parsed files. Canonical files of a
 million refs that differ in a few lines are compared without parsing the identical lines
-(:func:`_parse_narrowed`).
+(:func:`_parse_narrowed`, with :mod:`lindivc.reflines`).
 """
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from . import lindijson
+from . import lindijson, reflines
 from .errors import InvalidLindiFile
 from .progress import human_bytes
+from .reflines import RefLines
 
 if TYPE_CHECKING:
     from .history import CommitInfo
@@ -207,79 +208,6 @@ def _parse_canonical(data: bytes | None, name: str) -> dict | None:
 # a ref line whose key ends in .zarray/.zattrs/.zgroup: in canonical bytes '": ' (with the space)
 # follows only a key (in values a quote inside a string is escaped, and compact JSON has no space)
 _META_KEY_END = re.compile(rb'\.z(?:array|attrs|group)": ')
-_REFS_OPEN = b'\n"refs": {\n'
-_SEP = b",\n"  # between two ref lines
-_BLOCK = 1 << 20
-
-
-def _refs_bounds(data: bytes) -> tuple[int, int] | None:
-    """Where the ref lines of canonical bytes start and end, or None if not in that layout."""
-    i = data.find(_REFS_OPEN)
-    if i < 0 or not data.endswith(b"\n}\n"):
-        return None
-    start = i + len(_REFS_OPEN)
-    # the refs close with the last "\n}" before the document's closing "\n}\n": the top-level
-    # lines after it are compact JSON, one line each (searching back skips the million ref lines)
-    end = data.rfind(b"\n}", start - 1, len(data) - 2)
-    return None if end < 0 else (start, max(start, end))  # start - 1: no refs
-
-
-def _common_prefix(a: bytes, a0: int, b: bytes, b0: int, limit: int) -> int:
-    """The largest n <= limit with a[a0:a0+n] == b[b0:b0+n] (memcmp of blocks, then bisection)."""
-    lo = 0
-    while lo < limit:
-        hi = min(lo + _BLOCK, limit)
-        if a[a0 + lo:a0 + hi] == b[b0 + lo:b0 + hi]:
-            lo = hi
-            continue
-        while hi - lo > 1:  # the first lo bytes agree, the first hi do not
-            mid = (lo + hi) // 2
-            if a[a0 + lo:a0 + mid] == b[b0 + lo:b0 + mid]:
-                lo = mid
-            else:
-                hi = mid
-        return lo
-    return limit
-
-
-def _common_suffix(a: bytes, a1: int, b: bytes, b1: int, limit: int) -> int:
-    """The largest n <= limit with a[a1-n:a1] == b[b1-n:b1]."""
-    n = 0
-    while n < limit:
-        m = min(n + _BLOCK, limit)
-        if a[a1 - m:a1 - n] == b[b1 - m:b1 - n]:
-            n = m
-            continue
-        while m - n > 1:  # the last n bytes agree, the last m do not
-            mid = (n + m) // 2
-            if a[a1 - mid:a1 - n] == b[b1 - mid:b1 - n]:
-                n = mid
-            else:
-                m = mid
-        return n
-    return limit
-
-
-def _split_refs(a: bytes, ra: tuple[int, int], b: bytes, rb: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Cut the ref lines a[ra[0]:ra[1]] and b[rb[0]:rb[1]] into a common prefix (the first p
-    bytes of each), lines between (a[ra[0]+p:ia], b[rb[0]+p:ib]) and a common suffix
-    (a[ia+2:ra[1]] == b[ib+2:rb[1]], after a ",\n" both share; none when ia is ra[1]). The prefix
-    and the suffix are whole ref lines. Returns (ra[0]+p, ia, rb[0]+p, ib)."""
-    (a0, a1), (b0, b1) = ra, rb
-    p = _common_prefix(a, a0, b, b0, min(a1 - a0, b1 - b0))
-    if p == a1 - a0 == b1 - b0:
-        return a1, a1, b1, b1
-    i = a.rfind(_SEP, a0, a0 + p)
-    p = i + 2 - a0 if i >= 0 else 0
-    q = _common_suffix(a, a1, b, b1, min(a1 - a0, b1 - b0) - p)
-    ia = a.find(_SEP, a1 - q, a1)
-    if ia < 0:
-        return a0 + p, a1, b0 + p, b1
-    return a0 + p, ia, b0 + p, b1 - (a1 - ia)
-
-
-def _lines(x: bytes) -> list[bytes]:
-    return x.split(_SEP) if x else []
 
 
 def _parse_narrowed(a: bytes, b: bytes, name: str) -> tuple[dict, dict]:
@@ -289,50 +217,45 @@ def _parse_narrowed(a: bytes, b: bytes, name: str) -> tuple[dict, dict]:
     object that a changed ref names too (then it keeps that object from counting as new), or it
     belongs to an array added as a whole (counted in its chunks). Every other identical ref is
     left out, so a small change to a file of a million refs parses a few lines, not the file:
-    the ref lines are sorted by key, so the identical ones are mostly a common prefix and suffix
-    (compared as bytes); only the lines between are split and compared as sets. Identical
-    metadata lines (.zarray/.zattrs/.zgroup) are kept. Falls back to full parses for bytes not in
-    the canonical one-ref-per-line layout.
+    the lines that differ are found by bytes (:func:`reflines.changed_lines`), and only they
+    are split and parsed. Identical metadata lines (.zarray/.zattrs/.zgroup) are kept. Falls
+    back to full parses for bytes not in the canonical one-ref-per-line layout.
     """
-    ra, rb = _refs_bounds(a), _refs_bounds(b)
+    ra, rb = RefLines.of(a), RefLines.of(b)
     if ra is None or rb is None:
         return lindijson.parse(a, name), lindijson.parse(b, name)
-    pa, ia, pb, ib = _split_refs(a, ra, b, rb)
-    mb = set(_lines(b[pb:ib]))
-    ma = set(_lines(a[pa:ia]))
-    only_a, only_b = ma - mb, mb - ma
-
-    def line_at(pos: int) -> tuple[int, bytes]:
-        s = a.rfind(b"\n", 0, pos) + 1
-        e = a.find(_SEP, pos, ra[1])
-        return s, a[s:ra[1] if e < 0 else e]
-
-    def identical(start: int, line: bytes) -> bool:  # a's line at start is in b too
-        return start < pa or start > ia or line in mb
+    la, lb = reflines.changed_lines(ra, rb)
+    only_a, only_b = set(la), set(lb)
+    del la, lb
 
     keep = set()
-    for m in _META_KEY_END.finditer(a, ra[0], ra[1]):
-        s, ln = line_at(m.start())
-        if identical(s, ln):
+
+    def keep_identical(pos: int) -> None:  # the line of a holding byte pos, if b has it too
+        ln = ra.line(ra.line_start(ra.start, pos))
+        if ln not in only_a:
             keep.add(ln)
+
+    for m in _META_KEY_END.finditer(a, ra.start, ra.close):
+        keep_identical(m.start())
     changed_shas = {s.encode() for s in lindijson.content_shas(b"\n".join(only_a | only_b))}
     if changed_shas:
-        for m in lindijson.CONTENT_SHA_RE.finditer(a, ra[0], ra[1]):
+        for m in lindijson.CONTENT_SHA_RE.finditer(a, ra.start, ra.close):
             if m.group(1) in changed_shas:
-                s, ln = line_at(m.start())
-                if identical(s, ln):
-                    keep.add(ln)
+                keep_identical(m.start())
 
-    def parse(x: bytes, r: tuple[int, int], lines: set[bytes]) -> dict:
-        return lindijson.parse(x[:r[0]] + _SEP.join(sorted(lines)) + x[r[1]:], name)
+    def parse(x: RefLines, lines: set[bytes]) -> dict:
+        body = reflines.SEP.join(sorted(lines)) + b"\n" if lines else b""
+        return lindijson.parse(x.head + body + x.tail, name)
 
-    na, nb = parse(a, ra, only_a | keep), parse(b, rb, only_b | keep)
+    na, nb = parse(ra, only_a | keep), parse(rb, only_b | keep)
     added = {k[: -len(".zarray")] for k in nb["refs"] if k.endswith(".zarray") and k not in na["refs"]}
     if added:  # arrays added as a whole: every chunk of theirs counts
         for x, r in ((a, na), (b, nb)):
             full = lindijson.parse(x, name)["refs"]
             r["refs"].update({k: v for k, v in full.items() if (k.rsplit("/", 1)[0] + "/" if "/" in k else "") in added})
     return na, nb
+
+
 def format_diff(d: FileDiff) -> list[str]:
     """Human-readable lines for one file's diff."""
     mark = {"added": "A", "deleted": "D", "modified": "M", "unchanged": " "}[d.status]

@@ -2,7 +2,8 @@
 
 Fetch downloads history and pack indexes; chunk data is read from the zone on demand, and
 downloaded only when asked (:func:`download_objects`). Pull is a fetch and then a fast-forward
-or a merge (:mod:`lindivc.merge`); clone is a new repository and a fetch.
+or a merge (:mod:`lindivc.merge`, which merges a LINDI file both sides changed); clone is a new
+repository and a fetch.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from . import gitsync
 from .catalog import ZoneCatalog, catalog_for, zone_for
 from .errors import LindivcError, ZoneKeyMissing
 from .layout import parse_zone_url
-from .merge import merge_commits
+from .merge import MergeOutcome, merge, merge_commits
+from .mergestate import refuse_during_merge
 from .progress import Reporter
 from .remotes import add_remote, delete_tracking_ref, set_tracking_ref, tracking_refs
 from .repo import Repository
@@ -107,37 +109,38 @@ class PullResult:
     fetch: FetchResult
     branch: str
     old: str | None
-    new: str | None
-    kind: str  # "up-to-date" | "fast-forward" | "merge"
+    new: str | None  # None while a merge stopped at conflicts
+    kind: str  # "up-to-date" | "fast-forward" | "merge" | "conflicts"
+    merge: MergeOutcome | None = None  # when the branch is checked out: what the merge did
 
 
 def pull(repo: Repository, remote: str = "origin", branch: str | None = None, *,
          reporter: Reporter | None = None) -> PullResult:
-    """Fetch, then bring the current branch up to the zone's (fast-forward, or a merge of files
-    changed on only one side); a clear error when both sides changed the same file."""
+    """Fetch, then bring ``branch`` (default: the current branch) up to the zone's: a
+    fast-forward or a merge (:func:`lindivc.merge.merge`). Into the checked-out branch, a merge
+    with conflicts stops with its state kept (kind "conflicts"; resolve with lindivc.merge);
+    into another branch it is refused (NonFastForward). MergeInProgress before fetching if a
+    merge is already in progress."""
     branch = branch or repo.history.head_branch()
     if branch is None:
         raise LindivcError("HEAD is detached; check out a branch to pull into")
+    refuse_during_merge(repo.lvc, "pull")
     fr = fetch(repo, remote, reporter=reporter)
     theirs = fr.refs.get(branch)
     if theirs is None:
         raise LindivcError(f"the zone of {remote} has no branch {branch!r}")
+    label = f"{remote}/{branch}"
+    if repo.history.head_branch() == branch:
+        m = merge(repo, theirs, label=label)
+        return PullResult(fr, branch, m.old, m.new, m.kind, m)
     ours = repo.history.ref(f"refs/heads/{branch}")
     if ours == theirs or (ours and repo.history.is_ancestor(theirs, ours)):
         return PullResult(fr, branch, ours, ours, "up-to-date")
     if ours is None or repo.history.is_ancestor(ours, theirs):
         kind, new = "fast-forward", theirs
     else:
-        kind, new = "merge", merge_commits(repo.history, ours, theirs, f"Merge {remote}/{branch}", repo.author)
-    if repo.history.head_branch() == branch:
-        st = repo.status()
-        dirty = [f.path for f in st.files if f.unstaged or f.staged]
-        if dirty:
-            raise LindivcError(f"pull would overwrite uncommitted changes in {', '.join(dirty[:3])}; commit them first")
-        repo.history.set_ref(f"refs/heads/{branch}", new, ours, f"pull: {kind}", repo.author)
-        repo.checkout(branch, force=True)
-    else:
-        repo.history.set_ref(f"refs/heads/{branch}", new, ours, f"pull: {kind}", repo.author)
+        kind, new = "merge", merge_commits(repo, ours, theirs, f"Merge {label}")
+    repo.history.set_ref(f"refs/heads/{branch}", new, ours, f"pull: {kind}", repo.author)
     return PullResult(fr, branch, ours, new, kind)
 
 

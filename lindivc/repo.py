@@ -11,7 +11,7 @@ import os
 from contextlib import contextmanager
 from typing import Iterable
 
-from . import lindijson
+from . import lindijson, mergestate
 from .config import Config
 from .errors import (AlreadyARepository, BranchExists, InvalidLindiFile, LindivcError, NoSuchBranch,
                      NoSuchFile, NotALindiName, NotARepository, NotTracked, NothingToCommit,
@@ -335,6 +335,7 @@ class Repository:
         """Record the staged files (all tracked changes with ``all``) as a new commit on HEAD."""
         if not message or not message.strip():
             raise LindivcError("empty commit message; give one with -m")
+        mergestate.refuse_during_merge(self.lvc, "commit")
         if all:
             changed = [f.path for f in self.status().files if f.unstaged]
             if changed:
@@ -385,6 +386,7 @@ class Repository:
                     index.entries[rel] = {"blob": files[rel]}
                 index.save()
             return sha
+        mergestate.refuse_during_merge(self.lvc, f"check out {rev}")
         if not force:
             st = self.status()
             dirty = [f.path for f in st.files if f.unstaged or f.staged]

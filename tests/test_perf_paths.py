@@ -3,7 +3,7 @@
 - ``refs.canonical_dumps`` (one pass, a classifier memoized per URL) against
   ``refs.dumps(refs.canonicalize(...))`` with the resolver alone, byte for byte, and the same
   InvalidLindiFile reason for broken files;
-- ``diff._parse_narrowed`` (common prefix/suffix cut, only changed lines parsed) against full
+- ``diff._parse_narrowed`` (changed lines found by bytes, only they parsed) against full
   parses, through ``diff.diff_rfs``.
 """
 from __future__ import annotations

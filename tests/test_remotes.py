@@ -12,7 +12,7 @@ from lindivc import gitsync
 from lindivc.catalog import catalog_dir
 from lindivc.errors import LindivcError, RefConflict
 from lindivc.fetch import clone, fetch
-from lindivc.merge import merge_files
+from lindivc.merge import merge_trees
 from lindivc.push import push
 from lindivc.remotes import add_remote, remove_remote, tracking_ref
 from lindivc.repo import Repository
@@ -155,5 +155,5 @@ def test_add_remote_returns_the_normalized_url_and_refuses_duplicates(tmp_path):
     ({"a": "1"}, {"a": "2"}, {"a": "3"}, {}, ["a"]),                  # both changed it
     ({"a": "1"}, {}, {"a": "3"}, {}, ["a"]),                          # deleted here, changed there
 ])
-def test_merge_files_three_ways(base, ours, theirs, merged, conflicts):
-    assert merge_files(base, ours, theirs) == (merged, conflicts)
+def test_merge_trees_three_ways(base, ours, theirs, merged, conflicts):
+    assert merge_trees(base, ours, theirs) == (merged, conflicts)

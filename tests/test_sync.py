@@ -15,11 +15,12 @@ import pynwb
 import pytest
 
 import lindivc
-from lindivc.errors import (ChecksumMismatch, InvalidKey, LindivcError, NonFastForward, ZoneError,
+from lindivc.errors import (ChecksumMismatch, InvalidKey, LindivcError, MergeInProgress, NonFastForward, ZoneError,
                             ZoneUnreachable)
 from lindivc.importer import import_file
 from lindivc.repo import Repository
 from lindivc.fetch import clone, fetch, pull
+from lindivc.merge import abort_merge
 from lindivc.push import push
 from lindivc.testdata import make_nwb
 
@@ -218,7 +219,7 @@ def test_divergent_pushes_one_wins_then_pull_merges(tmp_path, nwb_path):
     assert "x_note" in lindi.LindiH5pyFile.from_lindi_file(z.abspath(rel)).attrs
 
 
-def test_pull_conflict_on_same_file_is_refused(tmp_path, nwb_path):
+def test_pull_conflict_on_same_attribute_stops_before_writing(tmp_path, nwb_path):
     r, rel, _ = _make_repo(tmp_path / "a", nwb_path, n_chunks=2)
     zone = str(tmp_path / "zone")
     r.config.add_remote("origin", zone)
@@ -230,9 +231,15 @@ def test_pull_conflict_on_same_file_is_refused(tmp_path, nwb_path):
         repo.commit(v, all=True)
     push(x)
     head = r.history.head()
-    with pytest.raises(NonFastForward, match="both sides changed"):
+    before = open(r.abspath(rel), "rb").read()
+    pr = pull(r)
+    assert pr.kind == "conflicts" and pr.new is None
+    assert [c.description for c in pr.merge.conflicts] == [f"{rel}: both added attribute 'who' of /: \"r\" vs \"x\""]
+    assert r.history.head() == head and open(r.abspath(rel), "rb").read() == before
+    with pytest.raises(MergeInProgress):
         pull(r)
-    assert r.history.head() == head
+    abort_merge(r)
+    assert r.history.head() == head and open(r.abspath(rel), "rb").read() == before
 
 
 def test_borrowing_uploads_only_new_chunks(tmp_path, nwb_path, s3_bucket):

@@ -1,5 +1,5 @@
 """Commands on the local repository: init, import, status, add, rm, reset, commit, log, show,
-diff, checkout, branch, tag."""
+diff, checkout, merge, branch, tag."""
 from __future__ import annotations
 
 import os
@@ -50,12 +50,14 @@ def import_(source: str, as_path: str | None, ingest: bool, force: bool) -> None
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(paths: tuple[str, ...], as_json: bool) -> None:
     """Show tracked, modified and untracked LINDI files, and what changed in each."""
-    from ..diff import format_diff
-    from ..diff import diff
+    from ..diff import diff, format_diff
+    from ..merge import conflicts_left, merge_in_progress
     from ..repo import NAME_RULE
 
     r = _repo()
     st = r.status(paths or None)
+    ms = merge_in_progress(r)
+    left = conflicts_left(ms) if ms else []
     # an unreadable working file is already in st.files with its error: skip it in the diff
     changes = {d.path: d for d in diff(r, None, None, paths or None, errors=[])} if st.files else {}
     if as_json:
@@ -64,11 +66,17 @@ def status(paths: tuple[str, ...], as_json: bool) -> None:
             "files": [{"path": f.path, "staged": f.staged, "unstaged": f.unstaged, "error": f.error,
                        "changes": changes[f.path].to_json() if f.path in changes else None} for f in st.files],
             "untracked": st.untracked, "untrackable": st.untrackable,
+            "merge": None if ms is None else {
+                "label": ms.label, "ours": ms.ours, "theirs": ms.theirs, "base": ms.base, "files": sorted(ms.files),
+                "conflicts": [c.to_json() for c in left],
+                "resolutions": [{"file": f, "path": n, "side": sd} for f, ch in sorted(ms.resolutions.items()) for n, sd in ch]},
         })
         return
     click.echo(f"On branch {st.branch}" if st.branch else f"HEAD detached at {(st.head or '')[:10]}")
     if st.head is None:
         click.echo("No commits yet")
+    if ms is not None:
+        _echo_merge(ms.label, left)
     staged = [f for f in st.files if f.staged]
     unstaged = [f for f in st.files if f.unstaged]
     if staged:
@@ -95,6 +103,18 @@ def status(paths: tuple[str, ...], as_json: bool) -> None:
             click.echo(f"  {u}")
     if not staged and not unstaged and not st.untracked:
         click.echo("nothing to commit, working files match HEAD")
+
+
+def _echo_merge(label: str, left: list) -> None:
+    """What `status` says of a merge in progress."""
+    if not left:
+        click.echo(f"\nMerging {label}: all conflicts resolved (use `lindivc merge --continue` to write the "
+                   "merged files and commit, or `lindivc merge --abort`)")
+        return
+    click.echo(f"\nMerging {label}: {len(left)} conflict(s) left (take a side with `lindivc merge --ours PATH` "
+               "or `--theirs PATH`, then `lindivc merge --continue`; or `lindivc merge --abort`):")
+    for c in left:
+        click.echo(f"  {c.description}")
 
 
 @cli.command()
@@ -146,6 +166,11 @@ def _fmt_time(t: int, tz: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t + tz)) + f" {'+' if tz >= 0 else '-'}{abs(tz)//3600:02d}{abs(tz)%3600//60:02d}"
 
 
+def _merge_line(c) -> str:
+    """git's "Merge: P1 P2" line for a commit with several parents (else nothing)."""
+    return f"Merge: {' '.join(p[:10] for p in c.parents)}\n" if len(c.parents) > 1 else ""
+
+
 @cli.command()
 @click.argument("target", metavar="[PATH|REV]", required=False, shell_complete=comp.revisions_or_paths)
 @click.option("-n", "max_count", type=click.IntRange(min=1), help="Show at most N commits.")
@@ -174,7 +199,7 @@ def log(target: str | None, max_count: int | None, stat: bool, as_json: bool, re
         if oneline:
             click.echo(f"{c.sha[:10]} {c.summary}")
         else:
-            click.echo(f"commit {c.sha}\nAuthor: {c.author}\nDate:   {_fmt_time(c.time, c.tz)}\n")
+            click.echo(f"commit {c.sha}\n{_merge_line(c)}Author: {c.author}\nDate:   {_fmt_time(c.time, c.tz)}\n")
             for line in c.message.rstrip().splitlines():
                 click.echo(f"    {line}")
             click.echo("")
@@ -203,7 +228,7 @@ def show(rev: str, as_json: bool) -> None:
         _emit_json({"commit": c.sha, "parents": list(c.parents), "author": c.author, "time": c.time,
                     "message": c.message, "files": [d.to_json() for d in diffs]})
         return
-    click.echo(f"commit {c.sha}\nAuthor: {c.author}\nDate:   {_fmt_time(c.time, c.tz)}\n")
+    click.echo(f"commit {c.sha}\n{_merge_line(c)}Author: {c.author}\nDate:   {_fmt_time(c.time, c.tz)}\n")
     for line in c.message.rstrip().splitlines():
         click.echo(f"    {line}")
     click.echo("")
@@ -280,6 +305,80 @@ def checkout(args: tuple[str, ...], force: bool, new_branch: str | None) -> None
         click.echo(f"Switched to branch '{r.history.head_branch()}' at {sha[:10]}")
     else:
         click.echo(f"HEAD is now at {sha[:10]} (detached)")
+
+
+@cli.command()
+@click.argument("rev", required=False, shell_complete=comp.revisions)
+@click.option("--ours", multiple=True, metavar="PATH", help="At a conflict: keep the current branch's version of "
+              "PATH (repeatable).")
+@click.option("--theirs", multiple=True, metavar="PATH", help="At a conflict: take the merged revision's version "
+              "of PATH (repeatable; applied after --ours).")
+@click.option("--continue", "continue_", is_flag=True, help="Finish the merge once no conflict is left: write "
+              "the merged files and commit.")
+@click.option("--abort", is_flag=True, help="Forget the merge in progress; the files and the branch stay as they were.")
+@click.option("-m", "--message", help="Message of the merge commit (default: Merge REV).")
+def merge(rev: str | None, ours: tuple[str, ...], theirs: tuple[str, ...], continue_: bool, abort: bool,
+          message: str | None) -> None:
+    """Merge REV (a branch, tag, commit or REMOTE/BRANCH) into the current branch.
+
+    A LINDI file both sides changed is merged key by key: what one side changed is taken from
+    it, attributes merge per name, NWB DynamicTable columns from both sides are kept. If both
+    changed the same array, attribute or group differently, the merge stops at those conflicts
+    before writing anything (exit status 1); take a side for each, then continue:
+
+    \b
+    lindivc merge --ours PATH      keep the current branch's version of PATH
+    lindivc merge --theirs PATH    take REV's version of PATH
+    lindivc merge --continue       write the merged files and commit (both parents)
+    lindivc merge --abort          forget the merge
+
+    PATH is a node path (/units/quality), a group (/units: every conflict under it), FILE:PATH
+    when several files conflict, or FILE for all of one file. As in git, taking the last side
+    does not commit: `--continue` does. `lindivc status` shows what is left.
+    """
+    from ..merge import abort_merge, continue_merge, merge as do_merge, resolve
+
+    r = _repo()
+    if abort:
+        if rev or ours or theirs or continue_:
+            raise click.UsageError("--abort takes no other argument")
+        st = abort_merge(r)
+        click.echo(f"merge of {st.label} aborted; {st.branch or 'HEAD'} is at {st.ours[:10]} as before")
+        return
+    if rev is not None:
+        if ours or theirs or continue_:
+            raise click.UsageError("--ours, --theirs and --continue act on the merge in progress; give no REV")
+        _echo_outcome(do_merge(r, rev, message=message))
+        return
+    if not (ours or theirs or continue_):
+        raise click.UsageError("name a revision to merge, or use --ours, --theirs, --continue or --abort")
+    res = None
+    for side, specs in (("ours", ours), ("theirs", theirs)):
+        for spec in specs:
+            res = resolve(r, spec, side)
+            click.echo(f"took {side} for {res.file}:{res.path} ({res.settled} conflict(s) settled)")
+    if continue_:
+        _echo_outcome(continue_merge(r, message))
+    elif res.left:
+        click.echo(f"{len(res.left)} conflict(s) left:")
+        for c in res.left:
+            click.echo(f"  {c.description}")
+    else:
+        click.echo("no conflict left: `lindivc merge --continue` writes the merged files and commits")
+
+
+def _echo_outcome(out) -> None:
+    """What `merge` (and `pull`) say of a MergeOutcome; its conflicts are an error."""
+    into = out.branch or "HEAD"
+    if out.kind == "conflicts":
+        raise out.error()
+    if out.kind == "up-to-date":
+        click.echo(f"already up to date ({(out.new or '')[:10]})")
+    elif out.kind == "fast-forward":
+        click.echo(f"{into}: {(out.old or 'none')[:10]} -> {out.new[:10]} (fast-forward)")
+    else:
+        lindi = f"; merged in LINDI terms: {', '.join(out.merged_files)}" if out.merged_files else ""
+        click.echo(f"{into}: {out.old[:10]} -> {out.new[:10]} (merge of {out.label}{lindi})")
 
 
 @cli.command()

@@ -127,16 +127,22 @@ def fetch(remote_name: str, objects: bool) -> None:
 def pull(remote_name: str, branch_name: str | None) -> None:
     """Fetch from REMOTE and bring the current branch up to date with the zone's.
 
-    Fast-forwards when possible; when both sides have new commits that changed different
-    files, records a merge commit; when both changed the same file, stops with an explanation.
+    Fast-forwards when possible, else merges as `lindivc merge REMOTE/BRANCH` does: a LINDI
+    file both sides changed is merged key by key. At conflicts it stops before writing anything
+    (exit status 1); resolve them with `lindivc merge --ours/--theirs PATH` and
+    `lindivc merge --continue`, or `lindivc merge --abort`.
     """
     from ..fetch import pull as do_pull
 
     res = do_pull(_repo(), remote_name, branch_name, reporter=_reporter())
+    if res.kind == "conflicts":
+        raise res.merge.error()
     if res.kind == "up-to-date":
         click.echo(f"already up to date ({(res.new or '')[:10]})")
     else:
-        click.echo(f"{res.branch}: {(res.old or 'none')[:10]} -> {res.new[:10]} ({res.kind})")
+        merged = res.merge.merged_files if res.merge else []
+        lindi = f"; merged in LINDI terms: {', '.join(merged)}" if merged else ""
+        click.echo(f"{res.branch}: {(res.old or 'none')[:10]} -> {res.new[:10]} ({res.kind}{lindi})")
 
 
 @cli.command()
