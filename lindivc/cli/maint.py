@@ -94,7 +94,8 @@ def _print_plan(plan, as_json: bool, verbose: bool) -> None:
     for b in plan.blocked:
         click.echo(f"blocked: {b}")
     counts = plan.counts()
-    what = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in sorted(counts.items())) or "nothing"
+    what = ", ".join(f"{n} {k}{('es' if k.endswith('x') else 's') if n != 1 else ''}"
+                     for k, n in sorted(counts.items())) or "nothing"
     verb = "deleted" if plan.swept else "would delete"
     nbytes = plan.deleted_bytes if plan.swept else plan.delete_bytes
     click.echo(f"{verb}: {what} ({human_bytes(nbytes)} of data)"
@@ -144,7 +145,7 @@ def gc(remote_name, prune, dry_run, grace, grace_now, evict_pushed, repack_thres
         raise click.UsageError("--prune and --dry-run contradict each other")
     g = lgc.parse_grace(grace, allow_now=grace_now)
     plan = lgc.gc_repository(_repo(), remote_name, prune=prune, grace=g, threshold=repack_threshold,
-                             break_lease=break_lease, evict_pushed=evict_pushed)
+                             break_lease=break_lease, evict_pushed=evict_pushed, reporter=_reporter())
     _print_plan(plan, as_json, verbose)
 
 
@@ -158,7 +159,7 @@ def fsck(remote_name, read_data, as_json) -> None:
     chunk a committed file references can be found. Exit status 1 if anything is wrong."""
     from ..fsck import FsckFailed, fsck_repository
 
-    rep = fsck_repository(_repo(), remote_name, read_data=read_data)
+    rep = fsck_repository(_repo(), remote_name, read_data=read_data, reporter=_reporter())
     if as_json:
         _emit_json(rep.to_json())
     else:
