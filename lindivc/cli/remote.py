@@ -109,12 +109,21 @@ def push(remote_name: str, branch_name: str | None, force: bool, dry_run: bool, 
 @cli.command()
 @click.argument("remote_name", metavar="[REMOTE]", default="origin", shell_complete=comp.remote_names)
 @click.option("--objects", is_flag=True, help="Also download chunk data, for offline use.")
-def fetch(remote_name: str, objects: bool) -> None:
-    """Download history and pack indexes from REMOTE (default: origin)."""
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable summary: {remote, refs, history_bytes, indexes, objects_downloaded, object_bytes}.")
+def fetch(remote_name: str, objects: bool, as_json: bool) -> None:
+    """Download history and pack indexes from REMOTE (default: origin).
+
+    Sets the remote-tracking branches (REMOTE/BRANCH); your branches and working files are not
+    touched: `lindivc pull` brings them up to date.
+    """
     from ..diff import human_bytes
     from ..fetch import fetch as do_fetch
 
     res = do_fetch(_repo(), remote_name, objects=objects, reporter=_reporter())
+    if as_json:
+        _emit_json(res.to_json())
+        return
     for b, sha in sorted(res.refs.items()):
         click.echo(f"{remote_name}/{b}\t{sha[:10]}")
     click.echo(f"history: {human_bytes(res.history_bytes)}, new pack indexes: {res.indexes}"
@@ -124,8 +133,11 @@ def fetch(remote_name: str, objects: bool) -> None:
 @cli.command()
 @click.argument("remote_name", metavar="[REMOTE]", default="origin", shell_complete=comp.remote_names)
 @click.argument("branch_name", metavar="[BRANCH]", required=False, shell_complete=comp.branch_names)
-def pull(remote_name: str, branch_name: str | None) -> None:
-    """Fetch from REMOTE and bring the current branch up to date with the zone's.
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable summary: {branch, old, new, kind, fetch}.")
+def pull(remote_name: str, branch_name: str | None, as_json: bool) -> None:
+    """Fetch from REMOTE (default: origin) and bring BRANCH (default: the current branch) up to
+    date with the zone's.
 
     Fast-forwards when possible; when both sides have new commits that changed different
     files, records a merge commit; when both changed the same file, stops with an explanation.
@@ -133,7 +145,9 @@ def pull(remote_name: str, branch_name: str | None) -> None:
     from ..fetch import pull as do_pull
 
     res = do_pull(_repo(), remote_name, branch_name, reporter=_reporter())
-    if res.kind == "up-to-date":
+    if as_json:
+        _emit_json(res.to_json())
+    elif res.kind == "up-to-date":
         click.echo(f"already up to date ({(res.new or '')[:10]})")
     else:
         click.echo(f"{res.branch}: {(res.old or 'none')[:10]} -> {res.new[:10]} ({res.kind})")
@@ -143,17 +157,26 @@ def pull(remote_name: str, branch_name: str | None) -> None:
 @click.argument("url")
 @click.argument("directory", required=False)
 @click.option("--objects", is_flag=True, help="Download chunk data too (otherwise read on demand from the zone).")
-@click.option("-b", "--branch", help="Check out this branch instead of the zone's default.")
-def clone(url: str, directory: str | None, objects: bool, branch: str | None) -> None:
-    """Copy the repository published at zone URL into DIRECTORY.
+@click.option("-b", "--branch", metavar="BRANCH", help="Check out BRANCH instead of the zone's default.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable summary: {url, directory, branch, files, fetch}.")
+def clone(url: str, directory: str | None, objects: bool, branch: str | None, as_json: bool) -> None:
+    """Copy the repository published at zone URL into DIRECTORY (default: the zone's name).
 
     History and indexes come down; working files point at the zone, so data is read on demand
     (with --objects it is downloaded).
-    """
-    from ..fetch import clone as do_clone
 
-    r = do_clone(url, directory, objects=objects, branch=branch, reporter=_reporter())
-    click.echo(f"cloned {url} into {r.root} (branch {r.history.head_branch()}, {len(r.tracked())} file(s))")
+    \b
+    lindivc clone s3://bucket/zones/ada/acg
+    lindivc clone https://gateway.example.org/zones/ada/acg acg-copy --objects
+    """
+    from ..fetch import clone_repository
+
+    res = clone_repository(url, directory, objects=objects, branch=branch, reporter=_reporter())
+    if as_json:
+        _emit_json(res.to_json())
+        return
+    click.echo(f"cloned {url} into {res.repo.root} (branch {res.branch}, {len(res.files)} file(s))")
 
 
 @cli.command()
