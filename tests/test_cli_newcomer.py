@@ -153,6 +153,38 @@ def test_every_optional_argument_is_bracketed_in_usage(run):
                 assert f"[{p.human_readable_name.strip('[]')}]" in usage, (path, usage)
 
 
+def _every_command():
+    import click
+
+    def walk(group, prefix):
+        for name, c in sorted(group.commands.items()):
+            yield prefix + [name], c
+            if isinstance(c, click.Group):
+                yield from walk(c, prefix + [name])
+
+    return list(walk(cli, []))
+
+
+def test_every_help_starts_with_a_whole_sentence_and_names_its_arguments():
+    """`lindivc --help` at 80 columns shows each command's whole first sentence; the help names
+    every argument in CAPS; no option shows a bare type (TEXT, INTEGER) where a name says more."""
+    import click
+
+    for path, c in _every_command():
+        short = c.get_short_help_str(limit=64)  # the room `lindivc --help` has at 80 columns
+        assert short.endswith(".") and not short.endswith("...") and short[0].isupper(), (path, short)
+        ctx = click.Context(c, info_name=path[-1])
+        for p in c.params:
+            if isinstance(p, click.Argument):
+                names = p.human_readable_name.strip("[]").split("|")
+                if names == ["ARGS"]:  # REV and PATH split by --, named in the examples
+                    names = ["REV", "PATH"]
+                assert all(n in c.help for n in names), (path, names)
+            elif isinstance(p, click.Option) and not p.is_flag:
+                generic = {"TEXT", "INTEGER", "FLOAT", "INTEGER RANGE", "FLOAT RANGE"}
+                assert p.make_metavar(ctx) not in generic, (path, p.opts)
+
+
 # ------------------------------------------------------------------ remote -v, --json
 
 

@@ -19,11 +19,11 @@ def remote(ctx: click.Context, verbose: bool) -> None:
 
     \b
     URL forms:
-      /path/to/dir  or  file:///path       a local directory (the embedded default)
-      s3://bucket/prefix                   any S3-compatible store (AWS credentials,
-                                           AWS_ENDPOINT_URL for MinIO, R2, ...)
-      https://host/zones/USER/ZONE         a lindivc gateway (writes need `lindivc login`)
-      https://host/path                    read-only HTTP zone (range requests)
+      /path/to/dir, file:///path    a local directory (the embedded default)
+      s3://bucket/prefix            any S3-compatible store (AWS credentials;
+                                    AWS_ENDPOINT_URL for MinIO, R2, ...)
+      https://host/zones/USER/ZONE  a lindivc gateway (writes: `lindivc login`)
+      https://host/path             a read-only HTTP zone (range requests)
     """
     if ctx.invoked_subcommand is None:  # as git: names only, or with -v each URL and its use
         for name, url in sorted(_repo().config.remotes().items()):
@@ -39,7 +39,12 @@ def _remote_verbose(name: str, url: str) -> str:
 @click.argument("name")
 @click.argument("url")
 def remote_add(name: str, url: str) -> None:
-    """Add remote NAME for the zone at URL."""
+    """Add remote NAME for the zone at URL.
+
+    \b
+    lindivc remote add origin s3://lab-data/zones/ada/acg
+    lindivc remote add shared https://gateway.example.org/zones/ada/acg
+    """
     from ..remotes import add_remote
 
     click.echo(f"added remote {name} -> {add_remote(_repo(), name, url)}")
@@ -77,9 +82,9 @@ def remote_remove(name: str) -> None:
               "instead of referencing them there.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 def push(remote_name: str, branch_name: str | None, force: bool, dry_run: bool, no_borrow: bool, as_json: bool) -> None:
-    """Publish BRANCH (default: the current branch) to the zone of REMOTE (default: origin).
+    """Publish BRANCH to the zone of REMOTE.
 
-    Only chunks the zone does not hold are uploaded, consolidated into packs; the published
+    BRANCH defaults to the current branch, REMOTE to origin. Only chunks the zone does not hold are uploaded, consolidated into packs; the published
     files appear at f/PATH (latest) and v/COMMIT/PATH (permanent) in the zone. An interrupted
     push resumes when run again.
     """
@@ -136,10 +141,9 @@ def fetch(remote_name: str, objects: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Machine-readable summary: {branch, old, new, kind, fetch}.")
 def pull(remote_name: str, branch_name: str | None, as_json: bool) -> None:
-    """Fetch from REMOTE (default: origin) and bring BRANCH (default: the current branch) up to
-    date with the zone's.
+    """Fetch from REMOTE and bring BRANCH up to date with the zone's.
 
-    Fast-forwards when possible; when both sides have new commits that changed different
+    REMOTE defaults to origin, BRANCH to the current branch. Fast-forwards when possible; when both sides have new commits that changed different
     files, records a merge commit; when both changed the same file, stops with an explanation.
     """
     from ..fetch import pull as do_pull
@@ -161,9 +165,9 @@ def pull(remote_name: str, branch_name: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Machine-readable summary: {url, directory, branch, files, fetch}.")
 def clone(url: str, directory: str | None, objects: bool, branch: str | None, as_json: bool) -> None:
-    """Copy the repository published at zone URL into DIRECTORY (default: the zone's name).
+    """Copy the repository published at zone URL into DIRECTORY.
 
-    History and indexes come down; working files point at the zone, so data is read on demand
+    DIRECTORY defaults to the zone's name. History and indexes come down; working files point at the zone, so data is read on demand
     (with --objects it is downloaded).
 
     \b
@@ -180,12 +184,12 @@ def clone(url: str, directory: str | None, objects: bool, branch: str | None, as
 
 
 @cli.command()
-@click.option("--token", help="GitHub token. Without it, the token is read from a prompt (never echoed), "
+@click.option("--token", metavar="TOKEN", help="GitHub token. Without it, the token is read from a prompt (never echoed), "
               "or from the first line of standard input when that is not a terminal.")
 def login(token: str | None) -> None:
-    """Store a GitHub token for pushing through zone gateways (file mode 0600).
+    """Store a GitHub token for pushing through zone gateways.
 
-    GITHUB_TOKEN, when set, takes precedence over the stored token.
+    The token is kept in a file only you can read (mode 0600). GITHUB_TOKEN, when set, takes precedence over the stored token.
 
     \b
     lindivc login                        asks for the token
