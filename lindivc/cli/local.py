@@ -248,15 +248,19 @@ def diff(args: tuple[str, ...], as_json: bool) -> None:
     Groups, arrays and attributes added, removed or changed, and the bytes of new chunk data.
 
     \b
-    lindivc diff                 HEAD against the working files
-    lindivc diff REV             REV against the working files
-    lindivc diff REV1 REV2       REV1 against REV2
-    lindivc diff [REV..] -- PATH limit to PATH
+    lindivc diff                      HEAD against the working files
+    lindivc diff REV                  REV against the working files
+    lindivc diff REV1 REV2            REV1 against REV2 (also: REV1..REV2)
+    lindivc diff [REV [REV2]] -- PATH limit to PATH
     """
     from ..diff import format_diff
     from ..diff import diff as repo_diff
 
     revs, paths = _split_dashdash(args)
+    if len(revs) == 1 and ".." in revs[0]:  # git's A..B is A B (either side may be left out: HEAD)
+        if "..." in revs[0]:
+            raise click.UsageError("REV1...REV2 (from the merge base) is not supported; name two revisions")
+        revs = [r or "HEAD" for r in revs[0].split("..", 1)]
     if len(revs) > 2:
         raise click.UsageError("at most two revisions")
     errors: list = []
