@@ -112,3 +112,17 @@ def test_push_through_a_gateway_whose_public_url_is_down_names_that_url(s3_bucke
     s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     listed = s3.list_objects_v2(Bucket=s3_bucket, Prefix="zones/alice/x/git/refs/").get("Contents", [])
     assert listed == []
+
+
+def test_a_gateway_that_does_not_answer_is_named_as_such(tmp_path):
+    from lindivc.errors import RedirectUnreachable, ZoneUnreachable
+    from lindivc.zones.gateway import GatewayZone
+
+    port = _closed_port()
+    zone = GatewayZone(f"http://127.0.0.1:{port}/zones/ada/acg", token="tok")
+    for call in (lambda: zone.get("git/HEAD"), lambda: list(zone.list("idx/")), zone.now):
+        with pytest.raises(ZoneUnreachable) as e:
+            call()
+        assert not isinstance(e.value, RedirectUnreachable)
+        assert str(e.value) == (f"http://127.0.0.1:{port}/zones/ada/acg: cannot reach gateway 127.0.0.1:{port} "
+                                f"(connection refused by 127.0.0.1:{port})")

@@ -44,7 +44,7 @@ def unreachable(zone_url: str, url: str, e: Exception, server: str = "server") -
     server answered with a redirect and its target failed, one that names that target and why."""
     failed = getattr(getattr(e, "request", None), "url", None) or url
     cause = describe(e, failed).cause
-    if failed != url:
+    if urllib.parse.urlsplit(failed)[:3] != urllib.parse.urlsplit(url)[:3]:  # not just a query added
         return RedirectUnreachable(zone_url, failed, cause, server)
     return ZoneUnreachable(f"{zone_url}: cannot reach {server} {urllib.parse.urlparse(url).netloc} ({cause})")
 
