@@ -217,10 +217,7 @@ def parse_pin(data: Source, key: str = "", max_bytes: int = MAX_PIN_BYTES) -> Pi
 
 def parse_borrow_record(data: Source, key: str = "", max_bytes: int = MAX_BORROW_BYTES) -> BorrowRecord:
     """The borrow record in ``data``. Raises InvalidDocument."""
-    doc = _load_object(data, key, max_bytes)
-    if doc.get("format") != BORROW_FORMAT:
-        raise InvalidDocument(key, f"not a borrow record (format must be {BORROW_FORMAT!r})")
-    v = _Check(key)
+    doc, v = _load_document(data, key, max_bytes, BORROW_FORMAT, "a borrow record")
     chunks = doc.get("chunks")
     if not isinstance(chunks, list) or not chunks:
         raise InvalidDocument(key, "chunks must be a non-empty list")
@@ -236,10 +233,7 @@ def parse_borrow_record(data: Source, key: str = "", max_bytes: int = MAX_BORROW
 
 def parse_journal_entry(data: Source, key: str = "", max_bytes: int = MAX_JOURNAL_BYTES) -> JournalEntry:
     """The journal entry in ``data``. Raises InvalidDocument."""
-    doc = _load_object(data, key, max_bytes)
-    if doc.get("format") != JOURNAL_FORMAT:
-        raise InvalidDocument(key, f"not a journal entry (format must be {JOURNAL_FORMAT!r})")
-    v = _Check(key)
+    doc, v = _load_document(data, key, max_bytes, JOURNAL_FORMAT, "a journal entry")
     jid = doc.get("id")
     if not (isinstance(jid, str) and ID_RE.match(jid)):
         raise InvalidDocument(key, "id must match [A-Za-z0-9._-]{1,128}")
@@ -348,6 +342,15 @@ def _load_object(data: Source, key: str, max_bytes: int) -> dict:
     if not isinstance(doc, dict):
         raise InvalidDocument(key, "not a JSON object")
     return doc
+
+
+def _load_document(data: Source, key: str, max_bytes: int, fmt: str, what: str) -> tuple[dict, "_Check"]:
+    """The JSON object in ``data``, which must declare ``format`` ``fmt`` (else InvalidDocument:
+    "not ``what``"), and the field checks for it."""
+    doc = _load_object(data, key, max_bytes)
+    if doc.get("format") != fmt:
+        raise InvalidDocument(key, f"not {what} (format must be {fmt!r})")
+    return doc, _Check(key)
 
 
 def _dump(doc: dict) -> bytes:

@@ -248,6 +248,17 @@ class ZoneUnreachable(ZoneError):
     """The zone's endpoint did not answer."""
 
 
+class RedirectUnreachable(ZoneUnreachable):
+    """The zone's server answered with a redirect (a gateway with ``--public-url``), and the URL
+    it redirected to could not be read."""
+
+    def __init__(self, zone_url: str, url: str, cause: str, server: str = "server") -> None:
+        self.zone_url = zone_url
+        self.url = url
+        self.cause = cause
+        super().__init__(f"cannot read {url}: {cause} (the {server} of {zone_url} redirected there)")
+
+
 class AccessDenied(ZoneError):
     """The zone (or gateway) refused the credentials for this operation."""
 

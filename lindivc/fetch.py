@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from . import gitsync
 from .catalog import ZoneCatalog, catalog_for, zone_for
@@ -28,12 +28,17 @@ TRANSFER_THREADS = int(os.environ.get("LINDIVC_UPLOAD_THREADS", "8"))
 
 @dataclass
 class FetchResult:
+    """What a fetch brought: the zone's branches (name -> commit) and what was downloaded."""
+
     remote: str
     refs: dict[str, str]
     history_bytes: int = 0
     indexes: int = 0
     objects_downloaded: int = 0
     object_bytes: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 def fetch(repo: Repository, remote: str = "origin", *, objects: bool = False,
@@ -106,12 +111,38 @@ def copy_chunks(repo: Repository, sources: dict[str, ZoneCatalog], title: str,
 
 @dataclass
 class PullResult:
+    """A pull: its fetch, and how ``branch`` moved from ``old`` to ``new``."""
+
     fetch: FetchResult
     branch: str
     old: str | None
     new: str | None  # None while a merge stopped at conflicts
     kind: str  # "up-to-date" | "fast-forward" | "merge" | "conflicts"
     merge: MergeOutcome | None = None  # when the branch is checked out: what the merge did
+
+    def to_json(self) -> dict:
+        out = {"fetch": self.fetch.to_json(), "branch": self.branch, "old": self.old, "new": self.new,
+               "kind": self.kind}
+        if self.merge is not None:
+            out["merged_files"] = list(self.merge.merged_files)
+            out["conflicts"] = [{"spec": c.spec, "description": c.description} for c in self.merge.conflicts]
+        return out
+
+
+@dataclass
+class CloneResult:
+    """A clone: the new repository (left out of :meth:`to_json`), the branch checked out, the
+    tracked files, and the fetch that filled it."""
+
+    repo: Repository
+    url: str
+    branch: str
+    files: list[str]
+    fetch: FetchResult
+
+    def to_json(self) -> dict:
+        return {"url": self.url, "directory": self.repo.root, "branch": self.branch, "files": self.files,
+                "fetch": self.fetch.to_json()}
 
 
 def pull(repo: Repository, remote: str = "origin", branch: str | None = None, *,
@@ -148,6 +179,12 @@ def clone(url: str, directory: str | None = None, *, objects: bool = False, bran
           reporter: Reporter | None = None) -> Repository:
     """A new repository in ``directory`` with the zone at ``url`` as remote ``origin``, its
     default branch checked out. Working files read data from the zone unless ``objects``."""
+    return clone_repository(url, directory, objects=objects, branch=branch, reporter=reporter).repo
+
+
+def clone_repository(url: str, directory: str | None = None, *, objects: bool = False, branch: str | None = None,
+                     reporter: Reporter | None = None) -> CloneResult:
+    """:func:`clone`, and what it did."""
     zone = zone_for(url)  # validates the URL before anything is created
     if directory is None:
         directory = parse_zone_url(url).name or os.path.basename(url.rstrip("/")) or "clone"
@@ -166,7 +203,8 @@ def clone(url: str, directory: str | None = None, *, objects: bool = False, bran
         repo.history.set_ref(f"refs/heads/{b}", fr.refs[b], None, f"clone: from {url}", repo.author)
         repo.history.set_head_symbolic(b)
         repo.checkout(b, force=True)
+        files = repo.tracked()
     except BaseException:
         repo.close()
         raise
-    return repo
+    return CloneResult(repo, url, b, files, fr)

@@ -26,6 +26,7 @@ from .history import CommitInfo, History
 from .layout import index_key, object_key, sha1_from_object_key
 from .objects import COPY_BLOCK
 from .packs import InvalidPackIndex, PackIndex, verify_pack
+from .progress import Advance, Reporter
 from .zones.base import Zone
 
 __all__ = ["FsckFailed", "FsckReport", "Problem", "fsck_local", "fsck_repository", "fsck_zone"]
@@ -75,8 +76,9 @@ class FsckReport:
 # --------------------------------------------------------------------------- local
 
 
-def fsck_local(repo) -> FsckReport:
-    """Check the repository's object store, pack indexes, refs and reachable content refs."""
+def fsck_local(repo, reporter: Reporter | None = None) -> FsckReport:
+    """Check the repository's object store, pack indexes, refs and reachable content refs;
+    ``reporter`` shows the objects read as a bar of bytes."""
     rep = FsckReport(f"repository {repo.root}")
     packs: dict[str, PackIndex] = {}
     if os.path.isdir(repo.idx_dir):
@@ -90,7 +92,9 @@ def fsck_local(repo) -> FsckReport:
                     packs[name] = PackIndex.from_bytes(f.read(), name, where=path)
             except InvalidPackIndex as e:
                 rep.add("bad-index", name, f"{path}: {e.reason}")
-    for sha in repo.objects:
+    progress = reporter or Reporter()
+    sizes = {sha: _size_or_0(repo.objects, sha) for sha in repo.objects}
+    for sha in progress.track(sorted(sizes), f"Checking {len(sizes)} objects", size=sizes.__getitem__):
         if sha in packs:
             rep.count("packs")
             try:
@@ -135,6 +139,13 @@ def fsck_local(repo) -> FsckReport:
     return rep
 
 
+def _size_or_0(objects, sha: str) -> int:
+    try:
+        return objects.size(sha)
+    except (ObjectMissing, OSError):
+        return 0  # removed meanwhile
+
+
 def _reachable_content(history: History, heads: list[str], rep: FsckReport) -> set[str]:
     """Content sha1s that the files of every commit reachable from ``heads`` reference; counts
     the commits (each once) and reports a missing commit, tree or file."""
@@ -159,8 +170,9 @@ def _reachable_content(history: History, heads: list[str], rep: FsckReport) -> s
 # --------------------------------------------------------------------------- zone
 
 
-def _hash_object(zone: Zone, key: str, idx: PackIndex | None) -> tuple[str, list[str]]:
-    """(sha1 of the whole value, chunks whose ranges do not hash to their names)."""
+def _hash_object(zone: Zone, key: str, idx: PackIndex | None, advance: Advance | None = None) -> tuple[str, list[str]]:
+    """(sha1 of the whole value, chunks whose ranges do not hash to their names); ``advance(n)``
+    as each ``n`` bytes are read."""
     whole = hashlib.sha1()
     bad: list[str] = []
     entries = sorted((e for e in idx.chunks if e.size), key=lambda e: e.offset) if idx else []
@@ -173,6 +185,8 @@ def _hash_object(zone: Zone, key: str, idx: PackIndex | None) -> tuple[str, list
             if not block:
                 break
             whole.update(block)
+            if advance:
+                advance(len(block))
             # feed chunk hashers
             b0 = 0
             while b0 < len(block) and i < len(entries):
@@ -198,18 +212,21 @@ def _hash_object(zone: Zone, key: str, idx: PackIndex | None) -> tuple[str, list
     return whole.hexdigest(), bad
 
 
-def fsck_repository(repo, remote: str | None = None, *, read_data: bool = False) -> FsckReport:
+def fsck_repository(repo, remote: str | None = None, *, read_data: bool = False,
+                    reporter: Reporter | None = None) -> FsckReport:
     """Check ``repo`` (:func:`fsck_local`), or with ``remote`` that remote's zone
     (:func:`fsck_zone`, its history mirrored in the repository, see
-    :func:`lindivc.catalog.gc_cache_dir`)."""
+    :func:`lindivc.catalog.gc_cache_dir`). ``reporter`` shows the objects read."""
     if remote is None:
-        return fsck_local(repo)
+        return fsck_local(repo, reporter)
     zone = remote_zone(repo, remote)
-    return fsck_zone(zone, read_data=read_data, cache_dir=gc_cache_dir(zone.url, repo, remote))
+    return fsck_zone(zone, read_data=read_data, cache_dir=gc_cache_dir(zone.url, repo, remote), reporter=reporter)
 
 
-def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = None) -> FsckReport:
-    """Check a zone's indexes, objects (sizes; hashes with ``read_data``), refs and content refs."""
+def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = None,
+              reporter: Reporter | None = None) -> FsckReport:
+    """Check a zone's indexes, objects (sizes; hashes with ``read_data``), refs and content refs;
+    ``reporter`` shows the objects ``read_data`` reads as a bar of bytes."""
     import tempfile
 
     from . import gitsync
@@ -241,19 +258,21 @@ def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = No
     for sha in objects:
         if sha not in indexes:
             rep.warn("no-index", object_key(sha), "object without an index (an interrupted push; `lindivc gc` removes it)")
-    if read_data:
-        for sha in sorted(objects):
-            rep.count("objects read")
-            try:
-                got, bad = _hash_object(zone, object_key(sha), indexes.get(sha))
-            except ZoneError as e:
-                rep.add("unreadable-object", object_key(sha), str(e))
-                continue
-            if got != sha:
-                kind = "corrupt-pack" if sha in indexes and len(indexes[sha].chunks) > 1 else "corrupt-object"
-                rep.add(kind, object_key(sha), f"hashes to {got}")
-            for c in bad:
-                rep.add("corrupt-chunk", c, f"its range of {object_key(sha)} does not hash to its name")
+    if read_data and objects:
+        total = sum(objects.values())
+        with (reporter or Reporter()).task(f"Reading {len(objects)} objects", total) as advance:
+            for sha in sorted(objects):
+                rep.count("objects read")
+                try:
+                    got, bad = _hash_object(zone, object_key(sha), indexes.get(sha), advance)
+                except ZoneError as e:
+                    rep.add("unreadable-object", object_key(sha), str(e))
+                    continue
+                if got != sha:
+                    kind = "corrupt-pack" if sha in indexes and len(indexes[sha].chunks) > 1 else "corrupt-object"
+                    rep.add(kind, object_key(sha), f"hashes to {got}")
+                for c in bad:
+                    rep.add("corrupt-chunk", c, f"its range of {object_key(sha)} does not hash to its name")
     # info/idx
     try:
         listed = set(zone.get("info/idx").decode().split())

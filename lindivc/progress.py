@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 Advance = Callable[[int], None]
+T = TypeVar("T")
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
@@ -42,6 +43,18 @@ class Reporter:
         """A unit of long work; ``advance(n)`` reports ``n`` more bytes (or items, for another
         ``unit``) done. ``total`` None: the amount is not known in advance."""
         yield lambda n: None
+
+    def track(self, items: Iterable[T], description: str, *, size: Callable[[T], int] | None = None) -> Iterator[T]:
+        """Each of ``items`` in turn, under one :meth:`task` that advances as each is done: by one
+        item, or with ``size``, by ``size(item)`` bytes. No task at all for no items."""
+        items = list(items)
+        if not items:
+            return
+        total = sum(size(x) for x in items) if size else len(items)
+        with self.task(description, total, unit="bytes" if size else "objects") as advance:
+            for x in items:
+                yield x
+                advance(size(x) if size else 1)
 
     def note(self, message: str) -> None:
         pass

@@ -282,6 +282,8 @@ class Repository:
         index = self._index()
         added = []
         for p in paths:
+            if os.path.isdir(p):  # before relpath: "." is the worktree itself, not outside it
+                raise LindivcError(f"{p} is a directory; name the LINDI files in it")
             rel = self.relpath(p)
             ap = self.abspath(rel)
             if not os.path.exists(ap):
@@ -291,7 +293,7 @@ class Repository:
                     continue
                 raise NoSuchFile(p)
             if os.path.isdir(ap):
-                raise LindivcError(f"{p} is a directory; name LINDI files")
+                raise LindivcError(f"{p} is a directory; name the LINDI files in it")
             if not lindijson.is_lindi_name(rel):
                 raise NotALindiName(p)
             entry = index.entries.setdefault(rel, {})

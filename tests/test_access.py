@@ -1,5 +1,6 @@
 """Zones a user may list but not read, or reaches with no credentials at all: clone says so in
-one line (never "holds no published history"), exit status 1, nothing created. S3 is moto over
+one line (never "holds no published history"), exit status 1, nothing created. A gateway whose
+--public-url is down: push names that URL, not the gateway, which answered. S3 is moto over
 HTTP; read permissions are moto's own: its IAM simulation and the ACL of private objects."""
 from __future__ import annotations
 
@@ -77,3 +78,51 @@ def test_clone_where_listing_is_allowed_but_reads_are_denied(published, tmp_path
         res = _invoke("clone", published, str(tmp_path / "c"))
     _one_line_error(res, published, "access denied (AccessDenied)")
     assert not (tmp_path / "c").exists()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_push_through_a_gateway_whose_public_url_is_down_names_that_url(s3_bucket, github_standin, tmp_path,
+                                                                         monkeypatch):
+    from lindivc.server.app import BackgroundServer, create_app
+
+    port = _closed_port()
+    public = f"http://127.0.0.1:{port}/pub"  # where the gateway redirects reads: nothing listens there
+    app = create_app(s3_bucket, endpoint_url=os.environ["AWS_ENDPOINT_URL"], github_api_url=github_standin.url,
+                     public_url=public)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GITHUB_TOKEN", "tok-alice")
+    assert _invoke("init").exit_code == 0
+    (tmp_path / "a.lindi.json").write_text(json.dumps({"refs": {".zgroup": {"zarr_format": 2}}}))
+    assert _invoke("add", "a.lindi.json").exit_code == 0
+    assert _invoke("commit", "-m", "one").exit_code == 0
+    with BackgroundServer(app) as gw:
+        assert _invoke("remote", "add", "origin", f"{gw.url}/zones/alice/x").exit_code == 0
+        res = _invoke("push")
+    _one_line_error(res, f"cannot read {public}/zones/alice/x/", f"connection refused by 127.0.0.1:{port}",
+                    f"the gateway of {gw.url}/zones/alice/x redirected there")
+    assert "cannot reach gateway" not in res.output
+    # nothing was published as a branch: the zone's ref was never set
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    listed = s3.list_objects_v2(Bucket=s3_bucket, Prefix="zones/alice/x/git/refs/").get("Contents", [])
+    assert listed == []
+
+
+def test_a_gateway_that_does_not_answer_is_named_as_such(tmp_path):
+    from lindivc.errors import RedirectUnreachable, ZoneUnreachable
+    from lindivc.zones.gateway import GatewayZone
+
+    port = _closed_port()
+    zone = GatewayZone(f"http://127.0.0.1:{port}/zones/ada/acg", token="tok")
+    for call in (lambda: zone.get("git/HEAD"), lambda: list(zone.list("idx/")), zone.now):
+        with pytest.raises(ZoneUnreachable) as e:
+            call()
+        assert not isinstance(e.value, RedirectUnreachable)
+        assert str(e.value) == (f"http://127.0.0.1:{port}/zones/ada/acg: cannot reach gateway 127.0.0.1:{port} "
+                                f"(connection refused by 127.0.0.1:{port})")

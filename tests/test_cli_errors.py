@@ -1,5 +1,6 @@
 """Repository commands that must fail, and say why in one line (issue 14): log of something that
-is neither a revision nor a path, commit with nothing to commit."""
+is neither a revision nor a path, commit with nothing to commit, add of a directory; and git's
+REV1..REV2 for diff."""
 from __future__ import annotations
 
 import json
@@ -68,3 +69,27 @@ def test_commit_before_anything_is_tracked_says_so(run, tmp_path):
     run("commit", "-m", "one")
     assert _error_line(run("commit", "-m", "again", ok=False)) == \
         "Error: nothing to commit (working files match HEAD); change a file or use `lindivc add`"
+
+
+def test_add_of_a_directory_says_it_is_one(run, tmp_path):
+    _lindi(tmp_path, "a.lindi.json", {})
+    (tmp_path / "sub").mkdir()
+    for d in (".", "sub", str(tmp_path)):
+        assert _error_line(run("add", d, ok=False)) == f"Error: {d} is a directory; name the LINDI files in it"
+    assert json.loads(run("status", "--json").output)["files"] == []  # nothing was staged
+
+
+def test_diff_takes_git_range_of_two_revisions(run, tmp_path):
+    _lindi(tmp_path, "a.lindi.json", {"v": 1})
+    run("add", "a.lindi.json")
+    run("commit", "-m", "one")
+    _lindi(tmp_path, "a.lindi.json", {"v": 2})
+    run("commit", "-a", "-m", "two")
+    two_revs = run("diff", "HEAD~1", "HEAD").output
+    assert "a.lindi.json" in two_revs and "v" in two_revs
+    assert run("diff", "HEAD~1..HEAD").output == two_revs
+    assert run("diff", "HEAD~1..").output == two_revs  # a side left out is HEAD
+    assert run("diff", "HEAD~1..HEAD", "--", "a.lindi.json").output == two_revs
+    res = run("diff", "HEAD~1...HEAD", ok=False)
+    assert res.exit_code == 2 and "not supported" in res.output
+    assert _error_line(run("diff", "nope..HEAD", ok=False)) == "Error: unknown revision: nope"

@@ -1,7 +1,7 @@
 """What the CLI tells a newcomer is true: login from a pipe and logout, one-line errors for
 mistyped config values and for a first commit with nothing in it, usage lines that show which
-arguments are optional, git's `remote -v`, --json listings, and shell completion of remote
-names, branches, tags, revisions and tracked paths."""
+arguments are optional, git's `remote -v`, --json listings and --json reports of clone, fetch
+and pull, and shell completion of remote names, branches, tags, revisions and tracked paths."""
 from __future__ import annotations
 
 import json
@@ -153,6 +153,38 @@ def test_every_optional_argument_is_bracketed_in_usage(run):
                 assert f"[{p.human_readable_name.strip('[]')}]" in usage, (path, usage)
 
 
+def _every_command():
+    import click
+
+    def walk(group, prefix):
+        for name, c in sorted(group.commands.items()):
+            yield prefix + [name], c
+            if isinstance(c, click.Group):
+                yield from walk(c, prefix + [name])
+
+    return list(walk(cli, []))
+
+
+def test_every_help_starts_with_a_whole_sentence_and_names_its_arguments():
+    """`lindivc --help` at 80 columns shows each command's whole first sentence; the help names
+    every argument in CAPS; no option shows a bare type (TEXT, INTEGER) where a name says more."""
+    import click
+
+    for path, c in _every_command():
+        short = c.get_short_help_str(limit=64)  # the room `lindivc --help` has at 80 columns
+        assert short.endswith(".") and not short.endswith("...") and short[0].isupper(), (path, short)
+        ctx = click.Context(c, info_name=path[-1])
+        for p in c.params:
+            if isinstance(p, click.Argument):
+                names = p.human_readable_name.strip("[]").split("|")
+                if names == ["ARGS"]:  # REV and PATH split by --, named in the examples
+                    names = ["REV", "PATH"]
+                assert all(n in c.help for n in names), (path, names)
+            elif isinstance(p, click.Option) and not p.is_flag:
+                generic = {"TEXT", "INTEGER", "FLOAT", "INTEGER RANGE", "FLOAT RANGE"}
+                assert p.make_metavar(ctx) not in generic, (path, p.opts)
+
+
 # ------------------------------------------------------------------ remote -v, --json
 
 
@@ -182,6 +214,46 @@ def test_branch_json_lists_branches_with_the_current_one(run, nwb_path):
         {"name": "analysis", "commit": head, "current": False}, {"name": "main", "commit": head, "current": True}]
     res = run("branch", "--json", "x", ok=False)
     assert res.exit_code == 2 and "--json lists branches" in res.output
+
+
+def test_clone_fetch_pull_json_report_what_they_did(run, tmp_path, monkeypatch):
+    zone = str(tmp_path / "zone")
+    os.makedirs(tmp_path / "a")
+    monkeypatch.chdir(tmp_path / "a")
+    run("init")
+    lindi_file = tmp_path / "a" / "x.lindi.json"
+    lindi_file.write_text(json.dumps({"refs": {".zgroup": {"zarr_format": 2}}}))
+    run("add", "x.lindi.json")
+    run("commit", "-m", "first")
+    run("remote", "add", "origin", zone)
+    run("push")
+    first = json.loads(run("log", "--json").output)[0]["commit"]
+
+    monkeypatch.chdir(tmp_path)
+    cloned = json.loads(run("clone", zone, "b", "--json").output)
+    assert cloned["url"] == zone and cloned["directory"] == str((tmp_path / "b").resolve())
+    assert cloned["branch"] == "main" and cloned["files"] == ["x.lindi.json"]
+    assert cloned["fetch"]["refs"] == {"main": first} and cloned["fetch"]["history_bytes"] > 0
+    assert (tmp_path / "b" / "x.lindi.json").exists()
+
+    monkeypatch.chdir(tmp_path / "a")
+    lindi_file.write_text(json.dumps({"refs": {".zgroup": {"zarr_format": 2}, ".zattrs": {"note": "two"}}}))
+    run("commit", "-a", "-m", "second")
+    run("push")
+    second = json.loads(run("log", "--json").output)[0]["commit"]
+
+    monkeypatch.chdir(tmp_path / "b")
+    fetched = json.loads(run("fetch", "--json").output)
+    assert fetched["remote"] == "origin" and fetched["refs"] == {"main": second}
+    assert fetched["history_bytes"] > 0 and fetched["objects_downloaded"] == 0
+    assert json.loads(run("log", "--json").output)[0]["commit"] == first  # fetch moved no branch
+    pulled = json.loads(run("pull", "--json").output)
+    assert {k: pulled[k] for k in ("branch", "old", "new", "kind")} == {
+        "branch": "main", "old": first, "new": second, "kind": "fast-forward"}
+    assert pulled["fetch"]["refs"] == {"main": second}
+    assert json.loads(run("pull", "--json").output)["kind"] == "up-to-date"
+    # an error is still one line, not JSON
+    _one_line_error(run("fetch", "nope", "--json", ok=False), "nope")
 
 
 # ------------------------------------------------------------------ shell completion

@@ -1,8 +1,10 @@
 """Progress tells the truth: S3 upload bars count bytes as they are sent (not while botocore
 hashes the body to sign it), sizes are in binary units everywhere, a bar is one line at 80
-columns, a bar of unknown total shows what was done (not "0/?"), and nothing is drawn on a pipe."""
+columns, a bar of unknown total shows what was done (not "0/?"), nothing is drawn on a pipe, and
+gc --prune, gc --evict-pushed and fsck show bars that reach their totals."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -16,7 +18,7 @@ from rich.console import Console
 
 from lindivc.layout import object_key
 from lindivc.packstream import ConcatReader, PackSource, Segment
-from lindivc.progress import RichReporter, human_bytes
+from lindivc.progress import Reporter, RichReporter, human_bytes
 
 MiB = 1 << 20
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -275,3 +277,154 @@ def test_s3_multipart_uploads_count_bytes_as_sent(s3_via_proxy, tmp_path):
     rec = Recorder(proxy, slack * 2)  # two parts in flight: two send buffers
     zone.put_file(object_key("1" * 40), str(big), progress=rec)
     _assert_counted_as_sent(rec, 32 * MiB)
+
+
+# ------------------------------------------------------------------ gc and fsck: bars of long work
+
+
+class RecordingReporter(Reporter):
+    """Records every task: its description, total, unit, and what was reported done."""
+
+    def __init__(self) -> None:
+        self.tasks: list[dict] = []
+
+    @contextlib.contextmanager
+    def task(self, description, total=None, unit="bytes"):
+        rec = {"description": description, "total": total, "unit": unit, "done": 0}
+        self.tasks.append(rec)
+
+        def advance(n: int) -> None:
+            rec["done"] += n
+
+        yield advance
+
+
+def _all_done(rep: RecordingReporter) -> None:
+    assert rep.tasks
+    for t in rep.tasks:
+        assert t["done"] == t["total"], t
+
+
+def _zone_with_garbage(tmp_path):
+    """A local zone whose first push's pack, index and published version are old garbage after
+    a force push of rewritten history; and the repository."""
+    import lindivc
+    import numpy as np
+
+    from lindivc.push import push
+    from test_gc import HOUR, N, age, make_repo, orphan
+
+    r, name = make_repo(tmp_path / "a", seed=21, n_chunks=7, pack_size=300_000)  # 2 packs, 1 lone chunk
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f["d"][:] = np.random.default_rng(22).standard_normal(7 * N)  # every chunk new
+    r.commit("replace data", all=True)
+    orphan(r)
+    push(r, force=True)
+    age(zdir, 2 * HOUR)
+    return r, zdir
+
+
+def test_zone_gc_prune_bar_advances_to_its_total(tmp_path):
+    from lindivc import gc
+    from lindivc.zones import open_zone
+
+    from test_gc import HOUR
+
+    _, zdir = _zone_with_garbage(tmp_path)
+    rep = RecordingReporter()
+    plan = gc.gc_zone(open_zone(zdir), prune=True, grace=HOUR, cache_dir=str(tmp_path / "c"), reporter=rep)
+    assert plan.swept and plan.deleted
+    _all_done(rep)
+    assert all(t["unit"] == "objects" and t["description"].startswith("Deleting ") for t in rep.tasks)
+    # one bar per kind, in the order of the sweep, each with its count and its bytes
+    counts = plan.counts()
+    assert counts == {"index": 3, "version": 1, "pack": 2, "object": 1}
+    assert [re.sub(r" \(\d+(\.\d)? (B|KiB)\)$", "", t["description"]) for t in rep.tasks] == [
+        "Deleting 3 pack indexes", "Deleting 1 published file", "Deleting 2 packs", "Deleting 1 object"]
+    assert sum(t["total"] for t in rep.tasks) == plan.deleted
+
+
+def test_local_gc_prune_and_evict_bars_advance_to_their_totals(tmp_path):
+    from lindivc import gc
+    from lindivc.push import push
+
+    from test_gc import make_repo
+
+    r, _ = make_repo(tmp_path / "a", seed=23)
+    old = time.time() - 30 * 86400
+    garbage = [r.objects.put_bytes(os.urandom(1000 + i)) for i in range(4)]
+    for sha in garbage:
+        os.utime(r.objects.path(sha), (old, old))
+    rep = RecordingReporter()
+    plan = gc.gc_local(r, prune=True, reporter=rep)
+    assert plan.deleted == 4
+    _all_done(rep)
+    assert [(t["description"], t["total"], t["unit"]) for t in rep.tasks] == [
+        ("Deleting 4 local objects (3.9 KiB)", 4, "objects")]
+
+    r.config.add_remote("origin", str(tmp_path / "zone"))
+    push(r)
+    rep = RecordingReporter()
+    plan = gc.gc_local(r, prune=True, evict_pushed=True, reporter=rep)
+    assert plan.counts() == {"evict": 5}
+    _all_done(rep)
+    assert [t["total"] for t in rep.tasks] == [5]
+    assert rep.tasks[0]["description"].startswith("Deleting 5 local objects")
+    rep = RecordingReporter()
+    gc.gc_local(r, prune=True, reporter=rep)  # nothing left to delete: no bar at all
+    assert rep.tasks == []
+
+
+def test_fsck_read_data_bar_counts_every_byte_read(tmp_path):
+    from lindivc.fsck import fsck_local, fsck_zone
+    from lindivc.zones import open_zone
+
+    r, zdir = _zone_with_garbage(tmp_path)
+    zone = open_zone(zdir)
+    objects = [i for i in zone.list("sha1/")]
+    rep = RecordingReporter()
+    assert fsck_zone(zone, read_data=True, cache_dir=str(tmp_path / "c"), reporter=rep).ok
+    assert [(t["description"], t["unit"]) for t in rep.tasks] == [(f"Reading {len(objects)} objects", "bytes")]
+    assert rep.tasks[0]["total"] == sum(i.size for i in objects) > 0
+    _all_done(rep)
+    rep = RecordingReporter()
+    fsck_zone(zone, cache_dir=str(tmp_path / "c"), reporter=rep)  # without --read-data nothing is read
+    assert rep.tasks == []
+    rep = RecordingReporter()
+    assert fsck_local(r, reporter=rep).ok  # the local store is always read in full
+    local = list(r.objects)
+    assert [t["description"] for t in rep.tasks] == [f"Checking {len(local)} objects"]
+    assert rep.tasks[0]["total"] == sum(r.objects.size(s) for s in local)
+    _all_done(rep)
+
+
+def test_gc_and_fsck_bars_on_a_terminal_and_none_on_a_pipe(tmp_path, monkeypatch):
+    from lindivc.cli import cli, maint
+
+    r, _ = _zone_with_garbage(tmp_path)
+    monkeypatch.chdir(r.root)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["fsck", "--remote", "origin", "--read-data"])  # stderr is not a terminal
+    assert res.exit_code == 0, res.output
+    assert "Reading" not in res.output and "━" not in res.output and "\x1b[" not in res.output
+    res = runner.invoke(cli, ["gc", "--remote", "origin", "--prune", "--grace", "1h"])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("roots: ") and "deleted: " in res.output
+    assert "Deleting" not in res.output and "━" not in res.output and "\x1b[" not in res.output
+
+    r2, _ = _zone_with_garbage(tmp_path / "t")
+    monkeypatch.chdir(r2.root)
+    screen = io.StringIO()
+    monkeypatch.setattr(maint, "_reporter", lambda: RichReporter(Console(file=screen, width=80, force_terminal=True)))
+    res = runner.invoke(cli, ["gc", "--remote", "origin", "--prune", "--grace", "1h"])
+    assert res.exit_code == 0, res.output
+    drawn = _renders(screen.getvalue())
+    assert any(ln.startswith("Deleting 2 packs") and "2/2" in ln for ln in drawn), drawn
+    assert all(len(ln) <= 80 for ln in drawn)
+    screen.truncate(0)
+    res = runner.invoke(cli, ["fsck", "--remote", "origin", "--read-data"])
+    assert res.exit_code == 0, res.output
+    assert any(ln.startswith("Reading ") and "KiB" in ln for ln in _renders(screen.getvalue()))

@@ -18,7 +18,7 @@ from .base import DashDashCommand, _emit_json, _repo, cli
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 def init(directory: str) -> None:
-    """Create an empty repository in DIRECTORY (default: the current directory)."""
+    """Create an empty repository in DIRECTORY, or here."""
     from ..repo import Repository
 
     r = Repository.init(directory)
@@ -37,6 +37,11 @@ def import_(source: str, as_path: str | None, ingest: bool, force: bool) -> None
 
     SOURCE is a LINDI file (.lindi.json or .zarr.json) or an HDF5/NWB file (converted; its
     chunks stay references to that file), given as a local path or an http(s) URL.
+
+    \b
+    lindivc import session.nwb            (its chunks stay in session.nwb)
+    lindivc import session.nwb --ingest   (its chunks are copied into the store)
+    lindivc import https://host/x.nwb.lindi.json --as x.nwb.lindi.json
     """
     from ..importer import import_file
 
@@ -49,7 +54,11 @@ def import_(source: str, as_path: str | None, ingest: bool, force: bool) -> None
 @click.argument("paths", nargs=-1, shell_complete=comp.lindi_files)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(paths: tuple[str, ...], as_json: bool) -> None:
-    """Show tracked, modified and untracked LINDI files, and what changed in each."""
+    """Show which LINDI files changed, and how.
+
+    Tracked, modified and untracked LINDI files (all, or those at PATHS), and what changed in
+    each, in LINDI terms; and a merge in progress, with what is left to resolve.
+    """
     from ..diff import diff, format_diff
     from ..merge import conflicts_left, merge_in_progress
     from ..repo import NAME_RULE
@@ -130,7 +139,7 @@ def add(paths: tuple[str, ...]) -> None:
 @click.option("--cached", is_flag=True, help="Stop tracking but keep the working file.")
 @click.option("-f", "--force", is_flag=True, help="Delete working files even if they have uncommitted changes.")
 def rm(paths: tuple[str, ...], cached: bool, force: bool) -> None:
-    """Stop tracking PATHS (and delete the working files unless --cached).
+    """Stop tracking PATHS (and delete the files unless --cached).
 
     A working file with changes that are not committed is kept, and nothing is removed,
     unless --force.
@@ -152,11 +161,16 @@ def reset() -> None:
 
 
 @cli.command()
-@click.option("-m", "--message", required=True, help="What this version changes, and why.")
+@click.option("-m", "--message", metavar="MESSAGE", required=True, help="What this version changes, and why.")
 @click.option("-a", "--all", "all_", is_flag=True, help="Stage every modified tracked file first.")
 @click.option("--allow-empty", is_flag=True, help="Record a commit even if nothing changed.")
 def commit(message: str, all_: bool, allow_empty: bool) -> None:
-    """Record the staged LINDI files as a new version."""
+    """Record the staged LINDI files as a new version.
+
+    \b
+    lindivc commit -m "add spike sorting"       what `lindivc add` staged
+    lindivc commit -a -m "fix units"            every modified tracked file
+    """
     r = _repo()
     sha = r.commit(message, all=all_, allow_empty=allow_empty)
     click.echo(f"[{r.history.head_branch() or 'detached'} {sha[:10]}] {message.strip().splitlines()[0]}")
@@ -173,10 +187,10 @@ def _merge_line(c) -> str:
 
 @cli.command()
 @click.argument("target", metavar="[PATH|REV]", required=False, shell_complete=comp.revisions_or_paths)
-@click.option("-n", "max_count", type=click.IntRange(min=1), help="Show at most N commits.")
+@click.option("-n", "max_count", metavar="N", type=click.IntRange(min=1), help="Show at most N commits.")
 @click.option("--stat", is_flag=True, help="Summarize what each commit changed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--rev", default="HEAD", show_default=True, help="Start from this revision.",
+@click.option("--rev", metavar="REV", default="HEAD", show_default=True, help="Start from revision REV.",
               shell_complete=comp.revisions)
 @click.option("--oneline", is_flag=True, help="One line per commit.")
 def log(target: str | None, max_count: int | None, stat: bool, as_json: bool, rev: str, oneline: bool) -> None:
@@ -184,6 +198,11 @@ def log(target: str | None, max_count: int | None, stat: bool, as_json: bool, re
 
     An argument that is a tracked file or a file in the working tree is a PATH; anything else
     must be a revision.
+
+    \b
+    lindivc log                          the current branch
+    lindivc log x.nwb.lindi.json --stat  commits that changed it, and how
+    lindivc log main~3 --oneline -n 5    five commits, from three before main
     """
     from ..diff import format_diff
     from ..log import log as repo_log
@@ -214,7 +233,15 @@ def log(target: str | None, max_count: int | None, stat: bool, as_json: bool, re
 @click.argument("rev", default="HEAD", shell_complete=comp.revisions)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(rev: str, as_json: bool) -> None:
-    """Show a commit (REV) or a file at a commit (REV:PATH, printed in canonical form)."""
+    """Show a commit (REV), or a file as a commit has it (REV:PATH).
+
+    A file is printed in canonical form: the form lindivc commits, with content refs.
+
+    \b
+    lindivc show                         HEAD: its message and what it changed
+    lindivc show v1~1                    the commit before tag v1
+    lindivc show main:x.nwb.lindi.json   that file as main has it
+    """
     from ..diff import diff_commit, format_diff
 
     r = _repo()
@@ -241,18 +268,24 @@ def show(rev: str, as_json: bool) -> None:
 @click.argument("args", nargs=-1, shell_complete=comp.revisions_then_paths)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def diff(args: tuple[str, ...], as_json: bool) -> None:
-    """Show changes in LINDI terms: groups, arrays, attributes, and bytes of new chunk data.
+    """Show what changed, in LINDI terms.
+
+    Groups, arrays and attributes added, removed or changed, and the bytes of new chunk data.
 
     \b
-    lindivc diff                 HEAD against the working files
-    lindivc diff REV             REV against the working files
-    lindivc diff REV1 REV2       REV1 against REV2
-    lindivc diff [REV..] -- PATH limit to PATH
+    lindivc diff                      HEAD against the working files
+    lindivc diff REV                  REV against the working files
+    lindivc diff REV1 REV2            REV1 against REV2 (also: REV1..REV2)
+    lindivc diff [REV [REV2]] -- PATH limit to PATH
     """
     from ..diff import format_diff
     from ..diff import diff as repo_diff
 
     revs, paths = _split_dashdash(args)
+    if len(revs) == 1 and ".." in revs[0]:  # git's A..B is A B (either side may be left out: HEAD)
+        if "..." in revs[0]:
+            raise click.UsageError("REV1...REV2 (from the merge base) is not supported; name two revisions")
+        revs = [r or "HEAD" for r in revs[0].split("..", 1)]
     if len(revs) > 2:
         raise click.UsageError("at most two revisions")
     errors: list = []
@@ -281,7 +314,7 @@ def _split_dashdash(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
 @click.option("-f", "--force", is_flag=True, help="Discard local changes to tracked files.")
 @click.option("-b", "new_branch", metavar="BRANCH", help="Create BRANCH at REV and switch to it.")
 def checkout(args: tuple[str, ...], force: bool, new_branch: str | None) -> None:
-    """Switch to REV (a branch, tag or commit), or restore PATHs from it.
+    """Switch to a branch, tag or commit, or restore files from it.
 
     \b
     lindivc checkout REV             make the working files those of REV
@@ -387,7 +420,11 @@ def _echo_outcome(out) -> None:
 @click.option("-d", "--delete", is_flag=True, help="Delete branch NAME.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable list: [{name, commit, current}].")
 def branch(name: str | None, start: str, delete: bool, as_json: bool) -> None:
-    """List branches, create NAME at START (default HEAD), or delete NAME with -d."""
+    """List, create or delete branches.
+
+    Without NAME, list the branches; with NAME, create branch NAME at START (default HEAD);
+    with -d, delete branch NAME.
+    """
     r = _repo()
     if as_json and name is not None:
         raise click.UsageError("--json lists branches; leave out NAME")
@@ -411,10 +448,14 @@ def branch(name: str | None, start: str, delete: bool, as_json: bool) -> None:
 @cli.command()
 @click.argument("name", required=False, shell_complete=comp.tag_names)
 @click.argument("rev", required=False, default="HEAD", shell_complete=comp.revisions)
-@click.option("-m", "--message", help="Make an annotated tag with this message.")
+@click.option("-m", "--message", metavar="MESSAGE", help="Make an annotated tag with MESSAGE.")
 @click.option("-d", "--delete", is_flag=True, help="Delete tag NAME.")
 def tag(name: str | None, rev: str, message: str | None, delete: bool) -> None:
-    """List tags, tag REV (default HEAD) as NAME, or delete NAME with -d."""
+    """List, create or delete tags.
+
+    Without NAME, list the tags; with NAME, tag REV (default HEAD) as NAME; with -d, delete
+    tag NAME.
+    """
     r = _repo()
     if name is None:
         for t, sha in sorted(r.history.tags().items()):

@@ -9,11 +9,11 @@ from .base import _emit_json, _repo, _reporter, cli
 
 
 @cli.command()
-@click.option("--target-size", type=int, help="Pack size in bytes (default: the repository's pack_size).")
+@click.option("--target-size", type=int, metavar="BYTES", help="Pack size (default: the repository's pack_size).")
 def pack(target_size: int | None) -> None:
-    """Consolidate loose chunk objects into packs (readable by byte range).
+    """Consolidate loose chunk objects into packs.
 
-    Working files are rewritten to point into the packs; loose copies are removed only after
+    A pack is the chunks one after the other, so any reader reads one by byte range. Working files are rewritten to point into the packs; loose copies are removed only after
     each pack is verified.
     """
     from ..diff import human_bytes
@@ -24,40 +24,46 @@ def pack(target_size: int | None) -> None:
 
 
 @cli.command()
-@click.option("--bucket", help="S3 bucket that holds the zones (run the gateway).")
+@click.option("--bucket", metavar="NAME", help="S3 bucket that holds the zones (run the gateway).")
 @click.option("--dir", "zone_dir", type=click.Path(exists=True, file_okay=False),
               help="Serve this local zone directory read-only instead (Range, CORS), e.g. at its --public-url.")
-@click.option("--endpoint-url", help="S3 endpoint (MinIO, R2, moto...); default: AWS_ENDPOINT_URL or AWS.")
-@click.option("--prefix", default="zones", show_default=True, help="Key prefix of the zones inside the bucket.")
-@click.option("--public-url", help="Base URL where the bucket is publicly readable; reads are redirected there.")
-@click.option("--github-api-url", default="https://api.github.com", show_default=True,
+@click.option("--endpoint-url", metavar="URL", help="S3 endpoint (MinIO, R2, moto...); default: AWS_ENDPOINT_URL or AWS.")
+@click.option("--prefix", metavar="PREFIX", default="zones", show_default=True, help="Key prefix of the zones inside the bucket.")
+@click.option("--public-url", metavar="URL", help="Base URL where the bucket is publicly readable; reads are redirected there.")
+@click.option("--github-api-url", metavar="URL", default="https://api.github.com", show_default=True,
               help="GitHub API base URL that identifies tokens.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
-@click.option("--cache-ttl", default=300.0, show_default=True, type=float,
+@click.option("--host", metavar="ADDRESS", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", metavar="PORT", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--cache-ttl", default=300.0, show_default=True, type=float, metavar="SECONDS",
               help="Seconds a token's GitHub login is trusted before asking GitHub again.")
 @click.option("--forwarded-allow-ips", default="", metavar="IPS",
               help="Comma-separated addresses of proxies whose X-Forwarded-For is trusted (default: none).")
-@click.option("--header-timeout", default=10.0, show_default=True, type=float,
+@click.option("--header-timeout", default=10.0, show_default=True, type=float, metavar="SECONDS",
               help="Seconds a client has to send its request line and headers.")
-@click.option("--body-timeout", default=30.0, show_default=True, type=float,
+@click.option("--body-timeout", default=30.0, show_default=True, type=float, metavar="SECONDS",
               help="Seconds to wait for the next part of a request body.")
-@click.option("--max-connections", default=1000, show_default=True, type=int,
+@click.option("--max-connections", default=1000, show_default=True, type=int, metavar="N",
               help="Open connections; past it the one idle the longest is closed.")
-@click.option("--max-requests", default=256, show_default=True, type=int,
+@click.option("--max-requests", default=256, show_default=True, type=int, metavar="N",
               help="Requests served at once; more are answered 503 with Retry-After.")
 @click.option("--upload-memory", default=64 << 20, show_default=True, type=int, metavar="BYTES",
               help="Upload bytes held in memory at once, all uploads together; the rest spool to disk.")
 @click.option("--max-pin-bytes", default=1 << 20, show_default=True, type=int, metavar="BYTES",
               help="Size limit of a pin document.")
-@click.option("--max-pins-per-user", default=100, show_default=True, type=int,
+@click.option("--max-pins-per-user", default=100, show_default=True, type=int, metavar="N",
               help="Pins one user may leave in another user's zone.")
 def serve(bucket, zone_dir, endpoint_url, prefix, public_url, github_api_url, host, port, cache_ttl,
           forwarded_allow_ips, header_timeout, body_timeout, max_connections, max_requests, upload_memory,
           max_pin_bytes, max_pins_per_user) -> None:
-    """Run the zone gateway: anyone reads; a GitHub user writes only to zones/LOGIN/...
+    """Serve zones over HTTP: a gateway for S3, or a zone directory.
 
-    With --dir ZONE_DIR instead of --bucket, serve a local zone directory read-only over HTTP.
+    With --bucket NAME, run the zone gateway: anyone reads; a user with a GitHub token writes
+    only to zones/LOGIN/... With --dir DIRECTORY instead, serve a local zone directory
+    read-only (with Range and CORS, as lindi, fsspec and browsers need).
+
+    \b
+    lindivc serve --bucket lab-data --public-url https://data.example.org
+    lindivc serve --dir /data/zones/ada/acg --port 8000
     """
     from ..server.guard import RequestLimits
     from ..server.policy import DocumentLimits
@@ -94,7 +100,8 @@ def _print_plan(plan, as_json: bool, verbose: bool) -> None:
     for b in plan.blocked:
         click.echo(f"blocked: {b}")
     counts = plan.counts()
-    what = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in sorted(counts.items())) or "nothing"
+    what = ", ".join(f"{n} {k}{('es' if k.endswith('x') else 's') if n != 1 else ''}"
+                     for k, n in sorted(counts.items())) or "nothing"
     verb = "deleted" if plan.swept else "would delete"
     nbytes = plan.deleted_bytes if plan.swept else plan.delete_bytes
     click.echo(f"{verb}: {what} ({human_bytes(nbytes)} of data)"
@@ -123,7 +130,7 @@ def _print_plan(plan, as_json: bool, verbose: bool) -> None:
               help="Allow --grace now (0): may delete objects a running push or edit is about to use.")
 @click.option("--evict-pushed", is_flag=True,
               help="Local gc: also drop local copies of chunks a zone holds; working files then read them there.")
-@click.option("--repack-threshold", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
+@click.option("--repack-threshold", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0), metavar="SHARE",
               help="Zone gc: rewrite a pack when more than this share of its bytes is garbage.")
 @click.option("--break-lease", is_flag=True,
               help="Zone gc: take over an expired lease left by a GC that crashed.")
@@ -137,6 +144,12 @@ def gc(remote_name, prune, dry_run, grace, grace_now, evict_pushed, repack_thres
     working file references. With --remote NAME: objects in that zone that no ref, commit,
     published file (of any zone of the same cloud), pin or running push references. Only
     objects older than --grace are deleted. Without --prune this is a dry run.
+
+    \b
+    lindivc gc                            what a local gc would delete
+    lindivc gc --prune                    delete it
+    lindivc gc --prune --evict-pushed     also drop local copies of pushed chunks
+    lindivc gc --remote origin --prune    the same in the zone of remote origin
     """
     from .. import gc as lgc
 
@@ -144,7 +157,7 @@ def gc(remote_name, prune, dry_run, grace, grace_now, evict_pushed, repack_thres
         raise click.UsageError("--prune and --dry-run contradict each other")
     g = lgc.parse_grace(grace, allow_now=grace_now)
     plan = lgc.gc_repository(_repo(), remote_name, prune=prune, grace=g, threshold=repack_threshold,
-                             break_lease=break_lease, evict_pushed=evict_pushed)
+                             break_lease=break_lease, evict_pushed=evict_pushed, reporter=_reporter())
     _print_plan(plan, as_json, verbose)
 
 
@@ -154,11 +167,15 @@ def gc(remote_name, prune, dry_run, grace, grace_now, evict_pushed, repack_thres
 @click.option("--read-data", is_flag=True, help="Zone: read every object in full and check its hash (slow).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def fsck(remote_name, read_data, as_json) -> None:
-    """Check that every object hashes to its name, every pack matches its index, and every
-    chunk a committed file references can be found. Exit status 1 if anything is wrong."""
+    """Check the object store (or a zone) for damage.
+
+    Checks the repository's object store, or with --remote NAME that remote's zone. Every object must hash to its name, every pack match its index, and every chunk a
+    committed file references be found. The local store is always read in full; a zone's
+    objects only with --read-data. Exit status 1 if anything is wrong.
+    """
     from ..fsck import FsckFailed, fsck_repository
 
-    rep = fsck_repository(_repo(), remote_name, read_data=read_data)
+    rep = fsck_repository(_repo(), remote_name, read_data=read_data, reporter=_reporter())
     if as_json:
         _emit_json(rep.to_json())
     else:
@@ -179,11 +196,17 @@ def fsck(remote_name, read_data, as_json) -> None:
 @click.option("--remove", "remove_id", metavar="ID", help="Remove pin ID (see --list).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def pin(url, remote_name, list_, remove_id, as_json) -> None:
-    """Keep the data that the LINDI file at URL uses, although URL is outside the zone's cloud.
+    """Keep zone gc from deleting data that the file at URL uses.
 
-    Zone gc reads every pinned file and keeps what it references; while a pinned file cannot be
-    read, zone gc deletes nothing. Use it when you publish a derivative file elsewhere (your own
-    web server, another bucket) that points at chunks in REMOTE's zone.
+    Use it when you publish a derivative file outside the zone's cloud (your own web server,
+    another bucket) that points at chunks in the zone of --remote NAME. Zone gc reads every
+    pinned file and keeps what it references; while a pinned file cannot be read, zone gc
+    deletes nothing.
+
+    \b
+    lindivc pin https://lab.example.org/derived.nwb.lindi.json
+    lindivc pin --list
+    lindivc pin --remove ID
     """
     from .. import gc as lgc
     from ..catalog import remote_zone

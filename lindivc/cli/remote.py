@@ -19,11 +19,11 @@ def remote(ctx: click.Context, verbose: bool) -> None:
 
     \b
     URL forms:
-      /path/to/dir  or  file:///path       a local directory (the embedded default)
-      s3://bucket/prefix                   any S3-compatible store (AWS credentials,
-                                           AWS_ENDPOINT_URL for MinIO, R2, ...)
-      https://host/zones/USER/ZONE         a lindivc gateway (writes need `lindivc login`)
-      https://host/path                    read-only HTTP zone (range requests)
+      /path/to/dir, file:///path    a local directory (the embedded default)
+      s3://bucket/prefix            any S3-compatible store (AWS credentials;
+                                    AWS_ENDPOINT_URL for MinIO, R2, ...)
+      https://host/zones/USER/ZONE  a lindivc gateway (writes: `lindivc login`)
+      https://host/path             a read-only HTTP zone (range requests)
     """
     if ctx.invoked_subcommand is None:  # as git: names only, or with -v each URL and its use
         for name, url in sorted(_repo().config.remotes().items()):
@@ -39,7 +39,12 @@ def _remote_verbose(name: str, url: str) -> str:
 @click.argument("name")
 @click.argument("url")
 def remote_add(name: str, url: str) -> None:
-    """Add remote NAME for the zone at URL."""
+    """Add remote NAME for the zone at URL.
+
+    \b
+    lindivc remote add origin s3://lab-data/zones/ada/acg
+    lindivc remote add shared https://gateway.example.org/zones/ada/acg
+    """
     from ..remotes import add_remote
 
     click.echo(f"added remote {name} -> {add_remote(_repo(), name, url)}")
@@ -77,9 +82,9 @@ def remote_remove(name: str) -> None:
               "instead of referencing them there.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 def push(remote_name: str, branch_name: str | None, force: bool, dry_run: bool, no_borrow: bool, as_json: bool) -> None:
-    """Publish BRANCH (default: the current branch) to the zone of REMOTE (default: origin).
+    """Publish BRANCH to the zone of REMOTE.
 
-    Only chunks the zone does not hold are uploaded, consolidated into packs; the published
+    BRANCH defaults to the current branch, REMOTE to origin. Only chunks the zone does not hold are uploaded, consolidated into packs; the published
     files appear at f/PATH (latest) and v/COMMIT/PATH (permanent) in the zone. An interrupted
     push resumes when run again.
     """
@@ -109,12 +114,21 @@ def push(remote_name: str, branch_name: str | None, force: bool, dry_run: bool, 
 @cli.command()
 @click.argument("remote_name", metavar="[REMOTE]", default="origin", shell_complete=comp.remote_names)
 @click.option("--objects", is_flag=True, help="Also download chunk data, for offline use.")
-def fetch(remote_name: str, objects: bool) -> None:
-    """Download history and pack indexes from REMOTE (default: origin)."""
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable summary: {remote, refs, history_bytes, indexes, objects_downloaded, object_bytes}.")
+def fetch(remote_name: str, objects: bool, as_json: bool) -> None:
+    """Download history and pack indexes from REMOTE (default: origin).
+
+    Sets the remote-tracking branches (REMOTE/BRANCH); your branches and working files are not
+    touched: `lindivc pull` brings them up to date.
+    """
     from ..diff import human_bytes
     from ..fetch import fetch as do_fetch
 
     res = do_fetch(_repo(), remote_name, objects=objects, reporter=_reporter())
+    if as_json:
+        _emit_json(res.to_json())
+        return
     for b, sha in sorted(res.refs.items()):
         click.echo(f"{remote_name}/{b}\t{sha[:10]}")
     click.echo(f"history: {human_bytes(res.history_bytes)}, new pack indexes: {res.indexes}"
@@ -124,20 +138,24 @@ def fetch(remote_name: str, objects: bool) -> None:
 @cli.command()
 @click.argument("remote_name", metavar="[REMOTE]", default="origin", shell_complete=comp.remote_names)
 @click.argument("branch_name", metavar="[BRANCH]", required=False, shell_complete=comp.branch_names)
-def pull(remote_name: str, branch_name: str | None) -> None:
-    """Fetch from REMOTE and bring the current branch up to date with the zone's.
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable summary: {branch, old, new, kind, fetch}.")
+def pull(remote_name: str, branch_name: str | None, as_json: bool) -> None:
+    """Fetch from REMOTE and bring BRANCH up to date with the zone's.
 
-    Fast-forwards when possible, else merges as `lindivc merge REMOTE/BRANCH` does: a LINDI
-    file both sides changed is merged key by key. At conflicts it stops before writing anything
-    (exit status 1); resolve them with `lindivc merge --ours/--theirs PATH` and
-    `lindivc merge --continue`, or `lindivc merge --abort`.
+    REMOTE defaults to origin, BRANCH to the current branch. Fast-forwards when possible, else
+    merges as `lindivc merge REMOTE/BRANCH` does: a LINDI file both sides changed is merged key
+    by key. At conflicts it stops before writing anything (exit status 1); resolve them with
+    `lindivc merge --ours/--theirs PATH` and `lindivc merge --continue`, or `lindivc merge --abort`.
     """
     from ..fetch import pull as do_pull
 
     res = do_pull(_repo(), remote_name, branch_name, reporter=_reporter())
     if res.kind == "conflicts":
         raise res.merge.error()
-    if res.kind == "up-to-date":
+    if as_json:
+        _emit_json(res.to_json())
+    elif res.kind == "up-to-date":
         click.echo(f"already up to date ({(res.new or '')[:10]})")
     else:
         merged = res.merge.merged_files if res.merge else []
@@ -149,26 +167,35 @@ def pull(remote_name: str, branch_name: str | None) -> None:
 @click.argument("url")
 @click.argument("directory", required=False)
 @click.option("--objects", is_flag=True, help="Download chunk data too (otherwise read on demand from the zone).")
-@click.option("-b", "--branch", help="Check out this branch instead of the zone's default.")
-def clone(url: str, directory: str | None, objects: bool, branch: str | None) -> None:
+@click.option("-b", "--branch", metavar="BRANCH", help="Check out BRANCH instead of the zone's default.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable summary: {url, directory, branch, files, fetch}.")
+def clone(url: str, directory: str | None, objects: bool, branch: str | None, as_json: bool) -> None:
     """Copy the repository published at zone URL into DIRECTORY.
 
-    History and indexes come down; working files point at the zone, so data is read on demand
+    DIRECTORY defaults to the zone's name. History and indexes come down; working files point at the zone, so data is read on demand
     (with --objects it is downloaded).
-    """
-    from ..fetch import clone as do_clone
 
-    r = do_clone(url, directory, objects=objects, branch=branch, reporter=_reporter())
-    click.echo(f"cloned {url} into {r.root} (branch {r.history.head_branch()}, {len(r.tracked())} file(s))")
+    \b
+    lindivc clone s3://bucket/zones/ada/acg
+    lindivc clone https://gateway.example.org/zones/ada/acg acg-copy --objects
+    """
+    from ..fetch import clone_repository
+
+    res = clone_repository(url, directory, objects=objects, branch=branch, reporter=_reporter())
+    if as_json:
+        _emit_json(res.to_json())
+        return
+    click.echo(f"cloned {url} into {res.repo.root} (branch {res.branch}, {len(res.files)} file(s))")
 
 
 @cli.command()
-@click.option("--token", help="GitHub token. Without it, the token is read from a prompt (never echoed), "
+@click.option("--token", metavar="TOKEN", help="GitHub token. Without it, the token is read from a prompt (never echoed), "
               "or from the first line of standard input when that is not a terminal.")
 def login(token: str | None) -> None:
-    """Store a GitHub token for pushing through zone gateways (file mode 0600).
+    """Store a GitHub token for pushing through zone gateways.
 
-    GITHUB_TOKEN, when set, takes precedence over the stored token.
+    The token is kept in a file only you can read (mode 0600). GITHUB_TOKEN, when set, takes precedence over the stored token.
 
     \b
     lindivc login                        asks for the token

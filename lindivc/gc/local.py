@@ -16,6 +16,7 @@ from .. import lindijson
 from ..catalog import Placement, ZoneCatalog, zone_for
 from ..errors import InvalidLindiFile, LindivcError, RefsChanged, ZoneError
 from ..layout import object_key
+from ..progress import Reporter, human_bytes
 from ..zones.base import Zone
 from .model import DEFAULT_GRACE, YOUNG, Deletion, GCPlan, is_old
 from .published import mentioned_shas
@@ -143,15 +144,19 @@ def plan_local(repo, *, grace: float = DEFAULT_GRACE, evict_pushed: bool = False
     return plan
 
 
-def sweep_local(repo, plan: GCPlan) -> GCPlan:
+def sweep_local(repo, plan: GCPlan, reporter: Reporter | None = None) -> GCPlan:
     """Delete what ``plan`` names (skipping objects touched since the plan); for evictions, the
-    working files are re-rendered first, to read those chunks from their zone."""
+    working files are re-rendered first, to read those chunks from their zone. ``reporter``
+    shows the deletions as a bar of items."""
     refs = repo.history.all_refs()
     if dict(sorted(refs.items())) != plan.refs:
         raise RefsChanged(plan.target, "refs", "refs changed since the GC plan; run GC again")
     if any(d.kind == "evict" for d in plan.delete):
         _rerender_evicted(repo, plan)
-    for d in plan.delete:
+    rep = reporter or Reporter()
+    nbytes = human_bytes(sum(d.size for d in plan.delete))
+    what = "object" if len(plan.delete) == 1 else "objects"
+    for d in rep.track(plan.delete, f"Deleting {len(plan.delete)} local {what} ({nbytes})"):
         p = repo.objects.path(d.key)
         try:
             mtime = os.path.getmtime(p)
@@ -189,12 +194,14 @@ def _rerender_evicted(repo, plan: GCPlan) -> None:
         lindijson.write_lindi_json(repo.abspath(path), lindijson.render(lindijson.parse(canon, path), locate))
 
 
-def gc_local(repo, *, prune: bool = False, grace: float = DEFAULT_GRACE, evict_pushed: bool = False) -> GCPlan:
-    """Plan (and with ``prune``, sweep) a GC of the local object store."""
+def gc_local(repo, *, prune: bool = False, grace: float = DEFAULT_GRACE, evict_pushed: bool = False,
+             reporter: Reporter | None = None) -> GCPlan:
+    """Plan (and with ``prune``, sweep) a GC of the local object store (``reporter`` shows the
+    deletions)."""
     plan = plan_local(repo, grace=grace, evict_pushed=evict_pushed)
     if prune:
         # no working file may be open "r+" meanwhile: its writer would save refs to objects this
         # sweep deletes or evicts (FileLocked names the file)
         with repo.locked(plan.working.keys()):
-            sweep_local(repo, plan)
+            sweep_local(repo, plan, reporter)
     return plan

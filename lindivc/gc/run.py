@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..catalog import gc_cache_dir, remote_zone
 from ..errors import LindivcError, RefsChanged
+from ..progress import Reporter
 from ..zones.base import Zone
 from . import cache
 from .lease import acquire_lease, read_lease
@@ -14,8 +15,10 @@ from .sweep import sweep_zone
 
 
 def gc_zone(zone: Zone, *, prune: bool = False, grace: float = DEFAULT_GRACE, threshold: float = DEFAULT_THRESHOLD,
-            break_lease: bool = False, cache_dir: str | None = None, attempts: int = 3) -> GCPlan:
-    """Plan a GC of ``zone`` and, with ``prune``, sweep it under the zone's lease.
+            break_lease: bool = False, cache_dir: str | None = None, attempts: int = 3,
+            reporter: Reporter | None = None) -> GCPlan:
+    """Plan a GC of ``zone`` and, with ``prune``, sweep it under the zone's lease (``reporter``
+    shows the deletions).
 
     Raises LeaseHeld, AccessDenied (no write rights), PinUnreadable (with ``prune`` when a pinned
     file cannot be read), RefsChanged (refs kept moving over ``attempts`` plans).
@@ -32,7 +35,7 @@ def gc_zone(zone: Zone, *, prune: bool = False, grace: float = DEFAULT_GRACE, th
         for attempt in range(attempts):
             plan = plan_zone(zone, grace=grace, threshold=threshold, cache_dir=cache_dir)
             try:
-                sweep_zone(zone, plan, lease)
+                sweep_zone(zone, plan, lease, reporter)
             except RefsChanged:
                 if attempt == attempts - 1:
                     raise
@@ -48,14 +51,15 @@ def gc_zone(zone: Zone, *, prune: bool = False, grace: float = DEFAULT_GRACE, th
 
 def gc_repository(repo, remote: str | None = None, *, prune: bool = False, grace: float = DEFAULT_GRACE,
                   threshold: float = DEFAULT_THRESHOLD, break_lease: bool = False,
-                  evict_pushed: bool = False) -> GCPlan:
+                  evict_pushed: bool = False, reporter: Reporter | None = None) -> GCPlan:
     """GC of ``repo``'s object store, or with ``remote``, of that remote's zone (its cache kept
     in the repository, see :func:`lindivc.catalog.gc_cache_dir`). ``evict_pushed`` is for the
-    local store only; ``threshold`` and ``break_lease`` for a zone only."""
+    local store only; ``threshold`` and ``break_lease`` for a zone only. ``reporter`` shows the
+    deletions."""
     if remote is None:
-        return gc_local(repo, prune=prune, grace=grace, evict_pushed=evict_pushed)
+        return gc_local(repo, prune=prune, grace=grace, evict_pushed=evict_pushed, reporter=reporter)
     if evict_pushed:
         raise LindivcError("--evict-pushed is for the local store; leave out --remote")
     zone = remote_zone(repo, remote)
     return gc_zone(zone, prune=prune, grace=grace, threshold=threshold, break_lease=break_lease,
-                   cache_dir=gc_cache_dir(zone.url, repo, remote))
+                   cache_dir=gc_cache_dir(zone.url, repo, remote), reporter=reporter)

@@ -17,11 +17,13 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from typing import Iterator
 
 from .. import gitsync
 from ..catalog import update_info
 from ..errors import RefsChanged, SweepBlocked, ZoneKeyMissing
 from ..layout import index_key, journal_key, object_key, pin_key, sha1_from_object_key
+from ..progress import Reporter, human_bytes
 from ..zones.base import Zone
 from .lease import Lease
 from .model import Deletion, GCPlan
@@ -53,8 +55,9 @@ def check_unchanged(zone: Zone, plan: GCPlan) -> None:
                           "Run GC again")
 
 
-def sweep_zone(zone: Zone, plan: GCPlan, lease: Lease | None = None) -> GCPlan:
+def sweep_zone(zone: Zone, plan: GCPlan, lease: Lease | None = None, reporter: Reporter | None = None) -> GCPlan:
     """Carry out ``plan`` top-down (module docstring); return it with ``deleted`` counts set.
+    ``reporter`` shows each kind of deletion as a bar of items (its bytes in the description).
 
     Raises SweepBlocked (nothing deleted) for a plan that a pinned file it could not read
     blocks; RefsChanged (after deleting nothing more) when a ref, journal entry or pin changed;
@@ -76,11 +79,12 @@ def sweep_zone(zone: Zone, plan: GCPlan, lease: Lease | None = None) -> GCPlan:
     # 1. repacks: the new pack, its index, the own files re-rendered to point at it
     old_packs = _repack(zone, plan, by_kind)
     # 2. indexes of what goes: from now on no new push relies on those objects
+    rep = reporter or Reporter()
     removed: dict[str, bytes] = {}
     # info/idx first: a push that trusts its cached catalog while info/idx is unchanged (push.py)
     # must see it change before any index it may rely on goes
     update_info(zone, "idx", remove=[d.key[4:] for d in by_kind.get("index", [])], only_if_present=True)
-    for d in by_kind.get("index", []):
+    for d in _bar(rep, "index", by_kind.get("index", [])):
         try:
             removed[d.key[4:]] = zone.get(d.key)
         except ZoneKeyMissing:
@@ -101,7 +105,7 @@ def sweep_zone(zone: Zone, plan: GCPlan, lease: Lease | None = None) -> GCPlan:
     # read fresh right before it goes; and the check of step 3 again at least every second.
     checked = time.monotonic()
     for kind in ("version", "pack", "object"):
-        for d in by_kind.get(kind, []) + (old_packs if kind == "pack" else []):
+        for d in _bar(rep, kind, by_kind.get(kind, []) + (old_packs if kind == "pack" else [])):
             if time.monotonic() - checked > RECHECK_SECONDS:
                 check_unchanged(zone, plan)
                 if lease is not None:
@@ -116,6 +120,17 @@ def sweep_zone(zone: Zone, plan: GCPlan, lease: Lease | None = None) -> GCPlan:
         gone(d)
     plan.swept = True
     return plan
+
+
+_WHAT = {"index": ("pack index", "pack indexes"), "version": ("published file", "published files"),
+         "pack": ("pack", "packs"), "object": ("object", "objects")}
+
+
+def _bar(rep: Reporter, kind: str, doomed: list[Deletion]) -> Iterator[Deletion]:
+    """``doomed``, one at a time, under a bar ``Deleting 12 packs (1.2 GiB)``."""
+    nbytes = sum(d.size for d in doomed)
+    what = _WHAT[kind][len(doomed) != 1]
+    return rep.track(doomed, f"Deleting {len(doomed)} {what}" + (f" ({human_bytes(nbytes)})" if nbytes else ""))
 
 
 def _repack(zone: Zone, plan: GCPlan, by_kind: dict[str, list[Deletion]]) -> list[Deletion]:

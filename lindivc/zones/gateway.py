@@ -5,7 +5,9 @@ deletes and listings go to the gateway too, writes and deletes with the user's G
 (``Authorization: token ...``). The gateway's HTTP API is in docs/gateway.md.
 
 Errors: 401/403 -> AccessDenied, 404 -> ZoneKeyMissing, 412 -> PreconditionFailed, connection
-failures -> ZoneUnreachable, others -> ZoneError. Messages are one line and never hold the token.
+failures -> ZoneUnreachable (RedirectUnreachable, naming the URL, when the gateway answered with a
+redirect to its ``--public-url`` and that failed), others -> ZoneError. Messages are one line and
+never hold the token.
 """
 from __future__ import annotations
 
@@ -13,12 +15,11 @@ import os
 import urllib.parse
 from typing import BinaryIO, Callable, Iterator
 
-from ..errors import (AccessDenied, InvalidKey, PreconditionFailed, ZoneError, ZoneKeyMissing,
-                      ZoneUnreachable)
+from ..errors import AccessDenied, InvalidKey, PreconditionFailed, ZoneError, ZoneKeyMissing
 from ..layout import MAX_KEY, ZoneURL, parse_zone_url, validate_key
 from .base import ObjectInfo, Zone
 from ..httpread import make_session
-from .http import HttpReads
+from .http import HttpReads, unreachable
 
 TIMEOUT = (10, 120)  # connect, read
 UPLOAD_BLOCK = 1 << 20
@@ -109,13 +110,14 @@ class GatewayZone(HttpReads, Zone):
         except (requests.ConnectionError, requests.Timeout) as e:
             if auth and method in ("PUT", "DELETE"):
                 self._diagnose_refusal(method, key)
-            netloc = urllib.parse.urlparse(url).netloc
-            raise ZoneUnreachable(self._clean(f"{self.url}: cannot reach gateway {netloc} ({type(e).__name__})")) from None
+            raise unreachable(self.url, url, e, "gateway") from None
         except requests.RequestException as e:
             raise ZoneError(self._clean(f"{self.url}: {type(e).__name__}")) from None
         if resp.status_code in expect:
             return resp
         what = key or url
+        # an answer of the URL the gateway redirected to (its --public-url) names that URL
+        via = f" at {resp.url} (the gateway redirected there)" if resp.history else ""
         msg = self._clean(self._server_message(resp)) if method != "HEAD" else ""
         resp.close()
         s = resp.status_code
@@ -124,8 +126,8 @@ class GatewayZone(HttpReads, Zone):
         if s == 412:
             raise PreconditionFailed(what)
         if s in (401, 403):
-            raise AccessDenied(self._clean(f"{self.url}: {method} {what} refused ({s}): {msg}".rstrip(": ")))
-        raise ZoneError(self._clean(f"{self.url}: {method} {what} failed (HTTP {s}): {msg}".rstrip(": ")))
+            raise AccessDenied(self._clean(f"{self.url}: {method} {what}{via} refused ({s}): {msg}".rstrip(": ")))
+        raise ZoneError(self._clean(f"{self.url}: {method} {what}{via} failed (HTTP {s}): {msg}".rstrip(": ")))
 
     def _diagnose_refusal(self, method: str, key: str | None) -> None:
         """After a write whose connection broke (a gateway refusing a large body answers before

@@ -12,8 +12,8 @@ import time
 import urllib.parse
 from typing import BinaryIO, Callable, Iterator
 
-from ..errors import AccessDenied, InvalidKey, ZoneError, ZoneKeyMissing, ZoneUnreachable
-from ..httpread import CONTENT_RANGE_RE, make_session
+from ..errors import AccessDenied, InvalidKey, RedirectUnreachable, ZoneError, ZoneKeyMissing, ZoneUnreachable
+from ..httpread import CONTENT_RANGE_RE, describe, make_session
 from ..layout import ZoneURL, parse_zone_url
 from .base import ObjectInfo, Zone, check_key, check_prefix, check_range
 
@@ -37,6 +37,16 @@ def ranged_body(resp, zone_url: str, key: str, offset: int, size: int) -> bytes:
     if len(data) != size:
         raise ZoneError(f"{zone_url}: range {offset}+{size} of {key} returned {len(data)} bytes")
     return data
+
+
+def unreachable(zone_url: str, url: str, e: Exception, server: str = "server") -> ZoneUnreachable:
+    """The error for a request to ``url`` that failed to connect (``e``, from requests): when the
+    server answered with a redirect and its target failed, one that names that target and why."""
+    failed = getattr(getattr(e, "request", None), "url", None) or url
+    cause = describe(e, failed).cause
+    if urllib.parse.urlsplit(failed)[:3] != urllib.parse.urlsplit(url)[:3]:  # not just a query added
+        return RedirectUnreachable(zone_url, failed, cause, server)
+    return ZoneUnreachable(f"{zone_url}: cannot reach {server} {urllib.parse.urlparse(url).netloc} ({cause})")
 
 
 def object_info(key: str, resp) -> ObjectInfo:
@@ -122,8 +132,8 @@ class HttpZone(HttpReads, Zone):
 
         try:
             resp = self.session.request(method, url, timeout=TIMEOUT, **kw)
-        except (requests.ConnectionError, requests.Timeout):
-            raise ZoneUnreachable(f"{self.url}: cannot reach {urllib.parse.urlparse(url).netloc}") from None
+        except (requests.ConnectionError, requests.Timeout) as e:
+            raise unreachable(self.url, url, e) from None
         except requests.RequestException as e:
             raise ZoneError(f"{self.url}: {e}") from None
         self._note_date(resp)
