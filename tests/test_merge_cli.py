@@ -265,7 +265,7 @@ def test_same_column_with_different_data_conflicts_and_either_side_or_abort_sett
     lines = res.output.splitlines()
     assert lines[0].startswith("Error: merging origin/main into main stopped at 2 conflict(s)")
     assert f"  {NAME}: both added /units/quality: chunk 0: inline" in res.output
-    assert f"both added attribute 'object_id' of /units/quality" in res.output
+    assert "both added attribute 'object_id' of /units/quality" in res.output
     assert "lindivc merge --ours /units/quality" in res.output and "lindivc merge --abort" in res.output
     # nothing written: the working file's bytes, the branch, the index
     assert _bytes(y / NAME) == data and lab.head(y) == head
