@@ -16,7 +16,7 @@ PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 # (The gc and server packages and the cli are each one layer; their modules import each other.)
 LAYERS: list[set[str]] = [
     {"errors", "atomic", "progress", "testdata"},
-    {"lindijson", "objects", "httpread", "auth", "index", "reflines"},
+    {"lindijson", "objects", "httpread", "auth", "index", "reflines", "mergestate"},
     {"layout", "packs", "documents", "history"},
     {"packstream", "config", "lindi_io", "locations", "gitsync", "zones"},
     {"catalog", "server", "rangeserver"},
