@@ -20,8 +20,8 @@ LAYERS: list[set[str]] = [
     {"layout", "packs", "documents", "history"},
     {"packstream", "config", "lindi_io", "locations", "gitsync", "zones"},
     {"catalog", "server", "rangeserver"},
-    {"repo", "remotes", "merge"},
-    {"diff", "log", "importer", "consolidate", "filemerge", "fetch", "fsck", "gc", "completion"},
+    {"repo", "remotes"},
+    {"diff", "log", "importer", "consolidate", "filemerge", "merge", "fetch", "fsck", "gc", "completion"},
     {"push", "mergeop", "publish", "localranges", "pull"},
     {"cli"},
 ]

@@ -352,7 +352,7 @@ def checkout(args: tuple[str, ...], force: bool, new_branch: str | None) -> None
 @click.option("-m", "--message", help="Message of the merge commit (default: Merge REV).")
 def merge(rev: str | None, ours: tuple[str, ...], theirs: tuple[str, ...], continue_: bool, abort: bool,
           message: str | None) -> None:
-    """Merge REV into the current branch, key by key of each LINDI file.
+    """Merge REV into the current branch, LINDI key by key.
 
     REV is a branch, tag, commit or REMOTE/BRANCH. A LINDI file both sides changed is merged key by key: what one side changed is taken from
     it, attributes merge per name, NWB DynamicTable columns from both sides are kept. If both
