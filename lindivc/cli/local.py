@@ -349,7 +349,7 @@ def checkout(args: tuple[str, ...], force: bool, new_branch: str | None) -> None
 @click.option("--continue", "continue_", is_flag=True, help="Finish the merge once no conflict is left: write "
               "the merged files and commit.")
 @click.option("--abort", is_flag=True, help="Forget the merge in progress; the files and the branch stay as they were.")
-@click.option("-m", "--message", help="Message of the merge commit (default: Merge REV).")
+@click.option("-m", "--message", metavar="MESSAGE", help="Message of the merge commit (default: Merge REV).")
 def merge(rev: str | None, ours: tuple[str, ...], theirs: tuple[str, ...], continue_: bool, abort: bool,
           message: str | None) -> None:
     """Merge REV into the current branch, LINDI key by key.
