@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import lindivc
-from lindivc import gc
+from lindivc import gc, pinning
 from lindivc.cli import cli
 from lindivc.errors import AccessDenied, LindivcError
 from lindivc.repo import Repository
@@ -313,7 +313,7 @@ def test_repack_refuses_a_file_that_reads_dead_bytes(tmp_path):
         [rp.pack[:2], rp.pack[2:4], rp.pack[4:6], rp.pack]))
 
 
-def test_pinned_external_file_keeps_data_and_unreadable_pin_blocks(tmp_path):
+def test_pinned_external_file_keeps_data_the_pin_carries_until_unpinned(tmp_path):
     r, name = make_repo(tmp_path / "a", seed=9)
     zdir = str(tmp_path / "zone")
     r.config.add_remote("origin", zdir)
@@ -322,27 +322,27 @@ def test_pinned_external_file_keeps_data_and_unreadable_pin_blocks(tmp_path):
     ext.parent.mkdir()
     ext.write_bytes(open(os.path.join(zdir, "f", name), "rb").read())
     zone = open_zone(zdir)
-    rec = gc.pin(zone, str(ext))
-    assert rec["objects"]
+    rec = pinning.pin(zone, str(ext))
+    assert rec.pin.kind == "file" and rec.pin.label == str(ext) and len(rec.pin.ranges) == 5 and not rec.missing
+    assert rec.id == "local." + rec.id.split(".", 1)[1]  # a local zone: the writer is "local"
     with pytest.raises(gc.GCError, match="references no object"):
         other = tmp_path / "elsewhere" / "none.lindi.json"
         other.write_text('{"refs": {}}')
-        gc.pin(zone, str(other))
+        pinning.pin(zone, str(other))
     orphan(r, {}, "drop")
     push(r, force=True)
     age(zdir, 2 * HOUR)
     plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
-    assert "pack" not in plan.counts() and plan.roots.pins == 1
-    np.testing.assert_array_equal(read_all(str(ext)), read_all(r.abspath(name)) if os.path.exists(r.abspath(name))
-                                  else read_all(str(ext)))
+    assert "pack" not in plan.counts() and plan.roots.pins == 1 and plan.invalid == []
+    read_all(str(ext))
+    # the pin carries its roots: the file going away changes nothing, GC never reads it
     ext.unlink()
-    plan = gc.gc_zone(zone, grace=HOUR, cache_dir=str(tmp_path / "cache"))
-    assert plan.blocked and plan.delete == []
-    keys = data_keys(zdir)
-    with pytest.raises(gc.PinUnreadable, match="nothing deleted"):
-        gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
-    assert data_keys(zdir) == keys
-    gc.unpin(zone, rec["id"])
+    plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache2"))
+    assert "pack" not in plan.counts() and plan.invalid == []
+    (done,) = pinning.refresh_pins(zone, str(ext))
+    assert done.result is None and "cannot read the file to pin" in done.error
+    assert [p.id for p in gc.list_pins(zone)] == [rec.id]  # a failed refresh leaves the pin
+    gc.unpin(zone, rec.id)
     plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
     assert plan.counts().get("pack") == 1
 
@@ -508,7 +508,7 @@ def test_cli_gc_fsck_pin(tmp_path, monkeypatch):
     res = run(cli, ["pin", "--list"])
     assert str(ext) in res.output
     res = run(cli, ["pin", str(tmp_path / "missing.lindi.json")])
-    assert res.exit_code == 1 and "cannot read pinned file" in res.output
+    assert res.exit_code == 1 and "cannot read the file to pin" in res.output
     gc.acquire_lease(open_zone(zdir), ttl=600)
     res = run(cli, ["gc", "--remote", "origin", "--prune"])
     assert res.exit_code == 1 and "another GC holds the lease" in res.output

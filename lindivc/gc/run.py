@@ -17,8 +17,8 @@ def gc_zone(zone: Zone, *, prune: bool = False, grace: float = DEFAULT_GRACE, th
             break_lease: bool = False, cache_dir: str | None = None, attempts: int = 3) -> GCPlan:
     """Plan a GC of ``zone`` and, with ``prune``, sweep it under the zone's lease.
 
-    Raises LeaseHeld, AccessDenied (no write rights), PinUnreadable (with ``prune`` when a pinned
-    file cannot be read), RefsChanged (refs kept moving over ``attempts`` plans).
+    Raises LeaseHeld, AccessDenied (no write rights), RefsChanged (refs kept moving, other than
+    by pushes, over ``attempts`` plans).
     """
     cache_dir = cache_dir or gc_cache_dir(zone.url)
     if not prune:
