@@ -44,6 +44,7 @@ class CachedResult:
     doomed: dict[str, list[str]]
     invalid: list[InvalidDoc]
     journal_commits: list[str]
+    notes: list[str]
 
 
 def _path(cache_dir: str) -> str:
@@ -74,7 +75,8 @@ def load(cache_dir: str, fp: str, plan: GCPlan) -> CachedResult | None:
     try:
         return CachedResult(d["at"], Roots(**d["roots"]), dict(d["kept"]), d["kept_bytes"], d["live_objects"],
                             [Deletion(**x) for x in d["dead"]], [Repack(**x) for x in d["repack"]],
-                            dict(d["doomed"]), [InvalidDoc(**x) for x in d["invalid"]], list(d["journal_commits"]))
+                            dict(d["doomed"]), [InvalidDoc(**x) for x in d["invalid"]], list(d["journal_commits"]),
+                            list(d["notes"]))
     except (KeyError, TypeError):
         return None  # written by another version: plan afresh
 
@@ -89,6 +91,7 @@ def save(cache_dir: str, fp: str, plan: GCPlan, dead: list[Deletion], repacks: l
         "roots": asdict(plan.roots), "kept": dict(plan.kept), "kept_bytes": plan.kept_bytes,
         "live_objects": plan.live_objects, "dead": [asdict(d) for d in dead], "repack": [asdict(r) for r in repacks],
         "doomed": doomed, "invalid": [asdict(x) for x in plan.invalid], "journal_commits": plan.journal_commits,
+        "notes": list(plan.notes),
         "roots_valid_until_cutoff": _NEVER if valid_until is None else valid_until})
 
 

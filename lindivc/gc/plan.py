@@ -70,6 +70,7 @@ def _reuse(plan: GCPlan, hit: cache.CachedResult) -> GCPlan:
     plan.live_objects = hit.live_objects
     plan.invalid = list(hit.invalid)
     plan.journal_commits = list(hit.journal_commits)
+    plan.notes = list(hit.notes)
     plan.cached = True
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(hit.at))
     plan.notes.append(f"nothing changed in the zone since the last GC ({when}): reusing its reachability results")
