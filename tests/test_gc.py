@@ -363,7 +363,7 @@ def test_lease_held_stale_and_broken(tmp_path):
     stale.release()  # not ours any more: a no-op
 
 
-def test_refs_changed_between_plan_and_sweep_stops(tmp_path):
+def test_ref_moved_between_plan_and_sweep_joins_the_roots_unless_unreadable(tmp_path):
     r, name = make_repo(tmp_path / "a", seed=10)
     zdir = str(tmp_path / "zone")
     r.config.add_remote("origin", zdir)
@@ -373,9 +373,13 @@ def test_refs_changed_between_plan_and_sweep_stops(tmp_path):
     with lindivc.open(r.abspath(name), "r+") as f:
         f.attrs["x"] = 1
     r.commit("moved", all=True)
-    push(r)
-    with pytest.raises(gc.RefsChanged, match="changed while GC ran"):
-        gc.sweep_zone(zone, plan)
+    push(r)  # its journal entry is gone again when the sweep looks: the new history is read
+    gc.sweep_zone(zone, plan, cache_dir=str(tmp_path / "c"))
+    assert plan.swept and plan.roots.late == 1
+    plan = gc.plan_zone(zone, grace=HOUR, cache_dir=str(tmp_path / "c"))
+    zone.put("git/refs/heads/main", b"f" * 40 + b"\n")  # a ref to a commit the zone does not hold
+    with pytest.raises(gc.RefsChanged, match="changed while GC ran and its history cannot be read"):
+        gc.sweep_zone(zone, plan, cache_dir=str(tmp_path / "c"))
 
 
 # ------------------------------------------------------------------ S3 and gateway

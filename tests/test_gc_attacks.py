@@ -21,7 +21,8 @@ from click.testing import CliRunner
 import lindivc
 from lindivc import gc, pinning
 from lindivc.cli import cli
-from lindivc.documents import ByteRange, Pin
+from lindivc.documents import ByteRange, Pin, parse_pin
+from lindivc.fetch import clone
 from lindivc.layout import index_key, object_key
 from lindivc.packs import PackIndex
 from lindivc.push import push
@@ -311,6 +312,32 @@ def test_pin_refresh_list_remove_through_the_gateway(victim):
     gc.unpin(bob, res.id)
     assert CliRunner().invoke(cli, ["pin", "--list"]).output.strip() == "no pins"
     srv.shutdown()
+
+
+def test_borrowing_through_the_gateway_leaves_a_pin_that_gc_keeps_then_drops(victim, tmp_path, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", BOB)
+    b = clone(victim.url, str(tmp_path / "b"), objects=True)
+    b.config.add_remote("mine", victim.gateway + "/zones/bob/y")
+    with lindivc.open(b.abspath(victim.name), "r+") as f:
+        f.attrs["derived"] = "yes"
+    b.commit("derivative", all=True)
+    assert push(b, "mine").chunks_borrowed == 4
+    (key,) = keys(victim.bucket, "zones/alice/x/pins/")
+    pid = key.rsplit("/", 1)[1]
+    pin = parse_pin(s3().get_object(Bucket=victim.bucket, Key=key)["Body"].read())
+    assert pid.startswith("bob.") and pin.kind == "borrow" and pin.by == "bob" and len(pin.ranges) == 4
+    assert pin.label == victim.gateway + "/zones/bob/y"
+    zone = victim.zone()
+    plan = gc.plan_zone(zone, grace=3600, use_cache=False, cache_dir=str(tmp_path / "c"))
+    assert plan.invalid == [] and "pin" not in plan.counts()
+    # past the grace period bob's published file speaks for the borrowed chunks: the pin goes
+    plan = gc.plan_zone(zone, grace=3600, now=zone.now() + 7200, use_cache=False, cache_dir=str(tmp_path / "c"))
+    assert [d.key for d in plan.delete if d.kind == "pin"] == [f"pins/{pid}"]
+    gc.sweep_zone(zone, plan)
+    assert keys(victim.bucket, "zones/alice/x/pins/") == set()
+    read_all(os.path.join(str(tmp_path / "b"), victim.name))
+    monkeypatch.setenv("GITHUB_TOKEN", ALICE)
+    assert victim.gc()["invalid"] == [] and victim.objects() == victim.live
 
 
 # ------------------------------------------------------------------ churn

@@ -2,16 +2,19 @@
 
 A pin or journal entry written after the plan joins the roots: what it names among the objects
 the plan deletes or repacks (``GCPlan.doomed``: a chunk they hold, the object itself, a byte
-range of it) is kept, and the sweep carries on. A ref that moves to a commit a journal entry
-names (a push: its journal entry names every chunk the pushed commits reference) is fine too;
-a ref that moves anywhere else stops the sweep with RefsChanged (GC plans again). Churn thus
-never starves GC: each check reads only what is new since the last one.
+range of it) is kept, and the sweep carries on. A ref that moves is a root too: to a commit a
+journal entry named (a push: its entry names every chunk the pushed commits reference), or else
+to a commit whose new history is read into the GC's mirror, and the chunks of the commits not
+reachable from the planned refs are kept. Only a ref whose history cannot be read stops the
+sweep with RefsChanged (GC plans again). Churn thus never starves GC: each check reads only what
+is new since the last one.
 """
 from __future__ import annotations
 
 from .. import gitsync
 from ..documents import JournalEntry, Pin
-from ..errors import RefsChanged
+from ..errors import LindivcError, RefsChanged
+from ..history import History
 from ..layout import pin_key
 from ..zones.base import Zone
 from .model import GCPlan, InvalidDoc
@@ -24,9 +27,10 @@ class LateRoots:
     ``plan.doomed`` that a late root names (never to be deleted by this sweep); ``commits``:
     commits journal entries name; ``refs_moved``: a ref moved (to one of those commits)."""
 
-    def __init__(self, zone: Zone, plan: GCPlan) -> None:
+    def __init__(self, zone: Zone, plan: GCPlan, git_dir: str | None = None) -> None:
         self.zone = zone
         self.plan = plan
+        self.git_dir = git_dir  # the plan's mirror of the zone's history, if any
         self.kept: set[str] = set()
         self.commits: set[str] = set(plan.journal_commits)
         self.refs_moved = False
@@ -39,8 +43,8 @@ class LateRoots:
 
     def check(self) -> set[str]:
         """Read journal entries, pins and refs again; add what is new to the roots and return
-        the doomed objects it newly keeps. Raises RefsChanged when a ref moved to a commit no
-        journal entry names."""
+        the doomed objects it newly keeps. Raises RefsChanged when a ref moved to a commit whose
+        history cannot be read."""
         before = set(self.kept)
         self._journal_entries()
         self._new_pins()
@@ -75,11 +79,37 @@ class LateRoots:
         refs = gitsync.list_remote_refs(self.zone)
         if refs == self.plan.refs:
             return
-        for name, sha in sorted(refs.items()):
-            if self.plan.refs.get(name) != sha and sha not in self.commits:
-                raise RefsChanged(self.zone.url, name, f"{name} changed while GC ran; nothing more was deleted. "
-                                  "Run GC again (it plans from the new state)")
-        self.refs_moved = True
+        moved = {name: sha for name, sha in refs.items() if self.plan.refs.get(name) != sha}
+        if any(sha not in self.commits for sha in moved.values()):
+            self._journal_entries()  # a push may have written its entry since they were read
+        unknown = {name: sha for name, sha in sorted(moved.items()) if sha not in self.commits}
+        if unknown:
+            self._history(unknown)
+        if moved or set(refs) != set(self.plan.refs):
+            self.refs_moved = True
+
+    def _history(self, moved: dict[str, str]) -> None:
+        """Keep the chunks of the commits reachable from the ``moved`` refs (name -> commit) and
+        not from the planned refs: the history is read into the GC's mirror."""
+        name = next(iter(moved))
+        try:
+            if self.git_dir is None:
+                raise LindivcError("no history mirror")
+            History.init_if_missing(self.git_dir)
+            gitsync.download_history(self.zone, self.git_dir, sorted(set(moved.values())))
+            history = History(self.git_dir)
+            try:
+                heads = [history.resolve(sha) for sha in moved.values()]
+                base = [history.resolve(sha) for sha in set(self.plan.refs.values()) if history.has(sha)]
+                commits, chunks = history.reachable_chunks(heads, exclude=base)
+            finally:
+                history.close()
+        except LindivcError as e:
+            raise RefsChanged(self.zone.url, name, f"{name} changed while GC ran and its history cannot be read "
+                              f"({e}); nothing more was deleted. Run GC again (it plans from the new state)") from None
+        self.commits |= commits | set(moved.values())
+        self.plan.roots.late += len(moved)
+        self._keep_chunks(chunks)
 
     def _keep_chunks(self, chunks) -> None:
         for c in chunks:

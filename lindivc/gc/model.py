@@ -63,7 +63,7 @@ class Roots:
     files: int = 0  # rendered files scanned (zone) / working files (local)
     pins: int = 0
     journal: int = 0
-    late: int = 0  # pins and journal entries that appeared while the sweep ran (added to the roots)
+    late: int = 0  # pins, journal entries and ref moves that appeared while the sweep ran (added to the roots)
     zones: int = 1
     reflog: int = 0
     unpushed: int = 0

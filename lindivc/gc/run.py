@@ -32,7 +32,7 @@ def gc_zone(zone: Zone, *, prune: bool = False, grace: float = DEFAULT_GRACE, th
         for attempt in range(attempts):
             plan = plan_zone(zone, grace=grace, threshold=threshold, cache_dir=cache_dir)
             try:
-                sweep_zone(zone, plan, lease)
+                sweep_zone(zone, plan, lease, cache_dir)
             except RefsChanged:
                 if attempt == attempts - 1:
                     raise

@@ -2,10 +2,10 @@
 
     1. repacks: new pack, its index, re-rendered own files (compare-and-swap);
     2. indexes of what goes (dead objects, repacked packs), and ``info/idx``;
-    3. refs, journal entries and pins are read again (:class:`.late.LateRoots`): a new pin or
-       journal entry joins the roots, and the indexes of step 2 whose objects it names are put
-       back (those objects are kept); a ref that moved where no journal entry says stops GC
-       (every index of step 2 is put back; run GC again);
+    3. refs, journal entries and pins are read again (:class:`.late.LateRoots`): a new pin,
+       journal entry or moved ref joins the roots, and the indexes of step 2 whose objects it
+       names are put back (those objects are kept); a moved ref whose history cannot be read
+       stops GC (every index of step 2 is put back; run GC again);
     4. published versions ``v/<commit>/...`` of unreachable commits (older than grace);
     5. dead objects, each re-read right before it goes (kept if written again or re-indexed),
        with step 3's check repeated at least every second;
@@ -16,11 +16,12 @@ names the one window left.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
 
-from ..catalog import update_info
+from ..catalog import gc_cache_dir, update_info
 from ..errors import RefsChanged, ZoneKeyMissing
 from ..layout import index_key, object_key, sha1_from_object_key
 from ..zones.base import Zone
@@ -32,14 +33,16 @@ from .repack import repack_pack
 RECHECK_SECONDS = 1.0  # during deletion, how often refs, journal entries and pins are read again
 
 
-def sweep_zone(zone: Zone, plan: GCPlan, lease: Lease | None = None) -> GCPlan:
+def sweep_zone(zone: Zone, plan: GCPlan, lease: Lease | None = None, cache_dir: str | None = None) -> GCPlan:
     """Carry out ``plan`` top-down (module docstring); return it with ``deleted`` counts set.
-    Pins and journal entries that appear meanwhile join the roots (``plan.roots.late``).
+    Pins, journal entries and ref moves that appear meanwhile join the roots
+    (``plan.roots.late``); a moved ref's new history is read into ``cache_dir`` (the plan's, by
+    default that of :func:`lindivc.catalog.gc_cache_dir`).
 
-    Raises RefsChanged (after deleting nothing more) when a ref moved to a commit that no
-    journal entry names; LeaseLost when ``lease`` was taken over.
+    Raises RefsChanged (after deleting nothing more) when a ref moved and its history cannot be
+    read; LeaseLost when ``lease`` was taken over.
     """
-    late = LateRoots(zone, plan)
+    late = LateRoots(zone, plan, os.path.join(cache_dir or gc_cache_dir(zone.url), "git"))
     late.check()
     by_kind: dict[str, list[Deletion]] = {}
     for d in plan.delete:
@@ -94,7 +97,8 @@ def sweep_zone(zone: Zone, plan: GCPlan, lease: Lease | None = None) -> GCPlan:
             continue
         gone(d)
     if plan.roots.late:
-        plan.notes.append(f"{plan.roots.late} pin(s) or journal entries appeared while GC ran: added to the roots")
+        plan.notes.append(f"{plan.roots.late} pin(s), journal entries or ref moves appeared while GC ran: "
+                          "added to the roots")
     plan.swept = True
     return plan
 
