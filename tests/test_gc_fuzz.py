@@ -81,7 +81,9 @@ def run_gc(targets_of: st.DataObject) -> None:
         templated = d.draw(st.booleans(), "templated")
         refs = {f"d/{i}": ([("{{u}}/" if templated else alice.url + "/") + object_key(s), o, n])
                 for i, (s, o, n) in enumerate(by_file)}
-        doc = {"refs": {".zgroup": {"zarr_format": 2}, **refs}, **({"templates": {"u": alice.url}} if templated else {})}
+        doc = {"refs": {".zgroup": {"zarr_format": 2}, **refs}}
+        if templated:
+            doc["templates"] = {"u": alice.url}
         bob.put("f/honest.lindi.json", json.dumps(doc).encode())
         if by_pin:
             alice.put("pins/carol.p", Pin("file", "https://c.example/f", 1.0, "carol",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import BinaryIO, Collection, Iterable, Iterator
+from typing import Collection, Iterator
 
 from ..documents import MAX_PIN_BYTES as _DOC_PIN_BYTES
 from ..documents import Pin, parse_pin, pin_writer
@@ -91,8 +91,8 @@ def select_pins(infos: dict[str, ObjectInfo]) -> tuple[list[str], dict[str, str]
     return sorted(pid for _, pid in kept[:MAX_PINS]), skipped
 
 
-def _parse(stream: BinaryIO, key: str) -> Pin:
-    return parse_pin(stream, key, MAX_PIN_BYTES)
+def _parse(data: bytes, key: str) -> Pin:
+    return parse_pin(data, key, MAX_PIN_BYTES)
 
 
 def read_pins(zone: Zone, infos: dict[str, ObjectInfo], only: Collection[str] | None = None) -> Iterator[PinEntry]:
@@ -125,11 +125,6 @@ def list_pins(zone: Zone) -> list[PinEntry]:
     """Every pin of ``zone``, valid or not (never raises for what a pin holds)."""
     infos = {i.key[len("pins/"):]: i for i in zone.list("pins/")}
     return list(read_pins(zone, infos))
-
-
-def invalid_docs(zone: Zone, entries: Iterable[PinEntry]) -> list[InvalidDoc]:
-    """The pins of ``entries`` that keep nothing, as report lines."""
-    return [InvalidDoc(zone.url, pin_key(e.id), e.problem) for e in entries if e.problem]
 
 
 def unpin(zone: Zone, pin_id: str) -> None:

@@ -13,7 +13,7 @@ from ..zones.base import Zone
 from . import cache
 from .listing import ZoneListing, list_zone
 from .model import DEFAULT_GRACE, DEFAULT_THRESHOLD, YOUNG, Deletion, GCPlan, Repack, is_old
-from .pins import invalid_docs, read_pins
+from .pins import read_pins
 from .roots import Reach, cloud_file_roots, history_roots, journal_roots, own_file_roots, pin_roots
 
 READ_THREADS = 16  # parallel reads of indexes (S3 and gateways answer each in a round trip)
@@ -109,21 +109,18 @@ def _gather_roots(zone: Zone, listing: ZoneListing, cache_dir: str, plan: GCPlan
     plan.roots.journal = journal.entries
     plan.journal_commits = sorted(journal.commits)
     plan.invalid += journal.invalid
-    pins = list(read_pins(zone, listing.pins))
-    stale_pins = pin_roots(pins, listing.siblings, cutoff, reach)
-    plan.invalid += invalid_docs(zone, pins)
-    legacy = sum(1 for p in pins if p.pin is not None and p.pin.legacy)
-    if legacy:
-        plan.notes.append(f"{legacy} pin(s) in the old lindivc-pin/1 format keep the objects they listed when made; "
-                          "their URLs are not read (their writers can run `lindivc pin --refresh`)")
-    del pins
+    pins = pin_roots(zone, read_pins(zone, listing.pins), listing.siblings, cutoff, reach)
+    plan.invalid += pins.invalid
+    if pins.legacy:
+        plan.notes.append(f"{pins.legacy} pin(s) in the old lindivc-pin/1 format keep the objects they listed when "
+                          "made; their URLs are not read (their writers can run `lindivc pin --refresh`)")
     n_own, versions = own_file_roots(zone, listing, commits | journal.commits, cutoff, reach, plan.invalid)
     plan.roots.files = n_own + cloud_file_roots(listing, reach, plan.invalid)
     if plan.invalid:
         plan.notes.append(f"{len(plan.invalid)} document(s) of the cloud could not be used; each keeps nothing "
                           "(listed under invalid)")
     reach.whole |= {n for n in listing.indexes if n not in reach.indexes}  # unreadable index: keep its object
-    return journal.stale + stale_pins + versions
+    return journal.stale + pins.stale + versions
 
 
 def _doomed(reach: Reach, dead: list[Deletion], repacks: list[Repack]) -> dict[str, list[str]]:

@@ -10,9 +10,9 @@ and no URL in it is ever fetched.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Container
+from typing import Callable, Container
 
-from ..documents import MAX_PUBLISHED_BYTES, parse_published_refs
+from ..documents import MAX_PUBLISHED_BYTES, Source, parse_published_refs
 
 #: size limit of a published file GC reads (larger ones are reported and reference nothing)
 MAX_FILE_BYTES = MAX_PUBLISHED_BYTES
@@ -27,13 +27,13 @@ class FileRanges:
     skipped: int
 
 
-def ranges_in(objects: Container[str]) -> Callable[[BinaryIO, str], FileRanges]:
+def ranges_in(objects: Container[str]) -> Callable[[Source, str], FileRanges]:
     """A reader (for :func:`.reading.read_documents`) of the refs of a published file into
     ``objects`` (the zone's object names); raises InvalidDocument for a file that is not a LINDI
     file."""
 
-    def use(stream: BinaryIO, key: str) -> FileRanges:
-        refs = parse_published_refs(stream, key, MAX_FILE_BYTES)
+    def use(data: Source, key: str) -> FileRanges:
+        refs = parse_published_refs(data, key, MAX_FILE_BYTES)
         out = []
         for r in refs:
             sha = r.object_sha1

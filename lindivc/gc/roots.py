@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import BinaryIO, Collection, Iterable
+from typing import Collection, Iterable
 
 from .. import gitsync
 from ..documents import MAX_JOURNAL_BYTES, JournalEntry, Pin, parse_journal_entry
@@ -124,11 +124,12 @@ class JournalRoots:
     invalid: list[InvalidDoc] = field(default_factory=list)
 
 
-def _journal(stream: BinaryIO, key: str) -> JournalEntry:
-    return parse_journal_entry(stream, key, MAX_JOURNAL_BYTES)
+def _journal(data: bytes, key: str) -> JournalEntry:
+    return parse_journal_entry(data, key, MAX_JOURNAL_BYTES)
 
 
-def read_journal(zone: Zone, infos: Iterable[ObjectInfo]) -> Iterable[tuple[ObjectInfo, JournalEntry | InvalidDoc | None]]:
+def read_journal(zone: Zone, infos: Iterable[ObjectInfo]
+                 ) -> Iterable[tuple[ObjectInfo, JournalEntry | InvalidDoc | None]]:
     """Each journal entry of ``infos`` (its ``journal/`` listing), parsed: the entry, an
     InvalidDoc, or None when it is gone."""
     for _, info, got in read_documents(((zone, i) for i in infos), _journal, MAX_JOURNAL_BYTES):
@@ -159,26 +160,39 @@ def journal_roots(zone: Zone, journals: dict[str, ObjectInfo], cutoff: float, re
     return out
 
 
-def pin_roots(entries: Iterable[PinEntry], siblings: list[Zone], cutoff: float, reach: Reach) -> list[Deletion]:
+@dataclass
+class PinRoots:
+    """What :func:`pin_roots` found: stale borrow pins (to delete), pins that keep nothing, and
+    how many are in the old ``lindivc-pin/1`` format."""
+
+    stale: list[Deletion] = field(default_factory=list)
+    invalid: list[InvalidDoc] = field(default_factory=list)
+    legacy: int = 0
+
+
+def pin_roots(zone: Zone, entries: Iterable[PinEntry], siblings: list[Zone], cutoff: float, reach: Reach) -> PinRoots:
     """Keep what pins carry: a ``file`` pin until it is removed; a ``borrow`` pin left by a zone
     of this cloud while it is younger than ``cutoff`` (afterwards that zone's published files
-    speak for it: it is returned as a deletion); a ``borrow`` pin of no zone of the cloud like a
-    file pin. Pins that keep nothing (``problem``) are skipped. No pin's label is ever read."""
+    speak for it: it is returned as stale); a ``borrow`` pin of no zone of the cloud like a
+    file pin. Pins that keep nothing (invalid, past a limit) are returned as invalid. No pin's
+    label is ever read. ``entries`` is consumed once (one pin in memory at a time)."""
     sib_urls = {s.url for s in siblings}
-    stale: list[Deletion] = []
+    out = PinRoots()
     for e in entries:
         pin = e.pin
         if pin is None:
+            out.invalid.append(InvalidDoc(zone.url, pin_key(e.id), e.problem or "unreadable"))
             continue
+        out.legacy += pin.legacy
         if pin.kind == "borrow" and pin.label in sib_urls:
             if is_old(e.mtime, cutoff):
-                stale.append(Deletion(pin_key(e.id), "pin", e.size, e.mtime,
-                                      "borrow pin older than the grace period (the borrower's published files "
-                                      "speak for it)"))
+                out.stale.append(Deletion(pin_key(e.id), "pin", e.size, e.mtime,
+                                          "borrow pin older than the grace period (the borrower's published "
+                                          "files speak for it)"))
                 continue
             reach.expiring.append(e.mtime)
         reach.add_pin(pin)
-    return stale
+    return out
 
 
 def own_file_roots(zone: Zone, listing: ZoneListing, commits: set[str], cutoff: float, reach: Reach,
