@@ -21,7 +21,8 @@ from click.testing import CliRunner
 import lindivc
 from lindivc import gc, pinning
 from lindivc.cli import cli
-from lindivc.documents import ByteRange, Pin, parse_pin
+from lindivc.catalog import update_info
+from lindivc.documents import BorrowedChunk, BorrowRecord, ByteRange, Pin, parse_pin
 from lindivc.fetch import clone
 from lindivc.layout import index_key, object_key
 from lindivc.packs import PackIndex
@@ -336,8 +337,32 @@ def test_borrowing_through_the_gateway_leaves_a_pin_that_gc_keeps_then_drops(vic
     gc.sweep_zone(zone, plan)
     assert keys(victim.bucket, "zones/alice/x/pins/") == set()
     read_all(os.path.join(str(tmp_path / "b"), victim.name))
+    c = clone(victim.gateway + "/zones/bob/y", str(tmp_path / "carol"))  # its borrow record names a lender of the cloud
+    assert c.catalogs()[0].invalid == [] and c.catalogs()[0].borrowed
+    read_all(c.abspath(victim.name))
     monkeypatch.setenv("GITHUB_TOKEN", ALICE)
     assert victim.gc()["invalid"] == [] and victim.objects() == victim.live
+
+
+def test_a_borrow_record_naming_a_lender_outside_the_cloud_is_left_out(victim, tmp_path, monkeypatch):
+    """Bob's zone claims to borrow from a host of his choosing: a clone never sends it anything
+    (not the cloner's token either); the record is left out of the catalog."""
+    trap = Counting()
+    monkeypatch.setenv("GITHUB_TOKEN", BOB)
+    b = clone(victim.url, str(tmp_path / "b"), objects=True)
+    b.config.add_remote("mine", victim.gateway + "/zones/bob/y")
+    push(b, "mine", borrow=False)
+    rec = BorrowRecord(f"{trap.url}/zones/evil/z", f"{trap.url}/zones/evil/z/",
+                       (BorrowedChunk("a" * 40, "b" * 40, 0, 10),), 1.0)
+    with GatewayZone(victim.gateway + "/zones/bob/y", BOB) as z:
+        z.put("borrow/" + "c" * 40, rec.to_bytes())
+        update_info(z, "borrow", ["c" * 40])
+    monkeypatch.setenv("GITHUB_TOKEN", ALICE)
+    c = clone(victim.gateway + "/zones/bob/y", str(tmp_path / "carol"))
+    cat = c.catalogs()[0]
+    assert [e.key for e in cat.invalid] == ["borrow/" + "c" * 40] and "not a zone of the cloud" in cat.invalid[0].reason
+    read_all(c.abspath(victim.name))
+    assert trap.hits == 0
 
 
 # ------------------------------------------------------------------ churn
