@@ -18,7 +18,8 @@ from typing import Iterable
 from . import gitsync
 from .atomic import atomic_write
 from .auth import load_token
-from .errors import ChecksumMismatch, ObjectMissing, ZoneKeyMissing
+from .documents import BorrowRecord, parse_borrow_record
+from .errors import ChecksumMismatch, InvalidDocument, InvalidKey, ObjectMissing, ZoneKeyMissing
 from .layout import borrow_key, index_key, object_key, parse_zone_url, sha1_from_object_key
 from .lindijson import ContentRef
 from .objects import is_sha1
@@ -61,7 +62,10 @@ class ZoneCatalog:
     """What a repository knows of one zone: its pack indexes and the chunks it borrows.
 
     Kept under ``.lindivc/remotes/<name>/`` (``idx/<packsha1>``, ``borrow/<id>``, ``meta.json``)
-    so that working files of a clone can be rendered and canonicalized offline.
+    so that working files of a clone can be rendered and canonicalized offline. Borrow records
+    are another user's documents: each is parsed (:func:`lindivc.documents.parse_borrow_record`)
+    and must name a lender of the zone's own cloud; one that does not is left out and listed in
+    ``invalid``.
     """
 
     def __init__(self, cache_dir: str, url: str) -> None:
@@ -75,6 +79,7 @@ class ZoneCatalog:
         self.prefixes: dict[str, str] = {}  # public prefix -> zone url
         self._lenders: dict[str, Zone] = {}
         self._foreign: dict[str, list[tuple[int, int, str]]] = {}  # borrowed pack -> sorted ranges
+        self.invalid: list[InvalidDocument] = []  # borrow records left out
         self._lock = threading.Lock()
         self._load()
 
@@ -97,7 +102,7 @@ class ZoneCatalog:
         if os.path.isdir(bdir):
             for name in os.listdir(bdir):
                 with open(os.path.join(bdir, name), "rb") as f:
-                    self._add_borrow(json.loads(f.read()))
+                    self._take_borrow(f.read(), borrow_key(name))
 
     def _add_index(self, idx: PackIndex) -> None:
         self.packs[idx.pack] = idx
@@ -106,13 +111,35 @@ class ZoneCatalog:
             self.placements[e.sha] = Placement(prefix, self.url, idx.pack, e.offset, e.size)
             self.borrowed.discard(e.sha)
 
-    def _add_borrow(self, rec: dict) -> None:
-        self.prefixes[rec["prefix"]] = rec["lender"]
-        for chunk, pack, off, size in rec["chunks"]:
-            if chunk not in self.placements:
-                self.placements[chunk] = Placement(rec["prefix"], rec["lender"], pack, off, size)
-                self.borrowed.add(chunk)
-            self._foreign.setdefault(pack, []).append((off, size, chunk))
+    def _take_borrow(self, data: bytes, key: str) -> bool:
+        """Parse and add the borrow record ``data`` (at ``key``); False (and listed in
+        ``invalid``) if it is not valid or its lender is not a zone of this zone's cloud."""
+        try:
+            rec = parse_borrow_record(data, key)
+            if not self._same_cloud(rec.lender):
+                raise InvalidDocument(key, f"lender {rec.lender} is not a zone of the cloud of {self.url}")
+        except InvalidDocument as e:
+            self.invalid.append(e)
+            return False
+        self._add_borrow(rec)
+        return True
+
+    def _same_cloud(self, url: str) -> bool:
+        if url.startswith("memory://") or self.url.startswith("memory://"):  # test zones
+            return url.startswith("memory://") and self.url.startswith("memory://")
+        try:
+            lender, own = parse_zone_url(url), parse_zone_url(self.url)
+        except InvalidKey:
+            return False
+        return lender.in_cloud and lender.cloud_root == own.cloud_root
+
+    def _add_borrow(self, rec: BorrowRecord) -> None:
+        self.prefixes[rec.prefix] = rec.lender
+        for c in rec.chunks:
+            if c.chunk not in self.placements:
+                self.placements[c.chunk] = Placement(rec.prefix, rec.lender, c.pack, c.offset, c.size)
+                self.borrowed.add(c.chunk)
+            self._foreign.setdefault(c.pack, []).append((c.offset, c.size, c.chunk))
         for ranges in self._foreign.values():
             ranges.sort()
 
@@ -160,8 +187,8 @@ class ZoneCatalog:
             if name in have:
                 continue
             data = z.get(borrow_key(name))
-            self._store("borrow", name, data)
-            self._add_borrow(json.loads(data))
+            if self._take_borrow(data, borrow_key(name)):
+                self._store("borrow", name, data)
             nbytes += len(data)
         return new, nbytes
 
@@ -223,8 +250,8 @@ class ZoneCatalog:
         with self._lock:
             self._add_index(idx)
 
-    def add_borrow(self, name: str, rec: dict) -> None:
-        self._store("borrow", name, json.dumps(rec, sort_keys=True).encode())
+    def add_borrow(self, name: str, rec: BorrowRecord) -> None:
+        self._store("borrow", name, rec.to_bytes())
         self._add_borrow(rec)
 
     def own_chunks(self) -> set[str]:

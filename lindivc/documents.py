@@ -15,6 +15,7 @@ API (everything a caller needs):
     parse_published_refs(data, key="", max_bytes=MAX_PUBLISHED_BYTES) -> PublishedRefs
     Pin(...).to_bytes(), BorrowRecord(...).to_bytes(), JournalEntry(...).to_bytes()
     pin_id(writer, name) -> str;  pin_writer(pin_id) -> str | None
+    writer_for(login, zone_url) -> str;  borrow_pin(borrower, name, ranges, created) -> (id, Pin)
 
 ``Pin`` carries its roots (chunk names, whole objects, byte ranges of objects) as read on the
 pinning user's machine; its ``label`` (the pinned file's URL, or the borrowing zone's URL) is
@@ -29,15 +30,17 @@ template that is not a string, an unknown template name) are skipped and counted
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator, Union
+from typing import BinaryIO, Iterable, Iterator, Union
 
 import orjson
 
 from .errors import InvalidDocument
-from .layout import BORROW_FORMAT, ID_RE, JOURNAL_FORMAT, LEGACY_PIN_FORMAT, PIN_FORMAT, sha1_from_object_key
+from .layout import (BORROW_FORMAT, ID_RE, JOURNAL_FORMAT, LEGACY_PIN_FORMAT, PIN_FORMAT, parse_zone_url,
+                     sha1_from_object_key)
 from .objects import is_sha1
 
 
@@ -181,6 +184,25 @@ def pin_writer(pid: str) -> str | None:
     """The login a pin id names as its writer (``<login>.<name>``), or None for other ids."""
     login, dot, rest = pid.partition(".")
     return login if dot and rest and LOGIN_RE.match(login) else None
+
+
+def writer_for(login: str | None, zone_url: str) -> str:
+    """Who writes a pin, for its id: ``login`` (a gateway's answer for the writer's token) if
+    known, else the user of the writer's zone ``zone_url`` when that is a login, else "local"."""
+    if login and LOGIN_RE.match(login):
+        return login
+    user = parse_zone_url(zone_url).user
+    return user if user and LOGIN_RE.match(user) else "local"
+
+
+def borrow_pin(borrower: str, name: str, ranges: Iterable[ByteRange], created: float) -> tuple[str, Pin]:
+    """The pin that zone ``borrower`` (its URL) leaves in a zone of its cloud whose ``ranges``
+    its files read, and its id ``<writer>.<16 hex of sha1(borrower)>-<name>``; the writer is
+    the borrower's zone user (in a gateway cloud, the login that alone may push there)."""
+    writer = writer_for(None, borrower)
+    tag = hashlib.sha1(borrower.encode()).hexdigest()[:16]
+    pin = Pin("borrow", borrower, created, None if writer == "local" else writer, ranges=tuple(ranges))
+    return pin_id(writer, f"{tag}-{name}"), pin
 
 
 # --------------------------------------------------------------------------- parsing

@@ -431,24 +431,23 @@ class RefsChanged(GCError):
 
 
 class PinUnreadable(GCError):
-    """A pinned file could not be read (GC deletes nothing while it cannot)."""
+    """The file to pin (``lindivc pin URL``) could not be read on this machine."""
 
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
         self.reason = reason
-        super().__init__(f"cannot read pinned file {url}: {reason}")
+        super().__init__(f"cannot read the file to pin {url}: {reason}")
 
 
-class SweepBlocked(PinUnreadable):
-    """A sweep refused because its plan is blocked: pinned files of ``zone`` could not be read
-    (``blocked`` names each). Nothing is deleted."""
+class PinTooLarge(GCError):
+    """The file to pin references more objects of ``zone`` (``objects``) than one pin can name."""
 
-    def __init__(self, zone: str, blocked: list[str]) -> None:
+    def __init__(self, url: str, zone: str, objects: int, limit: int) -> None:
+        self.url = url
         self.zone = zone
-        self.blocked = list(blocked)
-        self.url = zone
-        self.reason = "; ".join(self.blocked)
-        GCError.__init__(self, f"{self.reason}; nothing deleted")
+        self.objects = objects
+        self.limit = limit
+        super().__init__(f"{url} references {objects} objects of zone {zone}; a pin names at most {limit}")
 
 
 class NothingToPin(GCError):

@@ -16,12 +16,12 @@ A report lists problems (errors: exit status 1) and warnings (worth knowing, not
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 
 from .catalog import gc_cache_dir, remote_zone
-from .errors import ChecksumMismatch, FsckFailed, ObjectMissing, ZoneError, ZoneKeyMissing
+from .documents import parse_borrow_record
+from .errors import ChecksumMismatch, FsckFailed, InvalidDocument, ObjectMissing, ZoneError, ZoneKeyMissing
 from .history import CommitInfo, History
 from .layout import index_key, object_key, sha1_from_object_key
 from .objects import COPY_BLOCK
@@ -314,10 +314,16 @@ def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = No
     borrowed: set[str] = set()
     for info in zone.list("borrow/"):
         try:
-            rec = json.loads(zone.get(info.key))
-            borrowed |= {c[0] for c in rec.get("chunks", [])}
-        except (ZoneKeyMissing, ValueError, TypeError, IndexError) as e:
-            rep.add("bad-borrow", info.key, f"unreadable borrow record ({e})")
+            stream = zone.open_read(info.key)
+            try:
+                rec = parse_borrow_record(stream, info.key)
+            finally:
+                stream.close()
+            borrowed |= {c.chunk for c in rec.chunks}
+        except ZoneKeyMissing:
+            continue
+        except InvalidDocument as e:
+            rep.add("bad-borrow", info.key, f"invalid borrow record: {e.reason}")
     for c in sorted(chunks):
         rep.count("content refs")
         if c not in placed and c not in borrowed:

@@ -67,7 +67,7 @@ INFO_KEYS = ("info/idx", "info/borrow")
 JOURNAL_FORMAT = "lindivc-journal/1"
 BORROW_FORMAT = "lindivc-borrow/1"
 PIN_FORMAT = "lindivc-pin/2"  # pins carry their roots (docs/format.md 6.3)
-LEGACY_PIN_FORMAT = "lindivc-pin/1"  # read, never followed; written by borrow pins until they move to pin/2
+LEGACY_PIN_FORMAT = "lindivc-pin/1"  # still read (its URL never followed), no longer written
 
 
 def sha1_from_object_key(key: str) -> str | None:

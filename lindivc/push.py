@@ -17,11 +17,12 @@ from typing import Callable
 
 from . import gitsync
 from . import lindijson
-from .catalog import Placement, ZoneCatalog, catalog_for, public_prefix, update_info, update_info_idx
+from .catalog import Placement, ZoneCatalog, catalog_for, update_info, update_info_idx
+from .documents import BorrowedChunk, BorrowRecord, ByteRange, borrow_pin
 from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError
 from .fetch import copy_chunks, zone_default_branch
-from .layout import (BORROW_FORMAT, JOURNAL_FORMAT, LEGACY_PIN_FORMAT, borrow_key, file_key, index_key, journal_key,
-                     object_key, pin_key, version_key)
+from .layout import (JOURNAL_FORMAT, borrow_key, file_key, index_key, journal_key, object_key, pin_key,
+                     version_key)
 from .lindijson import ContentRef
 from .packs import PackIndex
 from .packstream import PackSource, PackWriter, Progress, Segment, plan_packs
@@ -251,21 +252,19 @@ def _record_borrows(cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]
     for lender_url, items in by_lender.items():
         chunks = sorted([sha, p.pack, p.offset, p.size] for sha, p in items)
         name = hashlib.sha1(json.dumps([lender_url, chunks]).encode()).hexdigest()
-        pin = {"format": LEGACY_PIN_FORMAT, "by": zone.url, "url": public_prefix(zone) + "f/",
-               "objects": sorted({p.pack for _, p in items}), "chunks": [c[0] for c in chunks], "created": time.time()}
+        pid, pin = borrow_pin(zone.url, name[:24], (ByteRange(p.pack, p.offset, p.size) for _, p in items),
+                              time.time())
         lender = cat._lender(lender_url)
-        lender.put(pin_key(f"{hashlib.sha1(zone.url.encode()).hexdigest()[:16]}-{name[:24]}"),
-                   json.dumps(pin, sort_keys=True).encode())
-        gone = {pack for pack in pin["objects"] if not lender.exists(index_key(pack))}
+        lender.put(pin_key(pid), pin.to_bytes())
+        gone = {pack for pack in {r.object for r in pin.ranges} if not lender.exists(index_key(pack))}
         if gone:
             lost |= {c[0] for c in chunks if c[1] in gone}
             chunks = [c for c in chunks if c[1] not in gone]
             if not chunks:
                 continue
             name = hashlib.sha1(json.dumps([lender_url, chunks]).encode()).hexdigest()
-        rec = {"format": BORROW_FORMAT, "lender": lender_url, "prefix": items[0][1].prefix, "chunks": chunks,
-               "created": time.time()}
-        zone.put(borrow_key(name), json.dumps(rec, sort_keys=True).encode())
+        rec = BorrowRecord(lender_url, items[0][1].prefix, tuple(BorrowedChunk(*c) for c in chunks), time.time())
+        zone.put(borrow_key(name), rec.to_bytes())
         cat.add_borrow(name, rec)
         update_info(zone, "borrow", [name])
     return lost

@@ -143,19 +143,25 @@ def test_login_compared_case_insensitively(gateway):
         assert z.get("f/a.json") == b"{}"
 
 
-def test_any_user_may_add_a_pin_but_not_replace_one(alice, bob_view):
+def test_any_user_may_add_a_pin_and_rewrite_or_remove_only_its_own(alice, bob_view):
     from lindivc.documents import Pin, parse_pin
 
     alice.put("git/refs/heads/main", b"a" * 40 + b"\n")  # the zone exists
     pin = Pin("file", "https://example.org/derived.lindi.json", 1.0, "bob", chunks=("c" * 40,)).to_bytes()
     bob_view.put("pins/bob.derived", pin)
     assert parse_pin(alice.get("pins/bob.derived")).by == "bob"
+    newer = Pin("file", "https://example.org/derived.lindi.json", 2.0, "bob", chunks=("d" * 40,)).to_bytes()
+    bob_view.put("pins/bob.derived", newer)  # `lindivc pin --refresh`
+    assert parse_pin(alice.get("pins/bob.derived")).chunks == ("d" * 40,)
     with pytest.raises(PreconditionFailed):
-        bob_view.put("pins/bob.derived", pin)
+        bob_view.put("pins/bob.derived", pin, if_none_match=True)
+    alice.put("pins/alice.mine", Pin("file", "https://example.org/a", 1.0, "alice", chunks=("e" * 40,)).to_bytes())
     with pytest.raises(AccessDenied):
-        bob_view.delete("pins/bob.derived")
-    alice.delete("pins/bob.derived")  # the owner's GC may drop it
+        bob_view.delete("pins/alice.mine")
+    bob_view.delete("pins/bob.derived")
     assert alice.head("pins/bob.derived") is None
+    alice.delete("pins/alice.mine")  # the owner removes any pin (its GC drops stale borrow pins)
+    assert alice.head("pins/alice.mine") is None
 
 
 def test_missing_or_bad_token_is_401(gateway, s3_bucket):

@@ -17,7 +17,7 @@ import boto3
 import pytest
 import requests
 
-from lindivc.documents import Pin, parse_pin
+from lindivc.documents import Pin
 from lindivc.errors import AccessDenied, ZoneError
 from lindivc.layout import object_key
 from lindivc.server.app import create_app
@@ -143,20 +143,35 @@ def test_pin_count_is_limited_per_writer_per_zone(s3_bucket, github_standin, zon
     assert len(bucket_keys(s3_bucket, "zones/alice/x/pins/")) == 5
 
 
-def test_legacy_borrow_pins_from_older_clients_still_work(gateway, zone_exists, s3_bucket):
+def test_legacy_pin_documents_are_no_longer_written(gateway, zone_exists, s3_bucket):
     mine = gateway + "/zones/bob/y"
     tag = hashlib.sha1(mine.encode()).hexdigest()[:16]
     legacy = {"format": "lindivc-pin/1", "by": mine, "url": mine + "/f/", "objects": [A], "chunks": ["b" * 40],
               "created": time.time()}
     with GatewayZone(gateway + "/zones/bob/y", BOB) as bz:
         bz.put("git/refs/heads/main", b"1" * 40 + b"\n")
-    assert put(gateway, f"/zones/alice/x/pins/{tag}-{'c' * 24}", json.dumps(legacy).encode()).status_code == 200
-    pin = parse_pin(requests.get(f"{gateway}/zones/alice/x/pins/{tag}-{'c' * 24}", timeout=10).content)
-    assert pin.legacy and pin.kind == "borrow" and pin.chunks == ("b" * 40,)
-    # but not in someone else's name
-    alices = dict(legacy, by=gateway + "/zones/alice/other")
-    tag2 = hashlib.sha1(alices["by"].encode()).hexdigest()[:16]
-    assert put(gateway, f"/zones/alice/x/pins/{tag2}-{'d' * 24}", json.dumps(alices).encode()).status_code == 422
+    r = put(gateway, f"/zones/alice/x/pins/{tag}-{'c' * 24}", json.dumps(legacy).encode())
+    assert r.status_code == 422 and "no longer written" in r.json()["error"]
+    r = put(gateway, "/zones/alice/x/pins/legacy", json.dumps(legacy).encode(), token=ALICE)
+    assert r.status_code == 422
+    assert bucket_keys(s3_bucket, "zones/alice/x/pins/") == []
+
+
+def test_writers_rewrite_and_delete_their_own_pins_only(s3_bucket, github_standin, zone_exists):
+    github_standin.add("tok-carol", "carol")
+    with serve(s3_bucket, github_standin.url, documents=DocumentLimits(max_pins_per_user=2)) as (url, _):
+        assert put(url, "/zones/alice/x/pins/bob.0", pin_doc()).status_code == 200
+        assert put(url, "/zones/alice/x/pins/bob.1", pin_doc()).status_code == 200
+        assert put(url, "/zones/alice/x/pins/bob.1", pin_doc(label="https://example.org/v2")).status_code == 200
+        assert put(url, "/zones/alice/x/pins/bob.2", pin_doc()).status_code == 403  # rewriting added none
+        assert put(url, "/zones/alice/x/pins/carol.0", pin_doc(by="carol"), token="tok-carol").status_code == 200
+        h = {"Authorization": "token " + BOB}
+        assert requests.delete(url + "/zones/alice/x/pins/carol.0", headers=h, timeout=10).status_code == 403
+        assert requests.delete(url + "/zones/alice/x/git/refs/heads/main", headers=h, timeout=10).status_code == 403
+        assert requests.delete(url + "/zones/alice/x/pins/bob.0", headers=h, timeout=10).status_code == 204
+        assert requests.delete(url + "/zones/alice/x/pins/carol.0", timeout=10,
+                               headers={"Authorization": "token " + ALICE}).status_code == 204
+    assert bucket_keys(s3_bucket, "zones/alice/x/pins/") == ["zones/alice/x/pins/bob.1"]
 
 
 def test_owner_documents_are_validated_too(gateway, s3_bucket):
@@ -189,7 +204,7 @@ def test_gc_of_the_victims_zone_completes_after_the_attacks(tmp_path, gateway, m
         assert put(gateway, "/zones/alice/x/pins/bob.junk", body).status_code == 422
     assert put(gateway, "/zones/alice/x/pins/bob.ok", pin_doc()).status_code == 200
     plan = gc.plan_zone(open_zone(url, token=ALICE), grace=HOUR, cache_dir=str(tmp_path / "c"))
-    assert plan.blocked == [] and plan.roots.refs == 1 and plan.roots.pins == 1
+    assert plan.invalid == [] and plan.roots.refs == 1 and plan.roots.pins == 1
 
 
 # ------------------------------------------------------------------ connections and requests

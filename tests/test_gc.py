@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import lindivc
-from lindivc import gc
+from lindivc import gc, pinning
 from lindivc.cli import cli
 from lindivc.errors import AccessDenied, LindivcError
 from lindivc.repo import Repository
@@ -313,7 +313,7 @@ def test_repack_refuses_a_file_that_reads_dead_bytes(tmp_path):
         [rp.pack[:2], rp.pack[2:4], rp.pack[4:6], rp.pack]))
 
 
-def test_pinned_external_file_keeps_data_and_unreadable_pin_blocks(tmp_path):
+def test_pinned_external_file_keeps_data_the_pin_carries_until_unpinned(tmp_path):
     r, name = make_repo(tmp_path / "a", seed=9)
     zdir = str(tmp_path / "zone")
     r.config.add_remote("origin", zdir)
@@ -322,27 +322,27 @@ def test_pinned_external_file_keeps_data_and_unreadable_pin_blocks(tmp_path):
     ext.parent.mkdir()
     ext.write_bytes(open(os.path.join(zdir, "f", name), "rb").read())
     zone = open_zone(zdir)
-    rec = gc.pin(zone, str(ext))
-    assert rec["objects"]
+    rec = pinning.pin(zone, str(ext))
+    assert rec.pin.kind == "file" and rec.pin.label == str(ext) and len(rec.pin.ranges) == 5 and not rec.missing
+    assert rec.id == "local." + rec.id.split(".", 1)[1]  # a local zone: the writer is "local"
     with pytest.raises(gc.GCError, match="references no object"):
         other = tmp_path / "elsewhere" / "none.lindi.json"
         other.write_text('{"refs": {}}')
-        gc.pin(zone, str(other))
+        pinning.pin(zone, str(other))
     orphan(r, {}, "drop")
     push(r, force=True)
     age(zdir, 2 * HOUR)
     plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
-    assert "pack" not in plan.counts() and plan.roots.pins == 1
-    np.testing.assert_array_equal(read_all(str(ext)), read_all(r.abspath(name)) if os.path.exists(r.abspath(name))
-                                  else read_all(str(ext)))
+    assert "pack" not in plan.counts() and plan.roots.pins == 1 and plan.invalid == []
+    read_all(str(ext))
+    # the pin carries its roots: the file going away changes nothing, GC never reads it
     ext.unlink()
-    plan = gc.gc_zone(zone, grace=HOUR, cache_dir=str(tmp_path / "cache"))
-    assert plan.blocked and plan.delete == []
-    keys = data_keys(zdir)
-    with pytest.raises(gc.PinUnreadable, match="nothing deleted"):
-        gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
-    assert data_keys(zdir) == keys
-    gc.unpin(zone, rec["id"])
+    plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache2"))
+    assert "pack" not in plan.counts() and plan.invalid == []
+    (done,) = pinning.refresh_pins(zone, str(ext))
+    assert done.result is None and "cannot read the file to pin" in done.error
+    assert [p.id for p in gc.list_pins(zone)] == [rec.id]  # a failed refresh leaves the pin
+    gc.unpin(zone, rec.id)
     plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
     assert plan.counts().get("pack") == 1
 
@@ -363,7 +363,7 @@ def test_lease_held_stale_and_broken(tmp_path):
     stale.release()  # not ours any more: a no-op
 
 
-def test_refs_changed_between_plan_and_sweep_stops(tmp_path):
+def test_ref_moved_between_plan_and_sweep_joins_the_roots_unless_unreadable(tmp_path):
     r, name = make_repo(tmp_path / "a", seed=10)
     zdir = str(tmp_path / "zone")
     r.config.add_remote("origin", zdir)
@@ -373,9 +373,13 @@ def test_refs_changed_between_plan_and_sweep_stops(tmp_path):
     with lindivc.open(r.abspath(name), "r+") as f:
         f.attrs["x"] = 1
     r.commit("moved", all=True)
-    push(r)
-    with pytest.raises(gc.RefsChanged, match="changed while GC ran"):
-        gc.sweep_zone(zone, plan)
+    push(r)  # its journal entry is gone again when the sweep looks: the new history is read
+    gc.sweep_zone(zone, plan, cache_dir=str(tmp_path / "c"))
+    assert plan.swept and plan.roots.late == 1
+    plan = gc.plan_zone(zone, grace=HOUR, cache_dir=str(tmp_path / "c"))
+    zone.put("git/refs/heads/main", b"f" * 40 + b"\n")  # a ref to a commit the zone does not hold
+    with pytest.raises(gc.RefsChanged, match="changed while GC ran and its history cannot be read"):
+        gc.sweep_zone(zone, plan, cache_dir=str(tmp_path / "c"))
 
 
 # ------------------------------------------------------------------ S3 and gateway
@@ -508,7 +512,7 @@ def test_cli_gc_fsck_pin(tmp_path, monkeypatch):
     res = run(cli, ["pin", "--list"])
     assert str(ext) in res.output
     res = run(cli, ["pin", str(tmp_path / "missing.lindi.json")])
-    assert res.exit_code == 1 and "cannot read pinned file" in res.output
+    assert res.exit_code == 1 and "cannot read the file to pin" in res.output
     gc.acquire_lease(open_zone(zdir), ttl=600)
     res = run(cli, ["gc", "--remote", "origin", "--prune"])
     assert res.exit_code == 1 and "another GC holds the lease" in res.output

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import lindivc
 from lindivc import gc, gitsync
 from lindivc import lindijson
+from lindivc.documents import parse_published_refs
 from lindivc.errors import NothingToCommit
 from lindivc.layout import object_key
 from lindivc.objects import sha1_bytes
@@ -65,8 +66,11 @@ def _check(r: Repository, zone: MemoryZone, known: set[str], tmp: str) -> None:
                     assert cat.read_chunk(chunk) is not None, (name, chunk)  # raises if lost/corrupt
     for info in zone.list(""):
         if info.key.startswith(("f/", "v/")):
-            for sha, off, size in gc.iter_range_refs(zone.get(info.key)):
-                data = zone.get_range(object_key(sha), off, size)
+            for ref in parse_published_refs(zone.get(info.key), info.key):
+                sha = ref.object_sha1
+                if sha is None:
+                    continue
+                data = zone.get_range(object_key(sha), ref.offset, ref.size)
                 assert sha1_bytes(data) in known, info.key
 
 

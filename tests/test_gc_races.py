@@ -333,3 +333,41 @@ def test_lease_release_through_the_gateway(tmp_path, gateway):
     assert lease.release() is True and zone.head("lease/gc") is None
     gc.gc_zone(zone, prune=True, cache_dir=str(tmp_path / "c"))
     assert zone.head("lease/gc") is None
+
+
+def test_push_during_the_sweep_joins_the_roots_and_gc_finishes(tmp_path):
+    """A push that re-publishes the old data while GC deletes its indexes: its journal entry and
+    the ref it moves join the roots; GC keeps what the push names, deletes the rest, and ends."""
+    r, name = make_repo(tmp_path / "a", seed=3, n_chunks=4, pack_size=100_000)  # one object per chunk
+    zdir = str(tmp_path / "zone")
+    r.config.add_remote("origin", zdir)
+    push(r)
+    c1_files = r.history.commit_files(r.history.head())
+    old = {os.path.basename(p) for p in _keys(zdir, "sha1")}
+    with lindivc.open(r.abspath(name), "r+") as f:
+        f["d"][: 2 * N] = np.random.default_rng(4).standard_normal(2 * N)  # two chunks replaced
+    r.commit("replace two chunks", all=True)
+    orphan(r)
+    push(r, force=True)
+    age(zdir, 2 * HOUR)
+    zone = open_zone(zdir)
+    files = {}
+
+    def republish():
+        files.update(r.history.commit_files(r.history.head()))
+        files["old.lindi.json"] = c1_files[name]
+        child_with_files(r, files, "bring the old file back")
+        push(r)
+
+    fired = _on_first_index_delete(zone, republish)
+    plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
+    assert fired and plan.swept and plan.roots.late >= 1
+    assert any("a root that appeared while GC ran" in n for n in plan.notes)
+    assert old <= {os.path.basename(p) for p in _keys(zdir, "sha1")}  # the push named them all again
+    rep = fsck_zone(open_zone(zdir))
+    assert rep.ok, [str(p) for p in rep.problems]
+    read_all(os.path.join(zdir, "f", "old.lindi.json"))
+
+
+def _keys(root, top):
+    return [os.path.join(d, n) for d, _, names in os.walk(os.path.join(root, top)) for n in names]

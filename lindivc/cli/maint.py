@@ -88,6 +88,9 @@ def serve(bucket, zone_dir, endpoint_url, prefix, public_url, github_api_url, ho
 # ---------------------------------------------------------------- gc, fsck, pin
 
 
+MAX_INVALID_SHOWN = 20
+
+
 def _print_plan(plan, as_json: bool, verbose: bool) -> None:
     from ..diff import human_bytes
 
@@ -97,8 +100,10 @@ def _print_plan(plan, as_json: bool, verbose: bool) -> None:
     click.echo(plan.roots.summary(local=plan.local))
     for n in plan.notes:
         click.echo(f"note: {n}")
-    for b in plan.blocked:
-        click.echo(f"blocked: {b}")
+    for bad in plan.invalid[:MAX_INVALID_SHOWN] if not verbose else plan.invalid:
+        click.echo(f"invalid: {bad}")
+    if len(plan.invalid) > MAX_INVALID_SHOWN and not verbose:
+        click.echo(f"invalid: ... and {len(plan.invalid) - MAX_INVALID_SHOWN} more (-v or --json lists them all)")
     counts = plan.counts()
     what = ", ".join(f"{n} {k}{('es' if k.endswith('x') else 's') if n != 1 else ''}"
                      for k, n in sorted(counts.items())) or "nothing"
@@ -192,43 +197,71 @@ def fsck(remote_name, read_data, as_json) -> None:
 @click.argument("url", required=False)
 @click.option("--remote", "remote_name", default="origin", show_default=True, metavar="NAME",
               shell_complete=comp.remote_names, help="The zone whose objects the file references.")
-@click.option("--list", "list_", is_flag=True, help="List the zone's pins.")
+@click.option("--refresh", is_flag=True,
+              help="Read pinned files again and rewrite their pins: the pin URL (an id or a pinned URL), "
+                   "or every file pin you wrote.")
+@click.option("--list", "list_", is_flag=True, help="List the zone's pins, with the reason for any that keeps nothing.")
 @click.option("--remove", "remove_id", metavar="ID", help="Remove pin ID (see --list).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def pin(url, remote_name, list_, remove_id, as_json) -> None:
+def pin(url, remote_name, refresh, list_, remove_id, as_json) -> None:
     """Keep zone gc from deleting data that the file at URL uses.
 
     Use it when you publish a derivative file outside the zone's cloud (your own web server,
-    another bucket) that points at chunks in the zone of --remote NAME. Zone gc reads every
-    pinned file and keeps what it references; while a pinned file cannot be read, zone gc
-    deletes nothing.
+    another bucket) that points at chunks in the zone of --remote NAME. The file is read here,
+    with your credentials, and the pin stores what it references in that zone (URL is only its
+    label): zone gc keeps that and never reads URL. When the file changes, refresh the pin.
 
     \b
     lindivc pin https://lab.example.org/derived.nwb.lindi.json
+    lindivc pin --refresh https://lab.example.org/derived.nwb.lindi.json
     lindivc pin --list
     lindivc pin --remove ID
     """
     from .. import gc as lgc
+    from .. import pinning
     from ..catalog import remote_zone
 
     zone = remote_zone(_repo(), remote_name)
     if remove_id:
         lgc.unpin(zone, remove_id)
         click.echo(f"removed pin {remove_id}")
-        return
-    if list_ or not url:
+    elif refresh:
+        done = pinning.refresh_pins(zone, url)
+        if as_json:
+            _emit_json([{"id": r.id, "label": r.label, "error": r.error,
+                         "pin": r.result.to_json() if r.result else None} for r in done])
+        for r in done if not as_json else []:
+            if r.result is not None:
+                click.echo(f"refreshed {r.id}: {r.label} ({_pin_roots(r.result.pin)})")
+            else:
+                click.echo(f"not refreshed {r.id}: {r.error}", err=True)
+        if not done and not as_json:
+            click.echo("no file pins of yours to refresh")
+        if any(r.error for r in done):
+            raise click.exceptions.Exit(1)
+    elif list_ or not url:
         pins = lgc.list_pins(zone)
         if as_json:
-            _emit_json(pins)
+            _emit_json([p.to_json() for p in pins])
             return
         for p in pins:
-            what = p.get("file") or f"zone {p.get('by')}"
-            click.echo(f"{p['id']}\t{what}\t{len(p.get('objects', []))} object(s)")
+            if p.pin is None:
+                click.echo(f"{p.id}\tkeeps nothing: {p.problem}")
+            else:
+                legacy = " (old format: run `lindivc pin --refresh`)" if p.pin.legacy and p.pin.kind == "file" else ""
+                click.echo(f"{p.id}\t{p.pin.kind} {p.pin.label}\t{_pin_roots(p.pin)}{legacy}")
         if not pins:
             click.echo("no pins")
-        return
-    rec = lgc.pin(zone, url)
-    if as_json:
-        _emit_json(rec)
     else:
-        click.echo(f"pinned {url} in {zone.url} as {rec['id']} ({len(rec['objects'])} object(s))")
+        res = pinning.pin(zone, url)
+        if as_json:
+            _emit_json(res.to_json())
+            return
+        click.echo(f"pinned {url} in {zone.url} as {res.id} ({_pin_roots(res.pin)})")
+        if res.missing:
+            click.echo(f"warning: {len(res.missing)} object(s) it references are no longer in the zone", err=True)
+
+
+def _pin_roots(p) -> str:
+    parts = [(len(p.ranges), "range"), (len(p.chunks), "chunk"), (len(p.objects), "object")]
+    return ", ".join(f"{n} {what}{'s' if n != 1 else ''}" for n, what in parts if n) or "nothing"

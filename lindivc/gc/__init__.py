@@ -12,12 +12,14 @@ Zone GC (:func:`gc_zone` = :func:`plan_zone`, then :func:`sweep_zone` under the 
     Roots: every ref of the zone and every commit reachable from it (their canonical files'
     content refs); every published file (``f/``, ``v/``) of every zone of the same cloud, by
     byte range (``v/<commit>/`` of this zone only while the commit is reachable, journalled, or
-    younger than grace); journal entries younger than grace; pins: a pin left by a zone of this
-    cloud is a root while younger than grace (afterwards that zone's published files speak for
-    it); a pin of a file elsewhere (``lindivc pin URL``) is read at every GC and keeps what the
-    file references; when such a file cannot be read, GC deletes nothing (fail safe). A pin of
-    unknown kind keeps the objects it lists. One GC at a time per zone (the lease ``lease/gc``);
-    pushes keep working meanwhile (docs/gc.md).
+    younger than grace); journal entries younger than grace; pins, by what they carry (a borrow
+    pin left by a zone of this cloud only while younger than grace: afterwards that zone's
+    published files speak for it, and GC deletes it). What other users wrote (published files,
+    pins, journal entries) is untrusted: read size-capped and parsed by :mod:`lindivc.documents`;
+    one that cannot be used is reported in ``plan.invalid`` and keeps nothing. GC never fetches
+    a URL it finds in a document. Pins and journal entries that appear while the sweep runs
+    join the roots (:mod:`.late`). One GC at a time per zone (the lease ``lease/gc``); pushes
+    keep working meanwhile (docs/gc.md).
 
 Local GC (:func:`gc_local` = :func:`plan_local`, then :func:`sweep_local`): see :mod:`.local`.
 
@@ -26,10 +28,11 @@ Modules, each one concept:
     grace     parse_grace, format_duration
     lease     the zone's GC lease
     listing   one listing of a zone and its cloud's published files (what a plan starts from)
+    reading   reading other users' documents: size-capped, parsed, a few at a time, failures reported
     published the refs of a published LINDI file, as GC reads them
-    pins      pin documents: reading them, pin / list_pins / unpin
-    urlread   reading the file an external pin names (the only URL GC fetches)
+    pins      pin documents as GC reads them (with count and size limits): list_pins, unpin
     roots     the roots of a zone, one function per kind, and what they reach
+    late      roots that appear while a sweep runs (pins, journal entries, ref moves by a push)
     cache     the reachability cache (a plan's result under a fingerprint of what it read)
     plan      plan_zone, step by step
     repack    rewriting a partly dead pack and the files that read it
@@ -39,25 +42,21 @@ Modules, each one concept:
 """
 from __future__ import annotations
 
-from ..errors import (GCError, InvalidGrace, LeaseHeld, LeaseLost, NothingToPin, PinUnreadable, RefsChanged,
-                      RepackRefused, SweepBlocked, UnknownPin)
+from ..errors import GCError, InvalidGrace, LeaseHeld, LeaseLost, RefsChanged, RepackRefused, UnknownPin
 from . import cache
 from .grace import format_duration, parse_grace
 from .lease import LEASE_TTL, Lease, acquire_lease, read_lease
 from .local import gc_local, plan_local, sweep_local
-from .model import DEFAULT_GRACE, DEFAULT_THRESHOLD, YOUNG, Deletion, GCPlan, Repack, Roots
-from .pins import PIN_FORMAT, list_pins, pin, unpin
+from .model import DEFAULT_GRACE, DEFAULT_THRESHOLD, YOUNG, Deletion, GCPlan, InvalidDoc, Repack, Roots
+from .pins import MAX_PIN_BYTES, MAX_PINS, MAX_PINS_PER_WRITER, PinEntry, list_pins, unpin
 from .plan import plan_zone
-from .published import iter_range_refs
 from .run import gc_repository, gc_zone
 from .sweep import sweep_zone
 
 __all__ = [
-    "DEFAULT_GRACE", "DEFAULT_THRESHOLD", "LEASE_TTL", "PIN_FORMAT", "YOUNG",
-    "Deletion", "GCPlan", "Lease", "Repack", "Roots",
-    "GCError", "InvalidGrace", "LeaseHeld", "LeaseLost", "NothingToPin", "PinUnreadable", "RefsChanged",
-    "RepackRefused", "SweepBlocked", "UnknownPin",
-    "acquire_lease", "cache", "format_duration", "gc_local", "gc_repository", "gc_zone", "iter_range_refs",
-    "list_pins", "parse_grace", "pin", "plan_local", "plan_zone", "read_lease", "sweep_local", "sweep_zone",
-    "unpin",
+    "DEFAULT_GRACE", "DEFAULT_THRESHOLD", "LEASE_TTL", "MAX_PIN_BYTES", "MAX_PINS", "MAX_PINS_PER_WRITER", "YOUNG",
+    "Deletion", "GCPlan", "InvalidDoc", "Lease", "PinEntry", "Repack", "Roots",
+    "GCError", "InvalidGrace", "LeaseHeld", "LeaseLost", "RefsChanged", "RepackRefused", "UnknownPin",
+    "acquire_lease", "cache", "format_duration", "gc_local", "gc_repository", "gc_zone", "list_pins",
+    "parse_grace", "plan_local", "plan_zone", "read_lease", "sweep_local", "sweep_zone", "unpin",
 ]

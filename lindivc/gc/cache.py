@@ -1,7 +1,7 @@
 """The reachability cache: a zone plan's result, remembered under a fingerprint of what it read.
 
-When the zone's listing, its cloud's published files, its refs and its pinned files are as they
-were (and the grace period and repack threshold are the same), the next plan reuses the result
+When the zone's listing (its pins and journal entries included), its cloud's published files
+and its refs are as they were (and the grace period and repack threshold are the same), the next plan reuses the result
 and only applies the grace cutoff again (docs/gc.md, "A second GC"). The cache is one JSON
 document, ``<cache dir>/last.json``; the directory is chosen by :func:`lindivc.catalog.gc_cache_dir`.
 """
@@ -14,15 +14,15 @@ from dataclasses import asdict, dataclass
 import orjson
 
 from ..atomic import atomic_write
-from .model import Deletion, GCPlan, Repack, Roots
+from .model import Deletion, GCPlan, InvalidDoc, Repack, Roots
 
-CACHE_FORMAT = "lindivc-gc-cache/1"
+CACHE_FORMAT = "lindivc-gc-cache/2"
 _NEVER = 1e300
 
 
 def fingerprint(parts: list[tuple[str | None, bytes]], without: set[str] = frozenset()) -> str:
     """What a GC read of a zone depends on, as one sha1: its listing (but the keys ``without``),
-    its cloud's published files, its refs and its pinned files."""
+    its cloud's published files and its refs."""
     h = hashlib.sha1()
     for key, line in parts:
         if key is None or key not in without:
@@ -41,6 +41,10 @@ class CachedResult:
     live_objects: int
     dead: list[Deletion]
     repack: list[Repack]
+    doomed: dict[str, list[str]]
+    invalid: list[InvalidDoc]
+    journal_commits: list[str]
+    notes: list[str]
 
 
 def _path(cache_dir: str) -> str:
@@ -70,31 +74,36 @@ def load(cache_dir: str, fp: str, plan: GCPlan) -> CachedResult | None:
         return None
     try:
         return CachedResult(d["at"], Roots(**d["roots"]), dict(d["kept"]), d["kept_bytes"], d["live_objects"],
-                            [Deletion(**x) for x in d["dead"]], [Repack(**x) for x in d["repack"]])
+                            [Deletion(**x) for x in d["dead"]], [Repack(**x) for x in d["repack"]],
+                            dict(d["doomed"]), [InvalidDoc(**x) for x in d["invalid"]], list(d["journal_commits"]),
+                            list(d["notes"]))
     except (KeyError, TypeError):
         return None  # written by another version: plan afresh
 
 
 def save(cache_dir: str, fp: str, plan: GCPlan, dead: list[Deletion], repacks: list[Repack],
-         valid_until: float | None) -> None:
+         doomed: dict[str, list[str]], valid_until: float | None) -> None:
     """Remember ``plan``'s result (its cutoff not applied yet: ``dead`` and ``repacks`` are every
-    candidate) under fingerprint ``fp``; ``valid_until`` is the latest cutoff at which its roots
-    are all still roots (None: any)."""
+    candidate, ``doomed`` their chunks) under fingerprint ``fp``; ``valid_until`` is the latest
+    cutoff at which its roots are all still roots (None: any)."""
     _write(cache_dir, {
         "format": CACHE_FORMAT, "fingerprint": fp, "threshold": plan.threshold, "grace": plan.grace, "at": plan.now,
         "roots": asdict(plan.roots), "kept": dict(plan.kept), "kept_bytes": plan.kept_bytes,
         "live_objects": plan.live_objects, "dead": [asdict(d) for d in dead], "repack": [asdict(r) for r in repacks],
+        "doomed": doomed, "invalid": [asdict(x) for x in plan.invalid], "journal_commits": plan.journal_commits,
+        "notes": list(plan.notes),
         "roots_valid_until_cutoff": _NEVER if valid_until is None else valid_until})
 
 
 def after_sweep(plan: GCPlan, cache_dir: str) -> None:
     """Keep the cache valid after a sweep that only deleted: drop what was deleted, and take as
     fingerprint the zone as the plan saw it less what the sweep deleted, so that anything written
-    meanwhile (a push) makes the next GC plan afresh. After a repack, forget it."""
+    meanwhile (a push) makes the next GC plan afresh. After a repack, or a sweep that added
+    roots that appeared while it ran, forget it."""
     cached = _read(cache_dir)
     if cached is None:
         return
-    if plan.repack:
+    if plan.repack or plan.roots.late:
         try:
             os.unlink(_path(cache_dir))
         except OSError:
@@ -102,5 +111,7 @@ def after_sweep(plan: GCPlan, cache_dir: str) -> None:
         return
     gone = {d.key for d in plan.delete}
     cached["dead"] = [d for d in cached["dead"] if d["key"] not in gone]
+    names = {k.rsplit("/", 1)[1] for k in gone}
+    cached["doomed"] = {k: v for k, v in cached["doomed"].items() if k not in names}
     cached["fingerprint"] = fingerprint(plan.fingerprint_parts, without=gone)
     _write(cache_dir, cached)

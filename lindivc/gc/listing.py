@@ -6,12 +6,15 @@ that nothing changed since.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .. import gitsync
 from ..errors import ZoneError
 from ..layout import sha1_from_object_key
 from ..zones.base import ObjectInfo, Zone
+
+LIST_THREADS = 16  # zones of the cloud listed at once (each listing is a round trip or more)
 
 
 @dataclass
@@ -56,14 +59,19 @@ def list_zone(zone: Zone) -> ZoneListing:
         elif top == "pins":
             out.pins[k[5:]] = info
     out.siblings = list(zone.siblings())
-    for sib in out.siblings:
-        for top in ("f/", "v/"):
-            try:
-                for info in sib.list(top):
-                    out.sibling_files.append((sib, info))
-                    parts.append((None, f"{sib.url}\0{info.key}\0{info.size}\0{info.mtime}\n".encode()))
-            except ZoneError as e:
-                raise ZoneError(f"cannot scan {sib.url} (a zone of the same cloud, whose files may reference "
-                                f"this zone's objects): {e}; GC stopped, nothing deleted") from None
+    with ThreadPoolExecutor(max_workers=LIST_THREADS) as ex:
+        for sib, files in zip(out.siblings, ex.map(_published_files, out.siblings)):
+            for info in files:
+                out.sibling_files.append((sib, info))
+                parts.append((None, f"{sib.url}\0{info.key}\0{info.size}\0{info.mtime}\n".encode()))
     parts.append((None, json.dumps(sorted(out.refs.items())).encode()))
     return out
+
+
+def _published_files(sib: Zone) -> list[ObjectInfo]:
+    """The ``f/`` and ``v/`` keys of zone ``sib``; ZoneError if it cannot be listed."""
+    try:
+        return [info for top in ("f/", "v/") for info in sib.list(top)]
+    except ZoneError as e:
+        raise ZoneError(f"cannot scan {sib.url} (a zone of the same cloud, whose files may reference "
+                        f"this zone's objects): {e}; GC stopped, nothing deleted") from None

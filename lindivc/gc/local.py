@@ -10,6 +10,7 @@ reference are dropped too, after the working files are re-rendered to read from 
 from __future__ import annotations
 
 import os
+import re
 import time
 
 from .. import lindijson
@@ -19,7 +20,13 @@ from ..layout import object_key
 from ..progress import Reporter, human_bytes
 from ..zones.base import Zone
 from .model import DEFAULT_GRACE, YOUNG, Deletion, GCPlan, is_old
-from .published import mentioned_shas
+
+_SHA_RE = re.compile(rb"[0-9a-f]{40}")
+
+
+def mentioned_shas(data: bytes) -> set[str]:
+    """Every sha1-looking name in ``data`` (what local GC keeps of a working file it cannot parse)."""
+    return {m.decode() for m in _SHA_RE.findall(data)}
 
 
 def _working_chunks(repo, plan: GCPlan) -> set[str]:

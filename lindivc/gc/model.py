@@ -40,6 +40,20 @@ class Repack:
     mtime: float = 0.0
 
 
+@dataclass(frozen=True)
+class InvalidDoc:
+    """A document another user wrote that GC could not use: it counts as referencing nothing.
+
+    ``zone`` is the URL of the zone holding it, ``key`` its key there, ``reason`` one line."""
+
+    zone: str
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.zone}/{self.key}: {self.reason}"
+
+
 @dataclass
 class Roots:
     """How many roots of each kind a plan counted."""
@@ -49,6 +63,7 @@ class Roots:
     files: int = 0  # rendered files scanned (zone) / working files (local)
     pins: int = 0
     journal: int = 0
+    late: int = 0  # pins, journal entries and ref moves that appeared while the sweep ran (added to the roots)
     zones: int = 1
     reflog: int = 0
     unpushed: int = 0
@@ -58,16 +73,20 @@ class Roots:
         if local:
             return (f"roots: {self.refs} refs, {self.commits} commits ({self.unpushed} unpushed), "
                     f"{self.reflog} recent reflog entries, {self.index} staged and {self.files} working files")
+        late = f", {self.late} added while GC ran" if self.late else ""
         return (f"roots: {self.refs} refs, {self.commits} commits, {self.files} rendered files, "
-                f"{self.pins} pins, {self.journal} journal entries, across {self.zones} zone(s)")
+                f"{self.pins} pins, {self.journal} journal entries{late}, across {self.zones} zone(s)")
 
 
 @dataclass
 class GCPlan:
     """What a sweep would delete, and why the rest is kept (see :meth:`to_json`).
 
-    A sweep fills in ``swept``, ``deleted`` and ``deleted_bytes``. The last two fields are what
-    the plan was made from, kept for its sweep and cache and left out of the report.
+    ``invalid`` lists the documents of other users (published files, pins, journal entries)
+    that could not be used: each counts as referencing nothing (docs/gc.md, "Untrusted
+    documents"). A sweep fills in ``swept``, ``deleted`` and ``deleted_bytes``. The fields
+    after those are what the plan was made from, kept for its sweep and cache and left out of
+    the report.
     """
 
     target: str
@@ -78,12 +97,12 @@ class GCPlan:
     refs: dict[str, str] = field(default_factory=dict)
     journals: list[str] = field(default_factory=list)
     pins: dict[str, float] = field(default_factory=dict)  # pin -> mtime when planned
+    invalid: list[InvalidDoc] = field(default_factory=list)
     delete: list[Deletion] = field(default_factory=list)
     repack: list[Repack] = field(default_factory=list)
     kept: dict[str, int] = field(default_factory=dict)  # reason -> count of objects kept
     kept_bytes: int = 0
     live_objects: int = 0
-    blocked: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cached: bool = False
     swept: bool = False
@@ -92,6 +111,13 @@ class GCPlan:
     #: zone: the lines (own key or None, line) whose hash is the cache's fingerprint of what was read
     fingerprint_parts: list[tuple[str | None, bytes]] = field(default_factory=list, repr=False,
                                                               metadata=_NOT_REPORTED)
+    #: zone: every object the plan deletes or repacks -> the chunks it holds. A root that appears
+    #: while the sweep runs (a pin, a journal entry) and names one of them, or the object itself,
+    #: keeps that object (docs/gc.md, "Roots that appear while GC runs").
+    doomed: dict[str, list[str]] = field(default_factory=dict, repr=False, metadata=_NOT_REPORTED)
+    #: zone: the commits that journal entries named when planned: a ref that moves to one of them
+    #: during the sweep moved by a push whose objects are roots already
+    journal_commits: list[str] = field(default_factory=list, repr=False, metadata=_NOT_REPORTED)
     #: local: the canonical bytes of each working file (path -> bytes), re-rendered by an eviction
     working: dict[str, bytes] = field(default_factory=dict, repr=False, metadata=_NOT_REPORTED)
 
@@ -122,6 +148,7 @@ class GCPlan:
         d["roots"] = asdict(self.roots)
         d["delete"] = [asdict(x) for x in self.delete]
         d["repack"] = [asdict(x) for x in self.repack]
+        d["invalid"] = [asdict(x) for x in self.invalid]
         d["cutoff"] = self.cutoff
         d["delete_bytes"] = self.delete_bytes
         d["counts"] = self.counts()

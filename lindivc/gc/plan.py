@@ -13,7 +13,7 @@ from ..zones.base import Zone
 from . import cache
 from .listing import ZoneListing, list_zone
 from .model import DEFAULT_GRACE, DEFAULT_THRESHOLD, YOUNG, Deletion, GCPlan, Repack, is_old
-from .pins import PinsRead, read_pins
+from .pins import read_pins
 from .roots import Reach, cloud_file_roots, history_roots, journal_roots, own_file_roots, pin_roots
 
 READ_THREADS = 16  # parallel reads of indexes (S3 and gateways answer each in a round trip)
@@ -23,48 +23,43 @@ def plan_zone(zone: Zone, *, grace: float = DEFAULT_GRACE, threshold: float = DE
               cache_dir: str | None = None, now: float | None = None, use_cache: bool = True) -> GCPlan:
     """What a GC of ``zone`` would delete or repack, and why the rest is kept (reads only).
 
-    Raises ZoneError when a zone of the cloud cannot be scanned (GC cannot know what it
-    references). A pinned file that cannot be read is reported in ``plan.blocked``: then the
-    plan deletes nothing.
+    Documents of other users that cannot be used (not valid, too large, past a count limit) are
+    reported in ``plan.invalid`` and keep nothing. Raises ZoneError when a zone of the cloud
+    cannot be listed or a store fails (GC cannot know what it references).
 
     The result is cached in ``cache_dir`` (:mod:`.cache`): when nothing changed, the next plan
     reuses it (only the grace cutoff is applied again).
     """
     cache_dir = cache_dir or gc_cache_dir(zone.url)
-    # 1. list the zone and its cloud's published files; read refs, pins and pinned files
+    # 1. list the zone and its cloud's published files; read the refs
     listing = list_zone(zone)
-    pins = read_pins(zone, listing.pins)
-    plan = _new_plan(zone, listing, pins, zone.now() if now is None else now, grace, threshold)
+    plan = _new_plan(zone, listing, zone.now() if now is None else now, grace, threshold)
     # 2. nothing changed since the last plan: reuse its result
     fp = cache.fingerprint(plan.fingerprint_parts)
     hit = cache.load(cache_dir, fp, plan) if use_cache else None
     if hit is not None:
         return _reuse(plan, hit)
     # 3. the zone's pack indexes: chunk -> pack
-    reach = Reach(_read_indexes(zone, listing, plan))
+    reach = Reach(_read_indexes(zone, listing, plan), listing.objects)
     # 4. the roots, kind by kind, and what they reach
-    dead = _gather_roots(zone, listing, pins, cache_dir, plan, reach)
+    dead = _gather_roots(zone, listing, cache_dir, plan, reach)
     # 5. every data object: kept (with a reason), dead or to repack, whatever its age
     repacks = _classify(plan, listing, reach, dead)
+    doomed = _doomed(reach, dead, repacks)
     # 6. remember that, then apply the grace cutoff
-    if not plan.blocked:
-        cache.save(cache_dir, fp, plan, dead, repacks, min(reach.expiring, default=None))
-    _apply_age(plan, dead, repacks)
-    if plan.blocked:
-        plan.notes.append("nothing will be deleted while a pinned file cannot be read")
+    cache.save(cache_dir, fp, plan, dead, repacks, doomed, min(reach.expiring, default=None))
+    _apply_age(plan, dead, repacks, doomed)
     return plan
 
 
-def _new_plan(zone: Zone, listing: ZoneListing, pins: PinsRead, now: float, grace: float,
-              threshold: float) -> GCPlan:
+def _new_plan(zone: Zone, listing: ZoneListing, now: float, grace: float, threshold: float) -> GCPlan:
     plan = GCPlan(f"zone {zone.url}", now, grace, threshold)
     plan.refs = listing.refs
     plan.journals = sorted(listing.journals)
     plan.pins = {k: i.mtime for k, i in listing.pins.items()}
-    plan.blocked = list(pins.blocked)
     plan.roots.zones = 1 + len(listing.siblings)
     plan.roots.pins = len(listing.pins)
-    plan.fingerprint_parts = listing.fingerprint_parts + [(None, line) for line in pins.fingerprint_lines]
+    plan.fingerprint_parts = listing.fingerprint_parts
     return plan
 
 
@@ -73,10 +68,13 @@ def _reuse(plan: GCPlan, hit: cache.CachedResult) -> GCPlan:
     plan.kept = dict(hit.kept)
     plan.kept_bytes = hit.kept_bytes
     plan.live_objects = hit.live_objects
+    plan.invalid = list(hit.invalid)
+    plan.journal_commits = list(hit.journal_commits)
+    plan.notes = list(hit.notes)
     plan.cached = True
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(hit.at))
     plan.notes.append(f"nothing changed in the zone since the last GC ({when}): reusing its reachability results")
-    _apply_age(plan, hit.dead, hit.repack)
+    _apply_age(plan, hit.dead, hit.repack, hit.doomed)
     return plan
 
 
@@ -99,26 +97,48 @@ def _read_indexes(zone: Zone, listing: ZoneListing, plan: GCPlan) -> dict[str, P
     return indexes
 
 
-def _gather_roots(zone: Zone, listing: ZoneListing, pins: PinsRead, cache_dir: str, plan: GCPlan,
-                  reach: Reach) -> list[Deletion]:
+def _gather_roots(zone: Zone, listing: ZoneListing, cache_dir: str, plan: GCPlan, reach: Reach) -> list[Deletion]:
     """Add every root of the zone to ``reach`` and count them in ``plan.roots``; return the
-    deletions that fall out (stale journal entries, versions of unreachable commits)."""
+    deletions that fall out (stale journal entries and borrow pins, versions of unreachable
+    commits). Documents that keep nothing go to ``plan.invalid``."""
     cutoff = plan.cutoff
     commits = history_roots(zone, listing.refs, cache_dir, reach)
     plan.roots.refs = len(listing.refs)
     plan.roots.commits = len(commits)
     journal = journal_roots(zone, listing.journals, cutoff, reach)
     plan.roots.journal = journal.entries
-    pin_roots(pins, listing.pins, listing.siblings, cutoff, reach)
-    n_own, versions = own_file_roots(zone, listing, commits | journal.commits, cutoff, reach)
-    plan.roots.files = n_own + cloud_file_roots(listing, reach)
+    plan.journal_commits = sorted(journal.commits)
+    plan.invalid += journal.invalid
+    pins = pin_roots(zone, read_pins(zone, listing.pins), listing.siblings, cutoff, reach)
+    plan.invalid += pins.invalid
+    if pins.legacy:
+        plan.notes.append(f"{pins.legacy} pin(s) in the old lindivc-pin/1 format keep the objects they listed when "
+                          "made; their URLs are not read (their writers can run `lindivc pin --refresh`)")
+    n_own, versions = own_file_roots(zone, listing, commits | journal.commits, cutoff, reach, plan.invalid)
+    plan.roots.files = n_own + cloud_file_roots(listing, reach, plan.invalid)
+    if plan.invalid:
+        plan.notes.append(f"{len(plan.invalid)} document(s) of the cloud could not be used; each keeps nothing "
+                          "(listed under invalid)")
     reach.whole |= {n for n in listing.indexes if n not in reach.indexes}  # unreadable index: keep its object
-    return journal.stale + versions
+    return journal.stale + pins.stale + versions
 
 
-def _apply_age(plan: GCPlan, dead: list[Deletion], repacks: list[Repack]) -> None:
-    """Split time-independent results by the plan's cutoff into deletions and kept-young; a
-    blocked plan deletes nothing."""
+def _doomed(reach: Reach, dead: list[Deletion], repacks: list[Repack]) -> dict[str, list[str]]:
+    """Every object of ``dead`` and ``repacks`` -> the chunks it holds (``GCPlan.doomed``)."""
+    out: dict[str, list[str]] = {}
+    for d in dead:
+        if d.kind in ("object", "pack"):
+            sha = d.key.rsplit("/", 1)[1]
+            idx = reach.indexes.get(sha)
+            out[sha] = [e.sha for e in idx.chunks] if idx is not None else [sha]
+    for rp in repacks:
+        out[rp.pack] = [e.sha for e in reach.indexes[rp.pack].chunks]
+    return out
+
+
+def _apply_age(plan: GCPlan, dead: list[Deletion], repacks: list[Repack], doomed: dict[str, list[str]]) -> None:
+    """Split time-independent results by the plan's cutoff into deletions and kept-young; keep
+    in ``plan.doomed`` what is deleted or repacked."""
     cutoff = plan.cutoff
     for d in dead:
         if is_old(d.mtime, cutoff):
@@ -130,8 +150,9 @@ def _apply_age(plan: GCPlan, dead: list[Deletion], repacks: list[Repack]) -> Non
             plan.repack.append(rp)
         else:
             plan.keep("partly dead pack younger than the grace period", rp.size)
-    if plan.blocked:
-        plan.delete, plan.repack = [], []
+    going = {d.key.rsplit("/", 1)[1] for d in plan.delete if d.kind in ("object", "pack")}
+    going |= {rp.pack for rp in plan.repack}
+    plan.doomed = {k: v for k, v in doomed.items() if k in going}
 
 
 def _classify(plan: GCPlan, listing: ZoneListing, reach: Reach, dead: list[Deletion]) -> list[Repack]:

@@ -1,47 +1,45 @@
-"""Published (rendered) LINDI files as GC reads them: the zone objects their refs name.
+"""Published (rendered) LINDI files as GC reads them: the byte ranges of a zone's objects that
+they reference.
 
-A published file names an object by a URL ending in ``sha1/aa/bb/cc/<sha1>``, whatever zone or
-host comes before it; GC reads every such ref, conservatively, as a root.
+A published file is parsed by :func:`lindivc.documents.parse_published_refs` (a file of any
+zone of the cloud is untrusted input); of its refs, a ``[url, offset, size]`` whose URL (after
+template expansion) ends in ``sha1/aa/bb/cc/<sha1>`` names ``size`` bytes at ``offset`` of that
+object, whatever zone or host comes before it (conservative). Nothing else in the file counts,
+and no URL in it is ever fetched.
 """
 from __future__ import annotations
 
-import re
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Callable, Container
 
-import orjson
+from ..documents import MAX_PUBLISHED_BYTES, Source, parse_published_refs
 
-from .. import lindijson
-from ..layout import sha1_from_object_key
-
-_SHA_RE = re.compile(rb"[0-9a-f]{40}")
+#: size limit of a published file GC reads (larger ones are reported and reference nothing)
+MAX_FILE_BYTES = MAX_PUBLISHED_BYTES
 
 
-def mentioned_shas(data: bytes) -> set[str]:
-    """Every sha1-looking name in ``data`` (what GC keeps of a file it cannot parse)."""
-    return {m.decode() for m in _SHA_RE.findall(data)}
+@dataclass(frozen=True)
+class FileRanges:
+    """What one published file references in a zone: ``(object, offset, size)`` of each ref
+    into one of the zone's objects, and how many refs were malformed (they keep nothing)."""
+
+    ranges: list[tuple[str, int, int]]
+    skipped: int
 
 
-def iter_range_refs(data: bytes) -> Iterable[tuple[str, int, int]]:
-    """``(object sha1, offset, size)`` of every ref in a rendered LINDI file whose URL ends in
-    ``sha1/aa/bb/cc/<sha1>`` (whatever its prefix: conservative). Offset and size are -1 when
-    the ref names the whole object, or when ``data`` is not JSON (every sha1 it mentions)."""
-    try:
-        rfs = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        for sha in mentioned_shas(data):
-            yield sha, -1, -1
-        return
-    refs = rfs.get("refs") if isinstance(rfs, dict) else None
-    if not isinstance(refs, dict):
-        return
-    templates = rfs.get("templates") or {}
-    for v in refs.values():
-        if isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) and "sha1/" in v[0]:
-            url = lindijson.apply_templates(v[0], templates) if templates else v[0]
-            sha = sha1_from_object_key(url.split("?", 1)[0])
-            if sha is not None and isinstance(v[1], int) and isinstance(v[2], int):
-                yield sha, v[1], v[2]
-        elif isinstance(v, list) and len(v) == 1 and isinstance(v[0], str) and "sha1/" in v[0]:
-            sha = sha1_from_object_key(v[0])
-            if sha is not None:
-                yield sha, -1, -1
+def ranges_in(objects: Container[str]) -> Callable[[Source, str], FileRanges]:
+    """A reader (for :func:`.reading.read_documents`) of the refs of a published file into
+    ``objects`` (the zone's object names); raises InvalidDocument for a file that is not a LINDI
+    file."""
+
+    def use(data: Source, key: str) -> FileRanges:
+        refs = parse_published_refs(data, key, MAX_FILE_BYTES)
+        out = []
+        for r in refs:
+            sha = r.object_sha1
+            if sha is not None and sha in objects:
+                out.append((sha, r.offset, r.size))
+        return FileRanges(out, refs.skipped)
+
+    return use
+

@@ -20,8 +20,8 @@ def gc_zone(zone: Zone, *, prune: bool = False, grace: float = DEFAULT_GRACE, th
     """Plan a GC of ``zone`` and, with ``prune``, sweep it under the zone's lease (``reporter``
     shows the deletions).
 
-    Raises LeaseHeld, AccessDenied (no write rights), PinUnreadable (with ``prune`` when a pinned
-    file cannot be read), RefsChanged (refs kept moving over ``attempts`` plans).
+    Raises LeaseHeld, AccessDenied (no write rights), RefsChanged (refs kept moving, other than
+    by pushes, over ``attempts`` plans).
     """
     cache_dir = cache_dir or gc_cache_dir(zone.url)
     if not prune:
@@ -35,7 +35,7 @@ def gc_zone(zone: Zone, *, prune: bool = False, grace: float = DEFAULT_GRACE, th
         for attempt in range(attempts):
             plan = plan_zone(zone, grace=grace, threshold=threshold, cache_dir=cache_dir)
             try:
-                sweep_zone(zone, plan, lease, reporter)
+                sweep_zone(zone, plan, lease, cache_dir, reporter)
             except RefsChanged:
                 if attempt == attempts - 1:
                     raise

@@ -9,9 +9,9 @@ HTTP API (docs/gateway.md is the reference):
                                                {"objects": [{"key","size","mtime","etag"}], "truncated"}
     GET  /zones/<user>/<zone>/<key>            public read; one Range -> 206
     HEAD /zones/<user>/<zone>/<key>            public head
-    PUT  /zones/<user>/<zone>/<key>            (auth, owner; pins/<id>: any user, create-only)
+    PUT  /zones/<user>/<zone>/<key>            (auth, owner; pins/<login>.<name>: that login too)
                                                If-None-Match: * / If-Match: <etag> -> 412 on conflict
-    DELETE /zones/<user>/<zone>/<key>          (auth, owner)
+    DELETE /zones/<user>/<zone>/<key>          (auth, owner; pins/<login>.<name>: that login too)
 
 Documents (pins, journal entries, borrow records) are validated before they are stored
 (policy.py); connection and request limits live in runner.py and guard.py. Every refusal is
@@ -35,6 +35,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..documents import pin_writer
 from ..errors import InvalidKey
 from ..layout import MAX_KEY, NAME_RE, sha1_from_object_key, validate_key
 from .bucket import Bucket, BucketError, StoredObject
@@ -263,7 +264,7 @@ class Gateway:
             raise HTTPError(400, "If-None-Match must be '*'")
         if inm is not None and im is not None:
             raise HTTPError(400, "send at most one of If-None-Match and If-Match")
-        if_none_match = inm is not None or (is_pin and not owner)  # others' pins: create-only
+        if_none_match = inm is not None
         declared = request.headers.get("content-length")
         doc_limit = self.policy.max_bytes(key)
         limit = self.config.max_upload if doc_limit is None else doc_limit
@@ -306,8 +307,9 @@ class Gateway:
 
     async def delete(self, request: Request, user: str, zone: str, key: str) -> Response:
         login = await self.authenticate(request)
-        if login.lower() != user.lower():
-            raise HTTPError(403, f"{login} may not delete under zones/{user}/")
+        own_pin = key.startswith("pins/") and pin_writer(key[len("pins/"):]) == login
+        if login.lower() != user.lower() and not own_pin:
+            raise HTTPError(403, f"{login} may not delete under zones/{user}/ (only its own pins there)")
         await run_in_threadpool(self.bucket.delete, self.s3_key(user, zone, key))
         log.info("DELETE %s/%s/%s by %s", user, zone, key, login)
         return Response(status_code=204)

@@ -5,18 +5,17 @@ reaches the bucket: a document that does not parse is refused (422), one over it
 413. A pin written into someone else's zone must also:
 
 - go to a zone that exists (has a ref under ``git/refs/``), else 404;
-- name its writer: id ``<login>.<name>`` and ``"by": "<login>"`` (lindivc-pin/2). A legacy
-  lindivc-pin/1 borrow pin (what older clients leave when they borrow) is accepted when its
-  borrowing zone belongs to the writer and its id starts with the first 16 hex digits of the
-  SHA-1 of that zone's URL, as those clients name it;
-- stay within ``max_pins_per_user`` pins per writer (per borrowing zone for legacy pins) in that
-  zone, else 403.
+- name its writer: id ``<login>.<name>`` and ``"by": "<login>"``;
+- stay within ``max_pins_per_user`` pins per writer in that zone, else 403 (rewriting one of
+  the writer's own pins adds none).
+
+``lindivc-pin/1`` documents are read (GC keeps what they list) but no longer written: a new one
+is refused (422), from anyone.
 
 All methods block (boto3); the app calls them from its thread pool.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from ..documents import (
@@ -27,8 +26,7 @@ from ..documents import (
     parse_pin,
     pin_writer,
 )
-from ..errors import InvalidDocument, InvalidKey
-from ..layout import parse_zone_url
+from ..errors import InvalidDocument
 from .bucket import Bucket
 from .guard import HTTPError
 
@@ -84,37 +82,23 @@ class DocumentPolicy:
 
     def _admit_pin(self, w: Write, pid: str, data: bytes) -> None:
         pin = parse_pin(data, w.key, self.limits.max_pin_bytes)
+        if pin.legacy:
+            raise HTTPError(422, f"{w.key}: lindivc-pin/1 is no longer written; write lindivc-pin/2")
         if pin.by is not None and pin.by.lower() != w.login.lower():
             raise HTTPError(422, f"{w.key}: the pin says it is by {pin.by!r}, but {w.login} is writing it")
         if w.owner:
             return
-        if pin.legacy:
-            prefix = self._legacy_borrow_prefix(w, pin.kind, pin.label, pid)
-        else:
-            if pin.by is None or pin_writer(pid) != w.login:
-                raise HTTPError(422, f"{w.key}: a pin in another user's zone must have the id {w.login}.<name> "
-                                     f"and \"by\": \"{w.login}\"")
-            prefix = f"pins/{w.login}."
+        if pin.by is None or pin_writer(pid) != w.login:
+            raise HTTPError(422, f"{w.key}: a pin in another user's zone must have the id {w.login}.<name> "
+                                 f"and \"by\": \"{w.login}\"")
         if not self._zone_exists(w):
             raise HTTPError(404, f"zone {w.user}/{w.zone} does not exist (it has no refs): nothing to pin")
-        n = self._count(w.base + prefix, self.limits.max_pins_per_user)
+        if self.bucket.head(w.base + w.key) is not None:
+            return  # rewriting one of the writer's own pins adds none
+        n = self._count(w.base + f"pins/{w.login}.", self.limits.max_pins_per_user)
         if n >= self.limits.max_pins_per_user:
             raise HTTPError(403, f"{w.login} already has {n} pins in zone {w.user}/{w.zone} "
                                  f"(the limit is {self.limits.max_pins_per_user}); ask its owner to drop some")
-
-    def _legacy_borrow_prefix(self, w: Write, kind: str, label: str, pid: str) -> str:
-        """The id prefix that attributes a legacy borrow pin to its borrowing zone."""
-        try:
-            loc = parse_zone_url(label)
-        except InvalidKey:
-            loc = None
-        if kind != "borrow" or loc is None or (loc.user or "").lower() != w.login.lower():
-            raise HTTPError(422, f"{w.key}: a lindivc-pin/1 document in another user's zone must be a borrow pin "
-                                 f"of one of {w.login}'s zones; write lindivc-pin/2")
-        tag = hashlib.sha1(label.encode()).hexdigest()[:16]
-        if not pid.startswith(tag + "-"):
-            raise HTTPError(422, f"{w.key}: a legacy borrow pin's id must start with {tag}- (from its zone URL)")
-        return f"pins/{tag}-"
 
     def _zone_exists(self, w: Write) -> bool:
         objs, _ = self.bucket.list(w.base + "git/refs/", None, 1)

@@ -155,6 +155,11 @@ class Zone(abc.ABC):
         """What a rendered LINDI file uses to name ``key``: an absolute path for a local zone, an
         http(s) URL otherwise. Plain lindi must be able to read it (given access)."""
 
+    def login(self) -> str | None:
+        """The user name this zone's credentials write as, where the store has users (a gateway:
+        the GitHub login of the token); None where it has none (a directory, S3)."""
+        return None
+
     def siblings(self) -> Iterator["Zone"]:
         """Every other zone of the same cloud (docs/format.md section 1); empty if not in a cloud."""
         return iter(())

@@ -208,6 +208,9 @@ class GatewayZone(HttpReads, Zone):
         """The GitHub login the gateway sees for this zone's token."""
         return str(self._request("GET", None, self.root + "/api/whoami", auth=True).json()["login"])
 
+    def login(self) -> str | None:
+        return self.whoami()
+
     def siblings(self) -> Iterator[Zone]:
         resp = self._request("GET", None, self.root + "/zones/")
         for z in resp.json().get("zones", []):
