@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"catalog", "server", "rangeserver"},
     {"repo", "remotes"},
     {"diff", "log", "importer", "consolidate", "filemerge", "merge", "fetch", "fsck", "gc", "completion"},
-    {"push", "mergeop", "publish", "localranges", "pull"},
+    {"push", "pinning", "publish", "localranges"},
     {"cli"},
 ]
 
