@@ -277,7 +277,15 @@ def catalog_dir(repo, name: str) -> str:
 
 def load_catalogs(repo) -> list[ZoneCatalog]:
     """A catalog for every configured remote (the Repository's locate/resolve hooks)."""
-    return [ZoneCatalog(catalog_dir(repo, name), url) for name, url in sorted(repo.config.remotes().items())]
+    return [_catalog(repo, name, url) for name, url in sorted(repo.config.remotes().items())]
+
+
+def _catalog(repo, name: str, url: str) -> ZoneCatalog:
+    cat = ZoneCatalog(catalog_dir(repo, name), url)
+    public = repo.config.remote_public_url(name)
+    if public:  # refs of files published there resolve too (docs/format.md 6.2)
+        cat.prefixes.setdefault(public, url)
+    return cat
 
 
 def gc_cache_dir(zone_url: str, repo=None, remote: str | None = None) -> str:
@@ -300,6 +308,6 @@ def catalog_for(repo, remote: str) -> ZoneCatalog:
     for c in repo.catalogs():
         if c.url == url:
             return c
-    cat = ZoneCatalog(catalog_dir(repo, remote), url)
+    cat = _catalog(repo, remote, url)
     repo.catalogs().append(cat)
     return cat

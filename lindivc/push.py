@@ -13,16 +13,14 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Callable
 
 from . import gitsync
-from . import lindijson
+from . import publish as published
 from .catalog import Placement, ZoneCatalog, catalog_for, public_prefix, update_info
+from .localranges import scan_commits
 from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError
 from .fetch import TRANSFER_THREADS, copy_chunks, zone_default_branch
-from .layout import (BORROW_FORMAT, JOURNAL_FORMAT, LEGACY_PIN_FORMAT, borrow_key, file_key, index_key, journal_key,
-                     object_key, pin_key, version_key)
-from .lindijson import ContentRef
+from .layout import BORROW_FORMAT, JOURNAL_FORMAT, LEGACY_PIN_FORMAT, borrow_key, index_key, journal_key, object_key, pin_key
 from .packs import PackIndex
 from .packstream import PackSource, PackWriter, Progress, Segment, plan_packs
 from .progress import Reporter
@@ -72,6 +70,10 @@ class PushResult:
     files_published: list[str] = field(default_factory=list)
     dry_run: bool = False
     urls: dict[str, str] = field(default_factory=dict)  # path -> public URL of f/<path>
+    versions: dict[str, str] = field(default_factory=dict)  # path -> public URL of v/<new>/<path>
+    public_base: str = ""  # the zone's public base URL (or directory path) published refs start with
+    local_chunks: int = 0  # of chunks_uploaded: byte ranges of local files (docs/format.md 6.6)
+    local_bytes: int = 0
 
 
 @dataclass
@@ -107,15 +109,24 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
     if remote_sha == local:
         res.up_to_date = True
         _set_tracking_ref(repo, remote, branch, local, tracking)
+        if not dry_run and published.base_moved(repo, remote, cat):  # 7 again, at the new public URL (issue 11)
+            cat.refresh()
+            pub = _publish_files(repo, remote, cat, zone, branch, local, [repo.history.commit(local)], local)
+            res.urls, res.versions, res.files_published, res.public_base = pub.urls, pub.versions, pub.files, pub.base
         return res
     have = [remote_sha] if remote_sha is not None and repo.history.has(remote_sha) else []
     commits = list(repo.history.walk([local], exclude=have))
     needed = repo.history.referenced_chunks(commits)
+    # issue 11: byte ranges of local files become chunks (hashed once; LocalFileUnpublishable before anything is written)
+    local_chunks = repo.local_ranges.hash_referenced(scan_commits(repo.history, commits))
+    needed |= set(local_chunks)
     res.commits, res.objects_referenced = len(commits), len(needed)
 
     jid = None if dry_run else _put_journal(zone, branch, local, needed)  # 2
     missing = _find_missing(repo, cat, zone, needed, borrow)  # 3
     res.chunks_borrowed = len(missing.borrow)
+    res.local_chunks = sum(1 for s in missing.upload if s in local_chunks)
+    res.local_bytes = sum(local_chunks[s] for s in missing.upload if s in local_chunks)
     if dry_run:
         res.chunks_uploaded = len(missing.upload)
         res.chunk_bytes = sum(missing.sizes.values())
@@ -131,7 +142,8 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
     res.packs_uploaded = _upload_packs(repo, cat, zone, missing.upload, missing.sizes, rep)  # 5
     res.chunks_uploaded, res.chunk_bytes = len(missing.upload), sum(missing.sizes.values())
     res.history_bytes = _upload_history(repo, zone, local, have, rep)  # 6
-    res.urls, res.files_published = _publish_files(repo, cat, zone, branch, local, have[0] if have else None)  # 7
+    pub = _publish_files(repo, remote, cat, zone, branch, local, commits, have[0] if have else None)  # 7
+    res.urls, res.versions, res.files_published, res.public_base = pub.urls, pub.versions, pub.files, pub.base
     _swap_branch_ref(repo, zone, remote, branch, local, remote_sha, etag, tracking, jid)  # 8
     return res
 
@@ -195,7 +207,10 @@ def _sibling_placements(repo: Repository, zone: Zone, wanted: set[str]) -> dict[
 
 
 def _local_size(repo: Repository, sha: str) -> int:
-    """The size of a chunk to upload: from the local store, a local pack, or any known zone."""
+    """The size of a chunk to upload: from the local store, a local pack, a local file's range,
+    or any known zone."""
+    if sha in repo.local_ranges:  # issue 11
+        return repo.local_ranges.segment(sha).size
     if sha in repo.objects:
         return repo.objects.size(sha)
     loc = repo.packs.locate(sha)
@@ -249,7 +264,7 @@ def _record_borrows(cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]
 def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[str], sizes: dict[str, int],
                   rep: Reporter) -> int:
     """Returns the number of objects (packs and lone chunks) sent."""
-    absent = [s for s in upload if not repo.has_object(s)]
+    absent = [s for s in upload if not repo.has_object(s) and s not in repo.local_ranges]
     if absent:  # e.g. --no-borrow of a cloned file: copy the data
         _download_from_catalogs(repo, absent, rep)
     groups = plan_packs(sizes, repo.config.pack_size)
@@ -302,6 +317,9 @@ def _pack_source(repo: Repository, group: list[str], sizes: dict[str, int]) -> P
         return None
     segs = []
     for sha in group:
+        if sha in repo.local_ranges:  # issue 11: a range of a local file
+            segs.append(repo.local_ranges.segment(sha))
+            continue
         if sha in repo.objects:
             segs.append(Segment(sha, repo.objects.path(sha), 0, sizes[sha]))
             continue
@@ -338,6 +356,13 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
         sha = group[0]
         if sha in repo.objects:
             zone.put_file(object_key(sha), repo.objects.path(sha), progress=advance)
+        elif sha in repo.local_ranges:  # issue 11: a range of a local file, copied out first (bounded memory)
+            with repo.local_ranges.open(sha) as f:
+                repo.objects.put_stream(iter(lambda: f.read(1 << 20), b""), expected=sha)
+            try:
+                zone.put_file(object_key(sha), repo.objects.path(sha), progress=advance)
+            finally:
+                repo.objects.delete(sha)
         else:
             zone.put(object_key(sha), repo.read_object(sha))
             advance(sizes[sha])
@@ -348,7 +373,10 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
     w = PackWriter(repo.objects)
     try:
         for sha in group:
-            if sha in repo.objects:
+            if sha in repo.local_ranges:  # issue 11
+                with repo.local_ranges.open(sha) as f:
+                    w.add(sha, f)
+            elif sha in repo.objects:
                 with repo.objects.open(sha) as f:
                     w.add(sha, f)
             else:
@@ -375,38 +403,13 @@ def _upload_history(repo: Repository, zone: Zone, local: str, have: list[str], r
         return gitsync.upload_history(repo.history.git_dir, zone, [local], have=have, progress=advance)
 
 
-# 7. Put the rendered files: `v/<commit>/<path>` for the pushed head, and, when the branch is the
-#    zone's default branch (`git/HEAD`, set by the first push), `f/<path>`; `f/` files of paths
-#    deleted since the previous head are removed.
-def _publish_files(repo: Repository, cat: ZoneCatalog, zone: Zone, branch: str, local: str,
-                   previous: str | None) -> tuple[dict[str, str], list[str]]:
-    """Returns (path -> public URL of f/<path>, paths published under v/)."""
-    files = repo.history.commit_files(local)
-    old_files = repo.history.commit_files(previous) if previous else {}
+# 7. Put the published files (section 6.7): `v/<commit>/<path>` for every pushed commit, and, when
+#    the branch is the zone's default branch (`git/HEAD`, set by the first push), `f/<path>`; `f/`
+#    files of paths deleted since the previous head are removed.
+def _publish_files(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, branch: str, local: str,
+                   commits: list, previous: str | None) -> published.Published:
     default_branch = zone_default_branch(zone) or branch
-    urls: dict[str, str] = {}
-    published: list[str] = []
-    for path, blob in sorted(files.items()):
-        data = lindijson.dumps(lindijson.render(lindijson.parse(repo.history.read_blob(blob), path), _zone_locator(cat)))
-        zone.put(version_key(local, path), data)
-        if branch == default_branch:
-            zone.put(file_key(path), data)
-            urls[path] = zone.public_url(file_key(path))
-        published.append(path)
-    if branch == default_branch:
-        for path in set(old_files) - set(files):
-            zone.delete(file_key(path))
-    return urls, published
-
-
-def _zone_locator(cat: ZoneCatalog) -> Callable[[ContentRef], list]:
-    def locate(cr: ContentRef) -> list:
-        r = cat.locate(cr)
-        if r is None:
-            raise ObjectMissing(cr.sha1, cat.url)
-        return r
-
-    return locate
+    return published.publish_files(repo, remote, cat, zone, local, commits, previous, branch == default_branch)
 
 
 # 8. Compare-and-swap `git/refs/heads/<branch>` from the etag read in step 1 (`if-none-match: *`

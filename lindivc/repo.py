@@ -18,6 +18,7 @@ from .errors import (AlreadyARepository, BranchExists, InvalidLindiFile, Lindivc
                      PathNotInRevision, PathOutsideRepository, UntrackableName)
 from .history import History
 from .index import FileStatus, Index, IndexLock, Status
+from .localranges import LocalRanges
 from .layout import validate_path
 from .locations import Locations
 from .objects import ObjectStore
@@ -57,6 +58,7 @@ class Repository:
         self.history = History(os.path.join(self.lvc, "git"))
         self._packs = None
         self._catalogs: list | None = None
+        self.local_ranges = LocalRanges(os.path.join(self.lvc, "localranges"))  # docs/format.md 6.6
         self._index_lock = IndexLock(os.path.join(self.lvc, "index.lock"))
         self.locations = Locations(self.objects, self.idx_dir, lambda: self.packs, self.catalogs)
         self._canon_cache: dict[str, tuple[list, bytes]] = {}  # path -> (stat key, canonical bytes)

@@ -1,0 +1,321 @@
+"""Byte ranges of local files as chunks (docs/format.md section 6.6).
+
+A file imported without ``--ingest`` keeps refs ``[<path on this machine>, offset, size]`` in its
+commits: history is immutable, so the canonical file keeps naming the path. Push publishes such a
+range as a chunk object (named by the SHA-1 of its bytes, packed like any other chunk), so that a
+published file never names a path of the pusher's machine. This module knows which chunk each
+range is: it hashes a range once and remembers it, together with the identity (size and mtime)
+of the file it read, so that later pushes neither re-hash nor publish bytes of a file that
+changed since.
+
+Store, one JSON document per local file (``<id>`` = the first 16 hex of the SHA-1 of its path):
+
+    .lindivc/localranges/<id>.json
+    {"format": "lindivc-local-ranges/1", "path": "/data/s.nwb", "size": 123, "mtime_ns": 456,
+     "ranges": [[<offset>, <size>, "<chunk sha1>"], ...]}
+
+``size`` and ``mtime_ns`` are null for ranges learned from a zone (the file is on another
+machine, its chunks in the zone); a record written at import has no ranges yet.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import orjson
+
+from . import lindijson
+from .atomic import atomic_write
+from .errors import LocalFileUnpublishable
+from .history import CommitInfo, History
+from .packstream import Segment
+
+FORMAT = "lindivc-local-ranges/1"
+HASH_BLOCK = 8 << 20  # bytes per read while hashing a range
+HASH_THREADS = 2  # files hashed at once (hashlib and file reads release the GIL)
+
+
+@dataclass(frozen=True)
+class LocalRange:
+    """``size`` bytes at ``offset`` of the local file ``path``."""
+
+    path: str
+    offset: int
+    size: int
+
+    def to_json(self) -> list:
+        return [self.path, self.offset, self.size]
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What tells a file's bytes apart without reading them: its size and modification time."""
+
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str) -> "FileIdentity":
+        """The identity of the file at ``path`` now (OSError if it cannot be stat'ed)."""
+        st = os.stat(path)
+        return cls(st.st_size, st.st_mtime_ns)
+
+
+@dataclass
+class FileRecord:
+    """What is known of one local file: its identity when recorded, and its ranges' chunks."""
+
+    path: str
+    identity: FileIdentity | None
+    ranges: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        ident = self.identity
+        return orjson.dumps({"format": FORMAT, "path": self.path, "size": ident and ident.size,
+                             "mtime_ns": ident and ident.mtime_ns,
+                             "ranges": [[o, n, s] for (o, n), s in sorted(self.ranges.items())]})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "FileRecord":
+        d = orjson.loads(data)
+        ident = FileIdentity(d["size"], d["mtime_ns"]) if d.get("size") is not None else None
+        return cls(d["path"], ident, {(o, n): s for o, n, s in d["ranges"]})
+
+
+@dataclass
+class Referenced:
+    """The ranges of one local file that some commits reference, and one place that does (for
+    messages: ``"<path> at <commit>"``)."""
+
+    ranges: set[tuple[int, int]] = field(default_factory=set)
+    where: str = ""
+
+
+def scan_commits(history: History, commits: Iterable[CommitInfo]) -> dict[str, Referenced]:
+    """Local file path -> the ranges the files of ``commits`` reference in it (each distinct
+    file read once). Raises LocalFileUnpublishable for what push cannot upload: a relative path,
+    or an array linked as a whole to a local file (``_EXTERNAL_ARRAY_LINK``)."""
+    seen: set[str] = set()
+    out: dict[str, Referenced] = {}
+    for c in commits:
+        for path, blob in sorted(history.tree_files(c.tree).items()):
+            if blob in seen:
+                continue
+            seen.add(blob)
+            data = history.read_blob(blob)
+            where = f"{path} at {c.sha[:10]}"
+            for link in lindijson.local_array_links(data):
+                raise LocalFileUnpublishable(link, "is linked as a whole by an array (_EXTERNAL_ARRAY_LINK)", where,
+                                             "import it again with this version of lindivc (one ref per chunk), "
+                                             "commit, and push")
+            for p, off, size in lindijson.iter_local_refs(data):
+                ref = out.get(p)
+                if ref is None:
+                    if not os.path.isabs(p):
+                        raise LocalFileUnpublishable(p, "is a relative path", where,
+                                                     "import the file again (refs then name absolute paths) and commit")
+                    ref = out[p] = Referenced(where=where)
+                ref.ranges.add((off, size))
+    return out
+
+
+class LocalRanges:
+    """The local-range records of one repository (``.lindivc/localranges/``), and the chunks
+    that :meth:`hash_referenced` verified in this process, whose bytes push reads from the
+    local files (:meth:`segment`)."""
+
+    def __init__(self, directory: str) -> None:
+        self.dir = directory
+        self._records: dict[str, FileRecord | None] = {}
+        self._sources: dict[str, Segment] = {}  # chunk sha1 -> where its bytes are (verified files)
+        self._lock = threading.Lock()
+
+    # records ---------------------------------------------------------------
+    def _file(self, path: str) -> str:
+        return os.path.join(self.dir, hashlib.sha1(path.encode()).hexdigest()[:16] + ".json")
+
+    def record(self, path: str) -> FileRecord | None:
+        """The record of the local file ``path``, or None."""
+        if path not in self._records:
+            try:
+                with open(self._file(path), "rb") as f:
+                    rec = FileRecord.from_bytes(f.read())
+            except FileNotFoundError:
+                rec = None
+            self._records[path] = rec if rec is None or rec.path == path else None
+        return self._records[path]
+
+    def _save(self, rec: FileRecord) -> None:
+        os.makedirs(self.dir, exist_ok=True)
+        atomic_write(self._file(rec.path), rec.to_bytes(), fsync=False)
+        self._records[rec.path] = rec
+
+    def note_import(self, path: str) -> None:
+        """Remember the identity of ``path`` as imported now, so that a push notices if it
+        changes before its ranges are hashed. A file imported again with another identity
+        starts a new record (its old ranges are forgotten)."""
+        ident = FileIdentity.of(path)
+        rec = self.record(path)
+        if rec is None or rec.identity != ident:
+            self._save(FileRecord(path, ident))
+
+    def learn(self, path: str, ranges: dict[tuple[int, int], str]) -> None:
+        """Record chunks of ``path``'s ranges as read from a zone's published file (the file
+        itself is on another machine)."""
+        rec = self.record(path)
+        if rec is None:
+            rec = FileRecord(path, None)
+        new = {r: s for r, s in ranges.items() if r not in rec.ranges}
+        if new:
+            rec.ranges.update(new)
+            self._save(rec)
+
+    def chunk(self, path: str, offset: int, size: int) -> str | None:
+        """The chunk of a range, if known."""
+        rec = self.record(path)
+        return None if rec is None else rec.ranges.get((offset, size))
+
+    # push -------------------------------------------------------------------
+    def hash_referenced(self, referenced: dict[str, Referenced],
+                        progress: Callable[[int], None] | None = None) -> dict[str, int]:
+        """Make sure every referenced range is a known chunk: hash the ranges not recorded yet
+        (each file read in offset order, its record saved once). Returns chunk sha1 -> size.
+
+        A file that is missing while some of its ranges are unknown, that changed since its
+        record was made (size or mtime), or that is shorter than a range: LocalFileUnpublishable,
+        and nothing is recorded for that file. Chunks of files present here become readable
+        through :meth:`segment`."""
+        todo = [(p, referenced[p]) for p in sorted(referenced)]
+        chunks: dict[str, int] = {}
+        with ThreadPoolExecutor(max_workers=HASH_THREADS) as ex:
+            for got in ex.map(lambda item: self._hash_file(item[0], item[1], progress), todo):
+                chunks.update(got)
+        return chunks
+
+    def pending_bytes(self, referenced: dict[str, Referenced]) -> int:
+        """Bytes :meth:`hash_referenced` would read (ranges not recorded yet)."""
+        n = 0
+        for p, ref in referenced.items():
+            rec = self.record(p)
+            known = rec.ranges if rec is not None else {}
+            n += sum(r[1] for r in ref.ranges if r not in known)
+        return n
+
+    def _hash_file(self, path: str, ref: Referenced, progress: Callable[[int], None] | None) -> dict[str, int]:
+        rec = self.record(path)
+        try:
+            ident: FileIdentity | None = FileIdentity.of(path)
+        except FileNotFoundError:
+            ident = None
+        except OSError as e:
+            raise LocalFileUnpublishable(path, f"cannot be read ({e.strerror or e})", ref.where,
+                                         "make it readable and push again") from None
+        known = rec.ranges if rec is not None else {}
+        unknown = sorted(r for r in ref.ranges if r not in known)
+        if ident is None:
+            if unknown:
+                raise LocalFileUnpublishable(path, "is missing", ref.where,
+                                             "put the file back where it was (its bytes are not in any zone yet) "
+                                             "and push again")
+            return {known[r]: r[1] for r in ref.ranges}  # learned from a zone: the chunks are there
+        if rec is not None and rec.identity is not None and rec.identity != ident:
+            raise LocalFileUnpublishable(path, f"changed since it was recorded ({_describe(rec.identity, ident)})",
+                                         ref.where, "the commits reference its earlier bytes: restore the file, "
+                                         "or import it again (`lindivc import --force`) and commit")
+        new: dict[tuple[int, int], str] = {}
+        if unknown:
+            with open(path, "rb", buffering=0) as f:
+                for off, size in unknown:
+                    if off + size > ident.size:
+                        raise LocalFileUnpublishable(path, f"is shorter ({ident.size} bytes) than the range "
+                                                     f"{off}+{size} a ref names", ref.where,
+                                                     "restore the file the commits were made with")
+                    new[(off, size)] = _hash_range(f, off, size, progress)
+            if FileIdentity.of(path) != ident:
+                raise LocalFileUnpublishable(path, "changed while it was being read", ref.where, "push again")
+        if rec is None or rec.identity is None:
+            rec = FileRecord(path, ident, dict(known))
+        if new:
+            rec.ranges.update(new)
+        if new or self._records.get(path) is not rec:
+            self._save(rec)
+        out: dict[str, int] = {}
+        with self._lock:
+            for o, n in ref.ranges:
+                sha = rec.ranges[(o, n)]
+                out[sha] = n
+                self._sources.setdefault(sha, Segment(sha, path, o, n))
+        return out
+
+    def segment(self, sha: str) -> Segment | None:
+        """Where this machine holds the bytes of chunk ``sha``: a range of a local file verified
+        by :meth:`hash_referenced` in this process; else None."""
+        return self._sources.get(sha)
+
+    def open(self, sha: str) -> "RangeReader":
+        """A reader of chunk ``sha``'s bytes (KeyError unless :meth:`segment` knows it)."""
+        return RangeReader(self._sources[sha])
+
+    def __contains__(self, sha: object) -> bool:
+        return sha in self._sources
+
+
+class RangeReader:
+    """A binary reader of one segment of a local file (what PackWriter.add and put_file read)."""
+
+    def __init__(self, seg: Segment) -> None:
+        self._f = open(seg.path, "rb")
+        self._f.seek(seg.offset)
+        self._left = seg.size
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0 or n > self._left:
+            n = self._left
+        data = self._f.read(n)
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "RangeReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _hash_range(f, offset: int, size: int, progress: Callable[[int], None] | None) -> str:
+    h = hashlib.sha1()
+    if size <= HASH_BLOCK:
+        data = os.pread(f.fileno(), size, offset)
+        if len(data) != size:
+            raise OSError(f"short read at {offset}")
+        h.update(data)
+    else:
+        buf = bytearray(HASH_BLOCK)
+        view = memoryview(buf)
+        f.seek(offset)
+        left = size
+        while left:
+            n = f.readinto(view[:min(left, HASH_BLOCK)])
+            if not n:
+                raise OSError(f"short read at {offset + size - left}")
+            h.update(view[:n])
+            left -= n
+    if progress is not None:
+        progress(size)
+    return h.hexdigest()
+
+
+def _describe(old: FileIdentity, new: FileIdentity) -> str:
+    parts = []
+    if old.size != new.size:
+        parts.append(f"size {old.size} -> {new.size} bytes")
+    if old.mtime_ns != new.mtime_ns:
+        parts.append("modification time differs")
+    return ", ".join(parts)
