@@ -198,18 +198,23 @@ class ZoneCatalog:
             sha = sha1_from_object_key(url[len(prefix):])
             if sha is None:
                 return None
-            idx = self.packs.get(sha)
-            if idx is not None:
-                pos = idx.chunk_at(offset)
-                return None if pos is None else ContentRef(pos.chunk, pos.inner_offset, size)
-            ranges = self._foreign.get(sha)
-            if ranges:
-                i = bisect.bisect_right(ranges, (offset, float("inf"), "")) - 1
-                if i >= 0 and ranges[i][0] <= offset < ranges[i][0] + ranges[i][1]:
-                    return ContentRef(ranges[i][2], offset - ranges[i][0], size)
-                return None
-            return ContentRef(sha, offset, size)
+            return self.chunk_in(sha, offset, size)
         return None
+
+    def chunk_in(self, obj: str, offset: int, size: int) -> ContentRef | None:
+        """The content ref of ``size`` bytes at ``offset`` of object ``obj`` (a pack or a chunk)
+        of this zone or a lender, through the indexes; a chunk itself when no index names it."""
+        idx = self.packs.get(obj)
+        if idx is not None:
+            pos = idx.chunk_at(offset)
+            return None if pos is None else ContentRef(pos.chunk, pos.inner_offset, size)
+        ranges = self._foreign.get(obj)
+        if ranges:
+            i = bisect.bisect_right(ranges, (offset, float("inf"), "")) - 1
+            if i >= 0 and ranges[i][0] <= offset < ranges[i][0] + ranges[i][1]:
+                return ContentRef(ranges[i][2], offset - ranges[i][0], size)
+            return None
+        return ContentRef(obj, offset, size)
 
     def read_range(self, url: str, offset: int, size: int) -> bytes | None:
         """Bytes of a rendered ref that points into this zone (or a lender), read with the user's

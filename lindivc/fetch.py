@@ -16,6 +16,7 @@ from .errors import LindivcError, ZoneKeyMissing
 from .layout import parse_zone_url
 from .merge import merge_commits
 from .progress import Reporter
+from .publish import learn_local_ranges
 from .remotes import add_remote, delete_tracking_ref, set_tracking_ref, tracking_refs
 from .repo import Repository
 from .zones import Zone
@@ -50,6 +51,8 @@ def fetch(repo: Repository, remote: str = "origin", *, objects: bool = False,
         res.history_bytes = gitsync.download_history(zone, repo.history.git_dir, sorted(set(heads.values())),
                                                      progress=advance)
     res.indexes, _ = cat.refresh()
+    known = [s for s in seen.values() if repo.history.has(s)]  # issue 11: ranges of files on the pusher's machine
+    learn_local_ranges(repo, cat, list(repo.history.walk(sorted(set(heads.values())), exclude=known)))
     hint = f"run `lindivc fetch {remote}` again"
     for b, sha in sorted(heads.items()):
         set_tracking_ref(repo.history, remote, b, sha, seen.get(b), hint)

@@ -352,15 +352,19 @@ def is_local_location(url: str) -> bool:
     return not url.startswith(CONTENT_PREFIX) and _SCHEME_RE.match(url) is None
 
 
-def iter_local_refs(canonical: bytes) -> Iterator[tuple[str, int, int]]:
+def iter_local_refs(canonical: bytes, keys: bool = False) -> Iterator[tuple]:
     """``(path, offset, size)`` of every byte-range ref to a file path in canonical bytes
-    (section 4's one ref per line; no JSON parse)."""
+    (section 4's one ref per line; no JSON parse); with ``keys``, ``(key, path, offset, size)``."""
     if b'": ["' not in canonical:
         return
     for m in _LOCAL_REF_RE.finditer(canonical):
         raw = m.group(1)
         path = orjson.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode()
-        yield path, int(m.group(2)), int(m.group(3))
+        if keys:
+            start = canonical.rfind(b"\n", 0, m.start()) + 1
+            yield orjson.loads(canonical[start:m.start() + 1]), path, int(m.group(2)), int(m.group(3))
+        else:
+            yield path, int(m.group(2)), int(m.group(3))
 
 
 def local_array_links(canonical: bytes) -> list[str]:
@@ -409,6 +413,30 @@ def use_templates(rfs: dict, bases: Iterable[str] = (), min_uses: int = 5) -> di
     templates = {**{n: b for b, n in base_names.items()}, **{n: u for u, n in names.items()}}
     if templates:
         out["templates"] = templates
+    out["refs"] = out_refs
+    return out
+
+
+def reuse_templates(rfs: dict, templates: dict[str, str]) -> dict:
+    """``rfs`` (without templates) written with the given ``templates`` again, as a new dict: a
+    ref URL that starts with a template's value (the longest that fits) becomes ``{{name}}<rest>``.
+    What a rewrite of a published file uses to keep its templates."""
+    ordered = sorted(((v, k) for k, v in templates.items() if v and "{" not in v and "}" not in v),
+                     key=lambda t: len(t[0]), reverse=True)
+    memo: dict[str, str] = {}
+    out_refs: dict = {}
+    with no_gc():
+        for k, v in rfs["refs"].items():
+            if type(v) is list and len(v) == 3 and type(v[0]) is str and not v[0].startswith(CONTENT_PREFIX):
+                t = memo.get(v[0])
+                if t is None:
+                    t = memo[v[0]] = next(("{{" + n + "}}" + v[0][len(b):] for b, n in ordered if v[0].startswith(b)),
+                                          v[0])
+                v = [t, v[1], v[2]]
+            out_refs[k] = v
+    out = {key: val for key, val in rfs.items() if key not in ("refs", "templates")}
+    if templates:
+        out["templates"] = dict(templates)
     out["refs"] = out_refs
     return out
 

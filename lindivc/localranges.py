@@ -132,6 +132,8 @@ class LocalRanges:
         self.dir = directory
         self._records: dict[str, FileRecord | None] = {}
         self._sources: dict[str, Segment] = {}  # chunk sha1 -> where its bytes are (verified files)
+        self._missing: dict[str, bool] = {}  # path -> not on this machine (asked once per process)
+        self._origins: dict[str, LocalRange] | None = None  # chunk -> range of an absent file
         self._lock = threading.Lock()
 
     # records ---------------------------------------------------------------
@@ -178,6 +180,48 @@ class LocalRanges:
         """The chunk of a range, if known."""
         rec = self.record(path)
         return None if rec is None else rec.ranges.get((offset, size))
+
+    # files that are not on this machine (docs/format.md 6.6, "What a clone sees") -----------
+    def _absent(self, path: str) -> bool:
+        hit = self._missing.get(path)
+        if hit is None:
+            hit = self._missing[path] = not os.path.exists(path)
+        return hit
+
+    def zone_copies(self, rfs: dict) -> dict:
+        """``rfs`` with each ref to a range of a file that is not on this machine, and whose
+        chunk is known, replaced by the content ref of that chunk (which renders to the zone's
+        copy); ``rfs`` itself when there is none. Used when a canonical file is rendered."""
+        if not os.path.isdir(self.dir):
+            return rfs
+        out: dict | None = None
+        refs = rfs["refs"]
+        for k, v in refs.items():
+            if type(v) is list and len(v) == 3 and type(v[0]) is str and v[0].startswith("/") and self._absent(v[0]):
+                sha = self.chunk(v[0], v[1], v[2])
+                if sha is not None:
+                    if out is None:
+                        out = dict(refs)
+                    out[k] = [lindijson.CONTENT_PREFIX + sha, 0, v[2]]
+        return rfs if out is None else {**rfs, "refs": out}
+
+    def origin(self, cr: lindijson.ContentRef) -> LocalRange | None:
+        """The range of a file not on this machine whose chunk is ``cr`` (the whole chunk), if
+        one is known: what a working file that reads the zone's copy canonicalizes back to."""
+        if self._origins is None:
+            self._origins = {}
+            names = os.listdir(self.dir) if os.path.isdir(self.dir) else []
+            for name in sorted(names):
+                if name.endswith(".json"):
+                    with open(os.path.join(self.dir, name), "rb") as f:
+                        rec = FileRecord.from_bytes(f.read())
+                    if self._absent(rec.path):
+                        for (o, n), sha in rec.ranges.items():
+                            self._origins.setdefault(sha, LocalRange(rec.path, o, n))
+        if not self._origins:
+            return None
+        lr = self._origins.get(cr.sha1)
+        return lr if lr is not None and cr.offset == 0 and cr.size == lr.size else None
 
     # push -------------------------------------------------------------------
     def hash_referenced(self, referenced: dict[str, Referenced],

@@ -14,6 +14,7 @@ from .errors import InvalidLindiFile, ObjectMissing
 from .objects import ObjectStore
 
 if TYPE_CHECKING:
+    from .localranges import LocalRanges
     from .packs import PackSet
 
 
@@ -22,8 +23,9 @@ class Locations:
     ``packs()``) and what it knows of zones (``catalogs()``, lindivc.catalog)."""
 
     def __init__(self, objects: ObjectStore, idx_dir: str, packs: Callable[[], PackSet],
-                 catalogs: Callable[[], list]) -> None:
+                 catalogs: Callable[[], list], local_ranges: LocalRanges | None = None) -> None:
         self.objects = objects
+        self.local_ranges = local_ranges
         self.idx_dir = idx_dir
         self.packs = packs
         self.catalogs = catalogs
@@ -44,7 +46,9 @@ class Locations:
         for cat in self.catalogs():
             cr = cat.resolve(url, offset, size)
             if cr is not None:
-                return cr
+                # the zone's copy of a range of a file that is not here: the range, as committed
+                lr = self.local_ranges.origin(cr) if self.local_ranges is not None else None
+                return cr if lr is None else lr
         return None
 
     def classify(self, url: str) -> object:

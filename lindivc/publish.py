@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from . import lindijson
 from .catalog import ZoneCatalog, public_prefix
-from .errors import ObjectMissing
+from .documents import parse_published_refs
+from .errors import InvalidDocument, ObjectMissing, ZoneKeyMissing
 from .history import CommitInfo
 from .layout import file_key, object_key, parse_zone_url, version_key
 from .localranges import LocalRanges
@@ -171,6 +172,48 @@ def base_moved(repo: Repository, remote: str, cat: ZoneCatalog) -> bool:
     repository last published there: a push with no new commits then publishes the head again."""
     last = cat.meta.get("published_base")
     return last is not None and last != public_base(repo, remote, cat.zone)
+
+
+def learn_local_ranges(repo: Repository, cat: ZoneCatalog, commits: list[CommitInfo]) -> int:
+    """Learn, from the zone's published versions, which chunk each range of a local file that
+    ``commits`` reference is, where this repository does not know it yet (a clone: the file is on
+    the pusher's machine): working files then read the zone's copy (docs/format.md 6.6). One
+    ``v/<commit>/<path>`` is read per file version with unknown ranges; a version the zone lacks
+    or that does not parse teaches nothing. Returns the ranges learned."""
+    local = repo.local_ranges
+    learned = 0
+    seen: set[str] = set()
+    for c in commits:
+        for path, blob in sorted(repo.history.tree_files(c.tree).items()):
+            if blob in seen:
+                continue
+            seen.add(blob)
+            wanted: dict[str, tuple[str, int, int]] = {}
+            for key, p, off, size in lindijson.iter_local_refs(repo.history.read_blob(blob), keys=True):
+                if local.chunk(p, off, size) is None:
+                    wanted[key] = (p, off, size)
+            if wanted:
+                learned += _learn_from(cat, version_key(c.sha, path), wanted, local)
+    return learned
+
+
+def _learn_from(cat: ZoneCatalog, key: str, wanted: dict[str, tuple[str, int, int]], local: LocalRanges) -> int:
+    try:
+        doc = parse_published_refs(cat.zone.get(key), key)
+    except (ZoneKeyMissing, InvalidDocument):
+        return 0
+    found: dict[str, dict[tuple[int, int], str]] = {}
+    for ref_key, ref in doc.items():
+        w = wanted.get(ref_key)
+        if w is None or ref.size != w[2]:
+            continue
+        obj = ref.object_sha1  # whatever public URL the pusher published under
+        cr = cat.chunk_in(obj, ref.offset, ref.size) if obj is not None else None
+        if cr is not None and cr.offset == 0 and cr.sha1 in cat.placements:
+            found.setdefault(w[0], {})[(w[1], w[2])] = cr.sha1
+    for p, ranges in found.items():
+        local.learn(p, ranges)
+    return sum(len(r) for r in found.values())
 
 
 def key_url(base: str, key: str) -> str:

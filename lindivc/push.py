@@ -125,8 +125,8 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
     jid = None if dry_run else _put_journal(zone, branch, local, needed)  # 2
     missing = _find_missing(repo, cat, zone, needed, borrow)  # 3
     res.chunks_borrowed = len(missing.borrow)
-    res.local_chunks = sum(1 for s in missing.upload if s in local_chunks)
-    res.local_bytes = sum(local_chunks[s] for s in missing.upload if s in local_chunks)
+    res.local_chunks = sum(1 for s in missing.upload if s in repo.local_ranges)  # read from local files
+    res.local_bytes = sum(local_chunks[s] for s in missing.upload if s in repo.local_ranges)
     if dry_run:
         res.chunks_uploaded = len(missing.upload)
         res.chunk_bytes = sum(missing.sizes.values())

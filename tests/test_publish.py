@@ -314,3 +314,39 @@ def test_public_url_is_validated_and_listed(tmp_path, nwb, monkeypatch):
     assert "public_url" not in json.loads(run.invoke(cli, ["remote", "list", "--json"]).output)[0]
     assert run.invoke(cli, ["remote", "set-url", "origin"]).exit_code == 2
     assert run.invoke(cli, ["remote", "set-url", "nope", "--public-url", "https://x.org/"]).exit_code == 1
+
+
+# ------------------------------------------------------------------ what a clone sees
+
+
+def test_a_clone_reads_the_zones_copy_of_a_local_file_and_keeps_history_unchanged(tmp_path, nwb):
+    import lindivc
+    from lindivc.fetch import clone
+
+    expected = digests_h5(nwb)
+    r, rel = imported(tmp_path, nwb)
+    r.config.add_remote("origin", str(tmp_path / "zone"))
+    push(r)
+    os.unlink(nwb)  # as on a colleague's machine, where the file never was
+    c = clone(str(tmp_path / "zone"), str(tmp_path / "clone"))
+    assert read_with_lindi(c.abspath(rel), str(tmp_path)) == expected
+    working = open(c.abspath(rel), "rb").read()
+    assert nwb.encode() not in working
+    st = c.status()
+    assert st.clean, st
+    assert c.canonical_bytes_of(rel) == r.read_at("HEAD", rel)  # the committed file, local paths and all
+    # a change in the clone commits as that change only, and pushes to another zone
+    with lindivc.open(c.abspath(rel), "r+") as f:
+        f.attrs["reviewed_by"] = "colleague"
+    c.commit("review", all=True)
+    old_lines, new_lines = r.read_at("HEAD", rel).splitlines(), c.read_at("HEAD", rel).splitlines()
+    changed = [b for a, b in zip(old_lines, new_lines) if a != b]
+    assert len(old_lines) == len(new_lines) and len(changed) == 1 and changed[0].startswith(b'".zattrs": ')
+    c.config.add_remote("mine", str(tmp_path / "zone2"))
+    res = push(c, "mine")
+    assert res.chunks_uploaded >= 2 and res.local_bytes == 0  # copied from the first zone, not from a file
+    assert read_with_lindi(res.urls[rel], str(tmp_path)) == expected
+    # the pusher, whose file is gone now too, gets working files that read the zone's copy
+    r.checkout("HEAD", paths=[r.abspath(rel)])
+    assert read_with_lindi(r.abspath(rel), str(tmp_path)) == expected
+    assert r.status().clean
