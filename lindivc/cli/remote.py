@@ -151,9 +151,9 @@ def _echo_published(remote_name: str, res) -> None:
         if is_http(url):
             click.echo(f"  Neurosift: {neurosift_url(url)}")
     if res.files_published and not is_http(res.public_base):
-        click.echo(f"note: {remote_name}'s published files name paths on this machine; to open them in a browser "
-                   f"or elsewhere, serve the zone (`lindivc serve --dir {res.public_base.rstrip('/')}`) and run "
-                   f"`lindivc remote set-url {remote_name} --public-url http://HOST:PORT/`, then push again")
+        click.echo(f"hint: for a URL that browsers and other machines open, serve the zone (lindivc serve --dir "
+                   f"{res.public_base.rstrip('/')}) and run: lindivc remote set-url {remote_name} --public-url "
+                   "http://HOST:PORT/")
 
 
 @cli.command()
