@@ -374,12 +374,19 @@ def local_array_links(canonical: bytes) -> list[str]:
     return [orjson.loads(b'"' + m.group(1) + b'"') for m in _LOCAL_LINK_RE.finditer(canonical)]
 
 
-def use_templates(rfs: dict, bases: Iterable[str] = (), min_uses: int = 5) -> dict:
-    """``rfs`` (without templates) written with LINDI ``templates``, as a new dict: a ref URL that
-    starts with one of ``bases`` becomes ``{{zN}}<rest>`` (one template per base used, numbered in
-    sorted order); any other URL used ``min_uses`` times or more becomes ``{{uN}}`` (lindi's own
-    rule, numbered from 1 in sorted order). lindi, fsspec (with or without jinja2) and Neurosift
-    read the result as the expanded file."""
+#: at most this many whole-URL templates in a published file: lindi substitutes every template
+#: into every ref it reads, fsspec formats every ref with all of them
+MAX_URL_TEMPLATES = 1000
+
+
+def use_templates(rfs: dict, bases: Iterable[str] = (), min_uses: int = 5,
+                  max_url_templates: int = MAX_URL_TEMPLATES) -> dict:
+    """``rfs`` (without templates) written with LINDI ``templates``, as a new dict (docs/format.md
+    6.7): a URL used ``min_uses`` times or more becomes ``{{uN}}`` (lindi's own rule, numbered
+    from 1 in sorted order; the ``max_url_templates`` most used); any other URL that starts with
+    one of ``bases`` becomes ``{{zN}}<rest>`` (one template per base used, numbered from 0 in
+    sorted order). lindi, fsspec (with or without jinja2) and Neurosift read the result as the
+    expanded file."""
     refs = rfs["refs"]
     ordered = sorted((b for b in set(bases) if b and "{" not in b and "}" not in b), key=len, reverse=True)
     counts: dict[str, int] = {}
@@ -388,16 +395,19 @@ def use_templates(rfs: dict, bases: Iterable[str] = (), min_uses: int = 5) -> di
             counts[v[0]] = counts.get(v[0], 0) + 1
     for u in [u for u in counts if u.startswith(CONTENT_PREFIX) or "{" in u or "}" in u]:
         del counts[u]  # content refs are not locations; a brace would break fsspec's simple templates
+    frequent = sorted((u for u, n in counts.items() if n >= min_uses), key=lambda u: (-counts[u], u))
+    whole = sorted(frequent[:max_url_templates])
+    names = {u: f"u{i}" for i, u in enumerate(whole, 1)}
     base_of: dict[str, str] = {}
     for url in counts:
+        if url in names:
+            continue
         for b in ordered:
             if url.startswith(b) and len(url) > len(b):
                 base_of[url] = b
                 break
     used_bases = sorted(set(base_of.values()))
     base_names = {b: f"z{i}" for i, b in enumerate(used_bases)}
-    whole = sorted(u for u, n in counts.items() if u not in base_of and n >= min_uses)
-    names = {u: f"u{i}" for i, u in enumerate(whole, 1)}
     new_url: dict[str, str] = {u: "{{" + names[u] + "}}" for u in whole}
     for u, b in base_of.items():
         new_url[u] = "{{" + base_names[b] + "}}" + u[len(b):]

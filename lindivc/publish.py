@@ -4,10 +4,11 @@ A published file is a commit's canonical file rendered for one zone so that anyo
 shared with opens it by URL, with lindi, fsspec, pynwb or Neurosift in a browser: every content
 ref, and every byte range of a local file (a chunk push uploaded, lindivc.localranges), becomes
 a ref into the zone that holds the chunk (this zone, or a lender of its cloud), under the zone's
-public base URL; refs are written with LINDI ``templates``, one per zone base URL
-(``{"z0": "https://.../zones/alice/acg/"}``, refs ``["{{z0}}sha1/aa/bb/cc/<sha1>", offset, size]``),
-and any other URL used five times or more gets one too (lindi's rule), so templates of imported
-files are re-derived rather than lost. Nothing else of the file changes.
+public base URL; refs are written with LINDI ``templates`` (lindijson.use_templates): a URL that
+five or more refs use gets one of its own (lindi's rule, so templates of imported files are
+re-derived rather than lost), and the other refs into a zone use one per zone base URL
+(``{"z0": "https://.../zones/alice/acg/"}``, refs ``["{{z0}}sha1/aa/bb/cc/<sha1>", offset, size]``).
+Nothing else of the file changes.
 """
 from __future__ import annotations
 

@@ -193,6 +193,15 @@ def test_templates_shrink_the_published_file_and_read_identically(tmp_path, nwb)
     expanded = json.loads(doc)
     lindijson.expand_templates(expanded)
     assert expanded == json.loads(full)
+    # and to GC, which reads other users' published files as untrusted documents
+    from lindivc.documents import parse_published_refs
+    from lindivc.gc.published import iter_range_refs
+
+    refs = parse_published_refs(doc, "f/" + rel)
+    got = sorted((ref.url, ref.offset, ref.size) for ref in refs)
+    assert refs.skipped == 0 and got == sorted(tuple(v) for v in json.loads(full)["refs"].values() if isinstance(v, list))
+    assert all(ref_url.startswith("https://cdn.example.org/zones/ada/acg/sha1/") for ref_url, _, _ in got)
+    assert sorted(iter_range_refs(doc)) == sorted((u.rsplit("/", 1)[1], o, n) for u, o, n in got)
 
 
 def test_dandi_style_import_keeps_templates_and_external_array_link(tmp_path):
@@ -350,3 +359,26 @@ def test_a_clone_reads_the_zones_copy_of_a_local_file_and_keeps_history_unchange
     r.checkout("HEAD", paths=[r.abspath(rel)])
     assert read_with_lindi(r.abspath(rel), str(tmp_path)) == expected
     assert r.status().clean
+
+
+def test_use_templates_rules():
+    from lindivc import lindijson
+
+    base = "https://h.example.org/zones/a/b/"
+    busy, quiet = base + "sha1/aa/bb/cc/" + "a" * 40, base + "sha1/bb/cc/dd/" + "b" * 40
+    ext = "https://api.dandiarchive.org/api/assets/x/download/"
+    refs = {f"busy/{i}": [busy, i * 10, 10] for i in range(5)}
+    refs |= {"quiet/0": [quiet, 0, 10], "ext/0": [ext, 0, 4], "inline/0": "base64:AAAA", ".zattrs": {"a": 1},
+             "content/0": ["sha1:" + "c" * 40, 0, 1], "brace/0": ["https://x.org/{odd}", 0, 1]}
+    out = lindijson.use_templates({"refs": refs, "version": 1}, [base])
+    assert out["templates"] == {"u1": busy, "z0": base}
+    assert out["refs"]["busy/3"] == ["{{u1}}", 30, 10]
+    assert out["refs"]["quiet/0"] == ["{{z0}}sha1/bb/cc/dd/" + "b" * 40, 0, 10]
+    for k in ("ext/0", "inline/0", ".zattrs", "content/0", "brace/0"):
+        assert out["refs"][k] == refs[k]
+    assert out["version"] == 1 and "templates" not in refs
+    capped = lindijson.use_templates({"refs": refs}, [base], max_url_templates=0)
+    assert capped["templates"] == {"z0": base} and capped["refs"]["busy/0"][0].startswith("{{z0}}sha1/")
+    expanded = dict(out)
+    lindijson.expand_templates(expanded)
+    assert expanded["refs"] == refs
