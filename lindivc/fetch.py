@@ -14,6 +14,7 @@ from . import gitsync
 from .catalog import ZoneCatalog, catalog_for, zone_for
 from .errors import LindivcError, ZoneKeyMissing
 from .layout import parse_zone_url
+from .localranges import scan_commits
 from .merge import merge_commits
 from .progress import Reporter
 from .publish import learn_local_ranges
@@ -82,7 +83,9 @@ def download_objects(repo: Repository, cat: ZoneCatalog, heads: list[str],
                      reporter: Reporter | None = None) -> tuple[int, int]:
     """Copy every chunk that ``heads`` reference (latest files only) into the local store;
     return (chunks, bytes) downloaded."""
-    needed = repo.history.referenced_chunks(repo.history.commit(h) for h in heads)
+    commits = [repo.history.commit(h) for h in heads]
+    needed = repo.history.referenced_chunks(commits)
+    needed |= repo.local_ranges.known_chunks(scan_commits(repo.history, commits, check=False))  # copies of local files' ranges
     todo = sorted(s for s in needed if not repo.has_object(s))
     nbytes = copy_chunks(repo, {s: cat for s in todo}, f"Downloading {len(todo)} chunks", reporter)
     return len(todo), nbytes

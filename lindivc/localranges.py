@@ -95,10 +95,11 @@ class Referenced:
     where: str = ""
 
 
-def scan_commits(history: History, commits: Iterable[CommitInfo]) -> dict[str, Referenced]:
+def scan_commits(history: History, commits: Iterable[CommitInfo], check: bool = True) -> dict[str, Referenced]:
     """Local file path -> the ranges the files of ``commits`` reference in it (each distinct
-    file read once). Raises LocalFileUnpublishable for what push cannot upload: a relative path,
-    or an array linked as a whole to a local file (``_EXTERNAL_ARRAY_LINK``)."""
+    file read once). With ``check``, raises LocalFileUnpublishable for what push cannot upload:
+    a relative path, or an array linked as a whole to a local file (``_EXTERNAL_ARRAY_LINK``);
+    without, those are left out."""
     seen: set[str] = set()
     out: dict[str, Referenced] = {}
     for c in commits:
@@ -108,7 +109,7 @@ def scan_commits(history: History, commits: Iterable[CommitInfo]) -> dict[str, R
             seen.add(blob)
             data = history.read_blob(blob)
             where = f"{path} at {c.sha[:10]}"
-            for link in lindijson.local_array_links(data):
+            for link in lindijson.local_array_links(data) if check else ():
                 raise LocalFileUnpublishable(link, "is linked as a whole by an array (_EXTERNAL_ARRAY_LINK)", where,
                                              "import it again with this version of lindivc (one ref per chunk), "
                                              "commit, and push")
@@ -116,6 +117,8 @@ def scan_commits(history: History, commits: Iterable[CommitInfo]) -> dict[str, R
                 ref = out.get(p)
                 if ref is None:
                     if not os.path.isabs(p):
+                        if not check:
+                            continue
                         raise LocalFileUnpublishable(p, "is a relative path", where,
                                                      "import the file again (refs then name absolute paths) and commit")
                     ref = out[p] = Referenced(where=where)
@@ -208,6 +211,27 @@ class LocalRanges:
     def origin(self, cr: lindijson.ContentRef) -> LocalRange | None:
         """The range of a file not on this machine whose chunk is ``cr`` (the whole chunk), if
         one is known: what a working file that reads the zone's copy canonicalizes back to."""
+        origins = self._load_origins()
+        if not origins:
+            return None
+        lr = origins.get(cr.sha1)
+        return lr if lr is not None and cr.offset == 0 and cr.size == lr.size else None
+
+    def is_origin(self, sha: str) -> bool:
+        """True if chunk ``sha`` is a range of a local file that is not on this machine."""
+        origins = self._load_origins()
+        return bool(origins) and sha in origins
+
+    def known_chunks(self, referenced: dict[str, Referenced]) -> set[str]:
+        """The chunks known for ``referenced`` ranges (nothing is read or hashed)."""
+        out = set()
+        for p, ref in referenced.items():
+            rec = self.record(p)
+            if rec is not None:
+                out |= {rec.ranges[r] for r in ref.ranges if r in rec.ranges}
+        return out
+
+    def _load_origins(self) -> dict[str, LocalRange]:
         if self._origins is None:
             self._origins = {}
             names = os.listdir(self.dir) if os.path.isdir(self.dir) else []
@@ -218,10 +242,7 @@ class LocalRanges:
                     if self._absent(rec.path):
                         for (o, n), sha in rec.ranges.items():
                             self._origins.setdefault(sha, LocalRange(rec.path, o, n))
-        if not self._origins:
-            return None
-        lr = self._origins.get(cr.sha1)
-        return lr if lr is not None and cr.offset == 0 and cr.size == lr.size else None
+        return self._origins
 
     # push -------------------------------------------------------------------
     def hash_referenced(self, referenced: dict[str, Referenced],

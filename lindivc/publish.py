@@ -47,14 +47,16 @@ def public_base(repo: Repository, remote: str, zone: Zone) -> str:
     return repo.config.remote_public_url(remote) or public_prefix(zone)
 
 
-def lender_base(lender_url: str, lender_prefix: str, zone_url: str, base: str) -> str:
-    """The public base of a lending zone of the same cloud: when this zone's public base ends in
-    its own ``zones/<user>/<zone>/``, the cloud is served there as a whole and the lender's base
-    is the same root with the lender's part; otherwise the lender's own public prefix."""
+def lender_base(lender_url: str, lender_prefix: str, zone_url: str, public_url: str | None) -> str:
+    """The public base of a lending zone of the same cloud: when this zone has a public URL that
+    ends in its own ``zones/<user>/<zone>/``, the cloud is served there as a whole and the
+    lender's base is the same root with the lender's part; otherwise the lender's own public
+    prefix."""
     own, lender = parse_zone_url(zone_url), parse_zone_url(lender_url)
     tail = f"zones/{own.user}/{own.name}/"
-    if own.in_cloud and lender.in_cloud and own.cloud_root == lender.cloud_root and base.endswith("/" + tail):
-        return base[: len(base) - len(tail)] + f"zones/{lender.user}/{lender.name}/"
+    if public_url and own.in_cloud and lender.in_cloud and own.cloud_root == lender.cloud_root \
+            and public_url.endswith("/" + tail):
+        return public_url[: len(public_url) - len(tail)] + f"zones/{lender.user}/{lender.name}/"
     return lender_prefix
 
 
@@ -62,14 +64,14 @@ class Renderer:
     """Renders canonical files for one zone: content refs and local ranges become refs into the
     zone (or a lender) under their public bases, written with templates."""
 
-    def __init__(self, cat: ZoneCatalog, local: LocalRanges, base: str) -> None:
+    def __init__(self, cat: ZoneCatalog, local: LocalRanges, public_url: str | None) -> None:
         self.cat = cat
         self.local = local
         own = cat.meta.get("prefix") or public_prefix(cat.zone)
-        self.bases: dict[str, str] = {own: base}  # placement prefix -> published base
+        self.bases: dict[str, str] = {own: public_url or own}  # placement prefix -> published base
         for prefix, zurl in cat.prefixes.items():
             if zurl != cat.url:
-                self.bases[prefix] = lender_base(zurl, prefix, cat.url, base)
+                self.bases[prefix] = lender_base(zurl, prefix, cat.url, public_url)
 
     def _locate(self, sha: str, offset: int, size: int) -> list:
         p = self.cat.placements.get(sha)
@@ -133,7 +135,7 @@ def publish_files(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, h
     removing ``f/`` files of paths the head no longer has. Each distinct file is rendered once;
     documents go up in parallel."""
     base = public_base(repo, remote, zone)
-    renderer = Renderer(cat, repo.local_ranges, base)
+    renderer = Renderer(cat, repo.local_ranges, repo.config.remote_public_url(remote))
     keys_of: dict[tuple[str, str], list[str]] = {}  # (path, blob) -> keys to put it at
     head_files = repo.history.commit_files(head)
     for sha in versions_to_publish(repo, remote, head, commits):

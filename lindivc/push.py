@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from . import gitsync
 from . import publish as published
 from .catalog import Placement, ZoneCatalog, catalog_for, public_prefix, update_info
-from .localranges import scan_commits
 from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError
 from .fetch import TRANSFER_THREADS, copy_chunks, zone_default_branch
 from .layout import BORROW_FORMAT, JOURNAL_FORMAT, LEGACY_PIN_FORMAT, borrow_key, index_key, journal_key, object_key, pin_key
+from .localranges import scan_commits
 from .packs import PackIndex
 from .packstream import PackSource, PackWriter, Progress, Segment, plan_packs
 from .progress import Reporter

@@ -355,6 +355,12 @@ def test_a_clone_reads_the_zones_copy_of_a_local_file_and_keeps_history_unchange
     res = push(c, "mine")
     assert res.chunks_uploaded >= 2 and res.local_bytes == 0  # copied from the first zone, not from a file
     assert read_with_lindi(res.urls[rel], str(tmp_path)) == expected
+    # with --objects, the clone holds the zone's copies itself
+    o = clone(str(tmp_path / "zone"), str(tmp_path / "offline"), objects=True)
+    assert len(list(o.objects)) >= 2
+    assert str(tmp_path / "zone").encode() not in open(o.abspath(rel), "rb").read()
+    assert read_with_lindi(o.abspath(rel), str(tmp_path)) == expected
+    assert o.status().clean and o.canonical_bytes_of(rel) == r.read_at("HEAD", rel)
     # the pusher, whose file is gone now too, gets working files that read the zone's copy
     r.checkout("HEAD", paths=[r.abspath(rel)])
     assert read_with_lindi(r.abspath(rel), str(tmp_path)) == expected

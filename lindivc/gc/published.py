@@ -35,9 +35,16 @@ def iter_range_refs(data: bytes) -> Iterable[tuple[str, int, int]]:
     if not isinstance(refs, dict):
         return
     templates = rfs.get("templates") or {}
+    if not isinstance(templates, dict):
+        templates = {}
+    expanded: dict[str, str] = {}  # a whole URL may be a template ("{{u1}}": docs/format.md 6.7)
     for v in refs.values():
-        if isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) and "sha1/" in v[0]:
-            url = lindijson.apply_templates(v[0], templates) if templates else v[0]
+        if isinstance(v, list) and len(v) == 3 and isinstance(v[0], str):
+            url = v[0]
+            if "{{" in url and templates:
+                url = expanded.get(v[0]) or expanded.setdefault(v[0], lindijson.apply_templates(v[0], templates))
+            if "sha1/" not in url:
+                continue
             sha = sha1_from_object_key(url.split("?", 1)[0])
             if sha is not None and isinstance(v[1], int) and isinstance(v[2], int):
                 yield sha, v[1], v[2]
