@@ -138,7 +138,9 @@ def publish_files(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, h
     renderer = Renderer(cat, repo.local_ranges, repo.config.remote_public_url(remote))
     keys_of: dict[tuple[str, str], list[str]] = {}  # (path, blob) -> keys to put it at
     head_files = repo.history.commit_files(head)
-    for sha in versions_to_publish(repo, remote, head, commits):
+    # a branch the zone had: ``commits`` are the new ones; a new branch: all its history, less
+    # what earlier pushes of other branches published
+    for sha in (versions_to_publish(repo, remote, head, commits) if previous is None else [c.sha for c in commits]):
         files = head_files if sha == head else repo.history.commit_files(sha)
         for path, blob in files.items():
             keys_of.setdefault((path, blob), []).append(version_key(sha, path))

@@ -403,9 +403,12 @@ def _upload_history(repo: Repository, zone: Zone, local: str, have: list[str], r
         return gitsync.upload_history(repo.history.git_dir, zone, [local], have=have, progress=advance)
 
 
-# 7. Put the published files (section 6.7): `v/<commit>/<path>` for every pushed commit, and, when
-#    the branch is the zone's default branch (`git/HEAD`, set by the first push), `f/<path>`; `f/`
-#    files of paths deleted since the previous head are removed.
+# 7. Put the published files (section 6.7): `v/<commit>/<path>` for every pushed commit (the
+#    commits of step 2; for a branch new to the zone, less those a remote-tracking ref of the
+#    remote already reaches, which an earlier push published; the head always), and, when the
+#    branch is the zone's default branch (`git/HEAD`, set by the first push), `f/<path>`; `f/`
+#    files of paths deleted since the previous head are removed. Documents go up in parallel;
+#    each distinct file is rendered once.
 def _publish_files(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, branch: str, local: str,
                    commits: list, previous: str | None) -> published.Published:
     default_branch = zone_default_branch(zone) or branch

@@ -249,6 +249,18 @@ def test_every_pushed_commit_gets_a_permanent_version(tmp_path, nwb):
     push(r)
     assert sorted(os.listdir(zone / "v")) == sorted([first, second, third])
     assert json.loads((zone / "v" / first / rel).read_bytes())["refs"][".zattrs"].get("note") is None
+    # a new branch: its new commit gets v/, the commits main published are not written again
+    stamps = {c: os.stat(zone / "v" / c / rel).st_mtime_ns for c in (first, second, third)}
+    f_stamp = os.stat(zone / "f" / rel).st_mtime_ns
+    r.create_branch("b")
+    r.checkout("b")
+    with lindivc.open(r.abspath(rel), "r+") as f:
+        f.attrs["note"] = "on b"
+    fourth = r.commit("on b", all=True)
+    res = push(r, "origin", "b")
+    assert res.urls == {} and res.versions[rel].endswith(f"v/{fourth}/{rel}")
+    assert {c: os.stat(zone / "v" / c / rel).st_mtime_ns for c in (first, second, third)} == stamps
+    assert (zone / "v" / fourth / rel).exists() and os.stat(zone / "f" / rel).st_mtime_ns == f_stamp
 
 
 # ------------------------------------------------------------------ errors: nothing published
