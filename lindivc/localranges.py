@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from .history import CommitInfo, History
 from .packstream import Segment
 
 FORMAT = "lindivc-local-ranges/1"
+_PATH_RE = re.compile(rb'^\{"format":"[^"]*","path":("(?:[^"\\]|\\.)*")')
 HASH_BLOCK = 8 << 20  # bytes per read while hashing a range
 HASH_THREADS = 2  # files hashed at once (hashlib and file reads release the GIL)
 
@@ -158,6 +160,7 @@ class LocalRanges:
         os.makedirs(self.dir, exist_ok=True)
         atomic_write(self._file(rec.path), rec.to_bytes(), fsync=False)
         self._records[rec.path] = rec
+        self._origins = None  # rebuilt when next asked
 
     def note_import(self, path: str) -> None:
         """Remember the identity of ``path`` as imported now, so that a push notices if it
@@ -233,15 +236,21 @@ class LocalRanges:
 
     def _load_origins(self) -> dict[str, LocalRange]:
         if self._origins is None:
-            self._origins = {}
+            origins: dict[str, LocalRange] = {}
             names = os.listdir(self.dir) if os.path.isdir(self.dir) else []
             for name in sorted(names):
-                if name.endswith(".json"):
-                    with open(os.path.join(self.dir, name), "rb") as f:
-                        rec = FileRecord.from_bytes(f.read())
-                    if self._absent(rec.path):
-                        for (o, n), sha in rec.ranges.items():
-                            self._origins.setdefault(sha, LocalRange(rec.path, o, n))
+                if not name.endswith(".json"):
+                    continue
+                with open(os.path.join(self.dir, name), "rb") as f:
+                    head = f.read(8192)
+                    m = _PATH_RE.search(head)  # records of files that are here are not loaded
+                    if m is not None and not self._absent(orjson.loads(m.group(1))):
+                        continue
+                    rec = FileRecord.from_bytes(head + f.read())
+                if self._absent(rec.path):
+                    for (o, n), sha in rec.ranges.items():
+                        origins.setdefault(sha, LocalRange(rec.path, o, n))
+            self._origins = origins
         return self._origins
 
     # push -------------------------------------------------------------------
@@ -261,15 +270,6 @@ class LocalRanges:
                 chunks.update(got)
         return chunks
 
-    def pending_bytes(self, referenced: dict[str, Referenced]) -> int:
-        """Bytes :meth:`hash_referenced` would read (ranges not recorded yet)."""
-        n = 0
-        for p, ref in referenced.items():
-            rec = self.record(p)
-            known = rec.ranges if rec is not None else {}
-            n += sum(r[1] for r in ref.ranges if r not in known)
-        return n
-
     def _hash_file(self, path: str, ref: Referenced, progress: Callable[[int], None] | None) -> dict[str, int]:
         rec = self.record(path)
         try:
@@ -281,12 +281,15 @@ class LocalRanges:
                                          "make it readable and push again") from None
         known = rec.ranges if rec is not None else {}
         unknown = sorted(r for r in ref.ranges if r not in known)
-        if ident is None:
+        if ident is None or (rec is not None and rec.identity is None and not unknown):
             if unknown:
                 raise LocalFileUnpublishable(path, "is missing", ref.where,
                                              "put the file back where it was (its bytes are not in any zone yet) "
                                              "and push again")
-            return {known[r]: r[1] for r in ref.ranges}  # learned from a zone: the chunks are there
+            # hashed earlier, or learned from a zone (the file is another machine's): the chunks
+            # are in a zone, not read from here
+            return {known[r]: r[1] for r in ref.ranges}
+        learned = rec is not None and rec.identity is None
         if rec is not None and rec.identity is not None and rec.identity != ident:
             raise LocalFileUnpublishable(path, f"changed since it was recorded ({_describe(rec.identity, ident)})",
                                          ref.where, "the commits reference its earlier bytes: restore the file, "
@@ -302,8 +305,8 @@ class LocalRanges:
                     new[(off, size)] = _hash_range(f, off, size, progress)
             if FileIdentity.of(path) != ident:
                 raise LocalFileUnpublishable(path, "changed while it was being read", ref.where, "push again")
-        if rec is None or rec.identity is None:
-            rec = FileRecord(path, ident, dict(known))
+        if rec is None:
+            rec = FileRecord(path, ident)
         if new:
             rec.ranges.update(new)
         if new or self._records.get(path) is not rec:
@@ -313,7 +316,8 @@ class LocalRanges:
             for o, n in ref.ranges:
                 sha = rec.ranges[(o, n)]
                 out[sha] = n
-                self._sources.setdefault(sha, Segment(sha, path, o, n))
+                if not learned or (o, n) in new:  # learned ranges may be of another machine's file
+                    self._sources.setdefault(sha, Segment(sha, path, o, n))
         return out
 
     def segment(self, sha: str) -> Segment | None:
