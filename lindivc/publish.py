@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from . import lindijson
 from .catalog import ZoneCatalog, public_prefix
 from .documents import parse_published_refs
-from .errors import InvalidDocument, ObjectMissing, ZoneKeyMissing
+from .errors import InvalidDocument, LocalFileUnpublishable, ObjectMissing, ZoneKeyMissing
 from .history import CommitInfo
 from .layout import file_key, object_key, parse_zone_url, version_key
 from .localranges import LocalRanges
@@ -97,8 +97,9 @@ class Renderer:
                             is_local = local_memo[u] = lindijson.is_local_location(u)
                         if is_local:
                             sha = self.local.chunk(u, v[1], v[2])
-                            if sha is None:
-                                raise ObjectMissing(f"(the range {v[1]}+{v[2]} of {u})", "the local range records")
+                            if sha is None:  # push records every range first (step 2)
+                                raise LocalFileUnpublishable(u, f"has a range ({v[1]}+{v[2]}) no record names", name,
+                                                             "push again")
                             v = self._locate(sha, 0, v[2])
                 out[k] = v
             rfs["refs"] = out
