@@ -257,20 +257,25 @@ class LocalRanges:
     def hash_referenced(self, referenced: dict[str, Referenced],
                         progress: Callable[[int], None] | None = None) -> dict[str, int]:
         """Make sure every referenced range is a known chunk: hash the ranges not recorded yet
-        (each file read in offset order, its record saved once). Returns chunk sha1 -> size.
+        (HASH_THREADS threads, each reading its share of a file in offset order, with bounded
+        memory) and save each file's record once. Returns chunk sha1 -> size.
 
         A file that is missing while some of its ranges are unknown, that changed since its
         record was made (size or mtime), or that is shorter than a range: LocalFileUnpublishable,
         and nothing is recorded for that file. Chunks of files present here become readable
         through :meth:`segment`."""
-        todo = [(p, referenced[p]) for p in sorted(referenced)]
-        chunks: dict[str, int] = {}
+        plans = [self._plan(p, referenced[p]) for p in sorted(referenced)]
+        work = [(plan, batch) for plan in plans for batch in _batches(plan.unknown)]
         with ThreadPoolExecutor(max_workers=HASH_THREADS) as ex:
-            for got in ex.map(lambda item: self._hash_file(item[0], item[1], progress), todo):
-                chunks.update(got)
+            for plan, got in zip([w[0] for w in work], ex.map(lambda w: _hash_ranges(w[0].path, w[1], progress), work)):
+                plan.new.update(got)
+        chunks: dict[str, int] = {}
+        for plan in plans:
+            chunks.update(self._finish(plan))
         return chunks
 
-    def _hash_file(self, path: str, ref: Referenced, progress: Callable[[int], None] | None) -> dict[str, int]:
+    def _plan(self, path: str, ref: Referenced) -> "_FilePlan":
+        """What to hash of one file, after checking it against its record."""
         rec = self.record(path)
         try:
             ident: FileIdentity | None = FileIdentity.of(path)
@@ -288,35 +293,36 @@ class LocalRanges:
                                              "and push again")
             # hashed earlier, or learned from a zone (the file is another machine's): the chunks
             # are in a zone, not read from here
-            return {known[r]: r[1] for r in ref.ranges}
-        learned = rec is not None and rec.identity is None
+            return _FilePlan(path, ref, rec, None, [])
         if rec is not None and rec.identity is not None and rec.identity != ident:
             raise LocalFileUnpublishable(path, f"changed since it was recorded ({_describe(rec.identity, ident)})",
                                          ref.where, "the commits reference its earlier bytes: restore the file, "
                                          "or import it again (`lindivc import --force`) and commit")
-        new: dict[tuple[int, int], str] = {}
-        if unknown:
-            with open(path, "rb", buffering=0) as f:
-                for off, size in unknown:
-                    if off + size > ident.size:
-                        raise LocalFileUnpublishable(path, f"is shorter ({ident.size} bytes) than the range "
-                                                     f"{off}+{size} a ref names", ref.where,
-                                                     "restore the file the commits were made with")
-                    new[(off, size)] = _hash_range(f, off, size, progress)
-            if FileIdentity.of(path) != ident:
-                raise LocalFileUnpublishable(path, "changed while it was being read", ref.where, "push again")
+        end = max((o + n for o, n in unknown), default=0)
+        if end > ident.size:
+            raise LocalFileUnpublishable(path, f"is shorter ({ident.size} bytes) than the ranges a ref names "
+                                         f"(up to byte {end})", ref.where, "restore the file the commits were made with")
+        return _FilePlan(path, ref, rec, ident, unknown)
+
+    def _finish(self, plan: "_FilePlan") -> dict[str, int]:
+        """Save what was hashed of one file; its chunks (sha1 -> size)."""
+        rec, ref, path = plan.rec, plan.ref, plan.path
+        if plan.ident is None:
+            return {rec.ranges[r]: r[1] for r in ref.ranges}
+        if plan.unknown and FileIdentity.of(path) != plan.ident:
+            raise LocalFileUnpublishable(path, "changed while it was being read", ref.where, "push again")
+        learned = rec is not None and rec.identity is None
         if rec is None:
-            rec = FileRecord(path, ident)
-        if new:
-            rec.ranges.update(new)
-        if new or self._records.get(path) is not rec:
+            rec = FileRecord(path, plan.ident)
+        rec.ranges.update(plan.new)
+        if plan.new or self._records.get(path) is not rec:
             self._save(rec)
         out: dict[str, int] = {}
         with self._lock:
             for o, n in ref.ranges:
                 sha = rec.ranges[(o, n)]
                 out[sha] = n
-                if not learned or (o, n) in new:  # learned ranges may be of another machine's file
+                if not learned or (o, n) in plan.new:  # learned ranges may be of another machine's file
                     self._sources.setdefault(sha, Segment(sha, path, o, n))
         return out
 
@@ -356,6 +362,44 @@ class RangeReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class _FilePlan:
+    """One file's part of :meth:`LocalRanges.hash_referenced`: ``ident`` None when nothing is
+    read from it (its chunks are known)."""
+
+    path: str
+    ref: Referenced
+    rec: FileRecord | None
+    ident: FileIdentity | None
+    unknown: list[tuple[int, int]]
+    new: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+BATCH_BYTES = 32 << 20  # a thread's share of a file: consecutive ranges of about this many bytes
+
+
+def _batches(ranges: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """``ranges`` (sorted) cut into runs of about BATCH_BYTES, so that threads share a file."""
+    out: list[list[tuple[int, int]]] = []
+    cur: list[tuple[int, int]] = []
+    n = 0
+    for r in ranges:
+        cur.append(r)
+        n += r[1]
+        if n >= BATCH_BYTES:
+            out.append(cur)
+            cur, n = [], 0
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _hash_ranges(path: str, ranges: list[tuple[int, int]], progress: Callable[[int], None] | None
+                 ) -> dict[tuple[int, int], str]:
+    with open(path, "rb", buffering=0) as f:
+        return {(off, size): _hash_range(f, off, size, progress) for off, size in ranges}
 
 
 def _hash_range(f, offset: int, size: int, progress: Callable[[int], None] | None) -> str:
