@@ -38,7 +38,7 @@ from .packstream import Segment
 FORMAT = "lindivc-local-ranges/1"
 _PATH_RE = re.compile(rb'^\{"format":"[^"]*","path":("(?:[^"\\]|\\.)*")')
 HASH_BLOCK = 8 << 20  # bytes per read while hashing a range
-HASH_THREADS = 2  # files hashed at once (hashlib and file reads release the GIL)
+HASH_THREADS = 2  # threads hashing ranges (hashlib and file reads release the GIL)
 
 
 @dataclass(frozen=True)

@@ -400,3 +400,25 @@ def test_use_templates_rules():
     expanded = dict(out)
     lindijson.expand_templates(expanded)
     assert expanded["refs"] == refs
+
+
+@pytest.mark.parametrize("what", ["array link", "relative path"])
+def test_push_refuses_refs_it_cannot_upload(tmp_path, what):
+    r = Repository.init(str(tmp_path / "repo"))
+    path = r.abspath("x.lindi.json")
+    refs = {".zgroup": {"zarr_format": 2},
+            "d/.zarray": {"chunks": [4], "compressor": None, "dtype": "<i4", "fill_value": 0, "filters": None,
+                          "order": "C", "shape": [4], "zarr_format": 2}}
+    if what == "array link":
+        refs["d/.zattrs"] = {"_EXTERNAL_ARRAY_LINK": {"link_type": "hdf5_dataset", "name": "/d",
+                                                      "url": str(tmp_path / "s.nwb")}}
+    else:
+        refs["d/0"] = ["data/s.nwb", 0, 16]
+    with open(path, "w") as fh:
+        json.dump({"refs": refs}, fh)
+    r.add([path])
+    r.commit("a file push cannot publish")
+    r.config.add_remote("origin", str(tmp_path / "zone"))
+    with pytest.raises(LocalFileUnpublishable, match="_EXTERNAL_ARRAY_LINK" if what == "array link" else "relative"):
+        push(r)
+    assert not (tmp_path / "zone").exists()
