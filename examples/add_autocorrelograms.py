@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Add per-unit spike-train autocorrelograms to an NWB file, keep the version, publish it.
 
-    python examples/add_autocorrelograms.py [URL_OR_PATH] [--zone ZONE] [--path NAME] [--repo DIR]
+    python examples/add_autocorrelograms.py [URL_OR_PATH] [--zone ZONE] [--public-url URL] [--path NAME] [--repo DIR]
 
 URL_OR_PATH is a LINDI file (.lindi.json / .zarr.json), by URL or local path. The default is an
 NWB file from DANDI as indexed by the LINDI service. Nothing of the original data is copied:
@@ -15,7 +15,9 @@ The four steps, one function each:
 3. add      Write them into the working file as a new `units` column with pynwb, and commit
             with a message that names the source.
 4. publish  Push to a zone (--zone: a local directory, s3://bucket/prefix, or a gateway URL)
-            and print the URL of the published file and a Neurosift link to it.
+            and print the URL of the published file and, when that is an http(s) URL, a
+            Neurosift link to it. A local directory gets one with --public-url, the URL at which
+            the directory is served (e.g. by `lindivc serve --dir ZONE`).
 
 Run it again with the same --repo and it continues from there: the column is not added twice,
 and a zone that already has the version receives nothing.
@@ -34,13 +36,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import urllib.parse
 
 import numpy as np
 
 import lindivc
 from lindivc.errors import LindivcError
 from lindivc.importer import import_file
+from lindivc.publish import is_http, key_url, neurosift_url, public_base
 from lindivc.repo import Repository
 from lindivc.push import push
 
@@ -164,25 +166,24 @@ def add(repo: Repository, rel: str, acgs: np.ndarray, edges: np.ndarray, source:
 # ------------------------------------------------------------------ 4. publish
 
 
-def neurosift_url(file_url: str) -> str:
-    """A Neurosift link that opens the LINDI file at ``file_url`` (an http(s) URL)."""
-    return f"https://neurosift.app/?p=/nwb&url={urllib.parse.quote(file_url, safe=':/')}&st=lindi"
-
-
-def publish(repo: Repository, rel: str, zone: str, remote: str = "origin") -> str:
-    """Push the current branch to ``zone`` (added as remote ``remote`` if new); return the URL
-    (or absolute path, for a local zone) of the published file."""
+def publish(repo: Repository, rel: str, zone: str, public_url: str | None = None, remote: str = "origin") -> str:
+    """Push the current branch to ``zone`` (added as remote ``remote`` if new, with
+    ``public_url`` as the URL its files are read at); return the URL (or, for a local zone
+    without a public URL, the absolute path) of the published file."""
     if "://" not in zone:
         zone = os.path.abspath(zone)
-    from lindivc.layout import file_key, parse_zone_url, version_key
     from lindivc.catalog import zone_for
+    from lindivc.layout import file_key, parse_zone_url, version_key
+    from lindivc.remotes import add_remote, set_remote_url
 
     remotes = repo.config.remotes()
     if remote not in remotes:
-        repo.config.add_remote(remote, zone)
+        add_remote(repo, remote, zone, public_url)
     elif remotes[remote] != parse_zone_url(zone).url:
         raise SystemExit(f"remote {remote!r} of {repo.root} is {remotes[remote]}, not {zone}; "
                          f"use --repo with a fresh directory or the same zone")
+    elif public_url is not None:
+        set_remote_url(repo, remote, public_url=public_url)
     res = push(repo, remote)
     if res.up_to_date:
         print(f"   the zone already has this version ({res.new[:10]})")
@@ -193,7 +194,7 @@ def publish(repo: Repository, rel: str, zone: str, remote: str = "origin") -> st
         return res.urls[rel]
     # Already up to date: the latest file; a branch other than the zone's default: its version.
     key = file_key(rel) if res.up_to_date else version_key(res.new, rel)
-    return zone_for(repo.config.remote_url(remote)).public_url(key)
+    return key_url(public_base(repo, remote, zone_for(repo.config.remote_url(remote))), key)
 
 
 # ------------------------------------------------------------------ main
@@ -207,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--zone", default="autocorrelograms-zone",
                     help="where to publish: a local directory, s3://bucket/prefix or a gateway URL "
                          "(default: ./autocorrelograms-zone)")
+    ap.add_argument("--public-url", default=None, metavar="URL",
+                    help="the http(s) URL at which the zone is read (a served local directory, a CDN in "
+                         "front of a bucket); default: the zone's own URL")
     ap.add_argument("--path", default=None, metavar="NAME",
                     help="name of the file in the repository (default: the source's file name)")
     ap.add_argument("--repo", default="autocorrelograms", metavar="DIR",
@@ -230,15 +234,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   commit {sha[:10]}" if sha else f"   {rel} already has units/{COLUMN} (from an earlier run)")
 
         print(f"4. Publishing to {args.zone}")
-        url = publish(repo, rel, args.zone)
+        url = publish(repo, rel, args.zone, args.public_url)
     except LindivcError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"\nPublished file: {url}")
-    print(f"Neurosift:      {neurosift_url(url)}")
-    if not url.startswith(("http://", "https://")):
-        print("  (a local zone: plain lindi opens the path on this machine; Neurosift needs the zone "
-              "to be served over http(s), e.g. an S3 bucket with public read)")
+    if is_http(url):
+        print(f"Neurosift:      {neurosift_url(url)}")
+    else:
+        print("  (a local zone: plain lindi opens the path on this machine. For a browser or another machine, "
+              f"serve the zone over http(s), e.g. `lindivc serve --dir {args.zone} --port 8000`, and run this "
+              "again with --public-url http://HOST:8000/)")
     return 0
 
 

@@ -271,18 +271,23 @@ class ZoneCatalog:
             sha = sha1_from_object_key(url[len(prefix):])
             if sha is None:
                 return None
-            idx = self.packs.get(sha)
-            if idx is not None:
-                pos = idx.chunk_at(offset)
-                return None if pos is None else ContentRef(pos.chunk, pos.inner_offset, size)
-            ranges = self._foreign.get(sha)
-            if ranges:
-                i = bisect.bisect_right(ranges, (offset, float("inf"), "")) - 1
-                if i >= 0 and ranges[i][0] <= offset < ranges[i][0] + ranges[i][1]:
-                    return ContentRef(ranges[i][2], offset - ranges[i][0], size)
-                return None
-            return ContentRef(sha, offset, size)
+            return self.chunk_in(sha, offset, size)
         return None
+
+    def chunk_in(self, obj: str, offset: int, size: int) -> ContentRef | None:
+        """The content ref of ``size`` bytes at ``offset`` of object ``obj`` (a pack or a chunk)
+        of this zone or a lender, through the indexes; a chunk itself when no index names it."""
+        idx = self.packs.get(obj)
+        if idx is not None:
+            pos = idx.chunk_at(offset)
+            return None if pos is None else ContentRef(pos.chunk, pos.inner_offset, size)
+        ranges = self._foreign.get(obj)
+        if ranges:
+            i = bisect.bisect_right(ranges, (offset, float("inf"), "")) - 1
+            if i >= 0 and ranges[i][0] <= offset < ranges[i][0] + ranges[i][1]:
+                return ContentRef(ranges[i][2], offset - ranges[i][0], size)
+            return None
+        return ContentRef(obj, offset, size)
 
     def read_range(self, url: str, offset: int, size: int) -> bytes | None:
         """Bytes of a rendered ref that points into this zone (or a lender), read with the user's
@@ -361,7 +366,15 @@ def catalog_dir(repo, name: str) -> str:
 
 def load_catalogs(repo) -> list[ZoneCatalog]:
     """A catalog for every configured remote (the Repository's locate/resolve hooks)."""
-    return [ZoneCatalog(catalog_dir(repo, name), url) for name, url in sorted(repo.config.remotes().items())]
+    return [_catalog(repo, name, url) for name, url in sorted(repo.config.remotes().items())]
+
+
+def _catalog(repo, name: str, url: str) -> ZoneCatalog:
+    cat = ZoneCatalog(catalog_dir(repo, name), url)
+    public = repo.config.remote_public_url(name)
+    if public:  # refs of files published there resolve too (docs/format.md 6.2)
+        cat.prefixes.setdefault(public, url)
+    return cat
 
 
 def gc_cache_dir(zone_url: str, repo=None, remote: str | None = None) -> str:
@@ -384,6 +397,6 @@ def catalog_for(repo, remote: str) -> ZoneCatalog:
     for c in repo.catalogs():
         if c.url == url:
             return c
-    cat = ZoneCatalog(catalog_dir(repo, remote), url)
+    cat = _catalog(repo, remote, url)
     repo.catalogs().append(cat)
     return cat

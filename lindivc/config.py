@@ -1,7 +1,8 @@
 """Repository configuration: ``.lindivc/config.json``.
 
     {"core": {"chunk_threshold": 65536, "pack_size": 67108864},
-     "remotes": {"origin": {"url": "s3://bucket/zones/alice/analysis"}},
+     "remotes": {"origin": {"url": "s3://bucket/zones/alice/analysis",
+                            "public_url": "https://cdn.example.org/zones/alice/analysis/"}},
      "user": {"name": "...", "email": "..."}}
 """
 from __future__ import annotations
@@ -46,6 +47,9 @@ def _check(path: str, loaded: Any) -> None:
     for name, remote in loaded.get("remotes", {}).items():
         want(f"remotes.{name}", remote, isinstance(remote, dict), 'an object {"url": URL}')
         want(f"remotes.{name}.url", remote.get("url"), isinstance(remote.get("url"), str), "a zone URL (a string)")
+        if "public_url" in remote:
+            want(f"remotes.{name}.public_url", remote["public_url"], isinstance(remote["public_url"], str),
+                 "an http(s) URL (a string)")
     for key in ("name", "email"):
         if key in loaded.get("user", {}):
             want(f"user.{key}", loaded["user"][key], isinstance(loaded["user"][key], str), "a string")
@@ -104,8 +108,13 @@ class Config:
             raise LindivcError(f"unknown remote {name!r} (known: {known}); add it with `lindivc remote add {name} URL`")
         return r["url"]
 
-    def add_remote(self, name: str, url: str) -> None:
-        from .layout import parse_zone_url
+    def remote_public_url(self, name: str) -> str | None:
+        """The public base URL set for remote ``name`` (``--public-url``), or None."""
+        self.remote_url(name)
+        return self.data["remotes"][name].get("public_url")
+
+    def add_remote(self, name: str, url: str, public_url: str | None = None) -> None:
+        from .layout import normalize_public_url, parse_zone_url
 
         if not REMOTE_NAME_RE.match(name):
             raise LindivcError(f"invalid remote name {name!r}")
@@ -113,6 +122,24 @@ class Config:
             raise LindivcError(f"remote {name!r} already exists")
         loc = parse_zone_url(url)
         self.data["remotes"][name] = {"url": loc.url}
+        if public_url is not None:
+            self.data["remotes"][name]["public_url"] = normalize_public_url(public_url)
+        self.save()
+
+    def set_remote(self, name: str, url: str | None = None, public_url: str | None = None,
+                   clear_public_url: bool = False) -> None:
+        """Change the zone URL and/or the public base URL of remote ``name``."""
+        from .layout import normalize_public_url, parse_zone_url
+
+        self.remote_url(name)
+        entry = dict(self.data["remotes"][name])
+        if url is not None:
+            entry["url"] = parse_zone_url(url).url
+        if clear_public_url:
+            entry.pop("public_url", None)
+        elif public_url is not None:
+            entry["public_url"] = normalize_public_url(public_url)
+        self.data["remotes"][name] = entry
         self.save()
 
     def remove_remote(self, name: str) -> None:

@@ -276,19 +276,23 @@ class PublishedRefs:
         self._templates = templates
 
     def __iter__(self) -> Iterator[RangeRef]:
+        return (ref for _, ref in self.items())
+
+    def items(self) -> Iterator[tuple[str, RangeRef]]:
+        """``(ref key, RangeRef)`` pairs; like iterating, possible once."""
         refs, self._refs = self._refs, None
         if refs is None:
             raise RuntimeError("PublishedRefs can be iterated only once")
         templates = self._templates
-        for value in refs.values():
+        for key, value in refs.items():
             if isinstance(value, (dict, str)):
                 continue  # metadata or inline data
             ref = _range_ref(value, templates)
-            if ref is None:
+            if ref is None or not isinstance(key, str):
                 self.skipped += 1
                 continue
             self.ranges += 1
-            yield ref
+            yield key, ref
 
 
 def parse_published_refs(data: Source, key: str = "", max_bytes: int = MAX_PUBLISHED_BYTES) -> PublishedRefs:

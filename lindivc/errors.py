@@ -240,6 +240,25 @@ class ConversionFailed(LindivcError):
         super().__init__(f"{source}: cannot convert the HDF5 file: {reason}")
 
 
+class LocalFileUnpublishable(LindivcError):
+    """A local file that pushed commits reference (docs/format.md 6.6) is missing, changed since
+    its ranges were recorded, or referenced in a way push cannot upload; nothing was published.
+    ``where`` is ``"<path> at <commit>"`` of a file that references it."""
+
+    def __init__(self, path: str, reason: str, where: str, hint: str) -> None:
+        self.path, self.reason, self.where, self.hint = path, reason, where, hint
+        super().__init__(f"local file {path} {reason} ({where} references it); nothing was pushed: {hint}")
+
+
+class InvalidPublicURL(LindivcError):
+    """A ``--public-url`` that is not an http(s) URL with a host."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        super().__init__(f"invalid public URL {url!r}: give the http(s) URL at which the zone's "
+                         "directory is served, e.g. https://cdn.example.org/zones/me/analysis/")
+
+
 class ZoneError(LindivcError):
     """A zone cannot be reached, refused an operation, or holds inconsistent data."""
 

@@ -15,9 +15,11 @@ from . import gitsync
 from .catalog import ZoneCatalog, catalog_for, zone_for
 from .errors import LindivcError, ZoneKeyMissing
 from .layout import parse_zone_url
+from .localranges import scan_commits
 from .merge import MergeOutcome, merge, merge_commits
 from .mergestate import refuse_during_merge
 from .progress import Reporter
+from .publish import learn_local_ranges
 from .remotes import add_remote, delete_tracking_ref, set_tracking_ref, tracking_refs
 from .repo import Repository
 from .zones import Zone
@@ -57,6 +59,8 @@ def fetch(repo: Repository, remote: str = "origin", *, objects: bool = False,
         res.history_bytes = gitsync.download_history(zone, repo.history.git_dir, sorted(set(heads.values())),
                                                      progress=advance)
     res.indexes, _ = cat.refresh()
+    known = [s for s in seen.values() if repo.history.has(s)]  # issue 11: ranges of files on the pusher's machine
+    learn_local_ranges(repo, cat, list(repo.history.walk(sorted(set(heads.values())), exclude=known)))
     hint = f"run `lindivc fetch {remote}` again"
     for b, sha in sorted(heads.items()):
         set_tracking_ref(repo.history, remote, b, sha, seen.get(b), hint)
@@ -86,7 +90,9 @@ def download_objects(repo: Repository, cat: ZoneCatalog, heads: list[str],
                      reporter: Reporter | None = None) -> tuple[int, int]:
     """Copy every chunk that ``heads`` reference (latest files only) into the local store;
     return (chunks, bytes) downloaded."""
-    needed = repo.history.referenced_chunks(repo.history.commit(h) for h in heads)
+    commits = [repo.history.commit(h) for h in heads]
+    needed = repo.history.referenced_chunks(commits)
+    needed |= repo.local_ranges.known_chunks(scan_commits(repo.history, commits, check=False))  # copies of local files' ranges
     todo = sorted(s for s in needed if not repo.has_object(s))
     nbytes = copy_chunks(repo, {s: cat for s in todo}, f"Downloading {len(todo)} chunks", reporter)
     return len(todo), nbytes

@@ -44,8 +44,10 @@ def import_file(repo: Repository, source: str, as_path: str | None = None, inges
             raise NoSuchFile(source)
         with open(source, "rb") as f:
             is_hdf5 = f.read(8) == HDF5_MAGIC
-        if is_hdf5:
-            rfs = convert_hdf5(os.path.abspath(source))
+        if is_hdf5:  # a ref per chunk, however many: push can then publish them (docs/format.md 6.6)
+            rfs = convert_hdf5(os.path.abspath(source), num_dataset_chunks_threshold=None)
+            if not ingest:
+                repo.local_ranges.note_import(os.path.abspath(source))
         else:
             rfs = lindijson.load(source)
             base = os.path.dirname(os.path.abspath(source))

@@ -148,6 +148,21 @@ class ZoneURL:
         return self.user is not None
 
 
+def normalize_public_url(url: str) -> str:
+    """A zone's public base URL (what published refs start with), ending in ``/``; raise
+    InvalidPublicURL unless it is an http(s) URL with a host and no query or fragment."""
+    import urllib.parse
+
+    from .errors import InvalidPublicURL
+
+    u = url.strip() if isinstance(url, str) else ""
+    p = urllib.parse.urlsplit(u)
+    if p.scheme not in ("http", "https") or not p.hostname or p.query or p.fragment or "{" in u or "}" in u \
+            or any(c.isspace() for c in u):
+        raise InvalidPublicURL(url)
+    return u if u.endswith("/") else u + "/"
+
+
 def parse_zone_url(url: str) -> ZoneURL:
     """Parse a zone URL (local path, file://, s3://bucket/prefix, http(s)://...); raise InvalidKey."""
     import os

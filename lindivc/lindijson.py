@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import orjson
 
@@ -338,6 +338,117 @@ def canonical_dumps(rfs: dict, resolve: Resolver, classify: "Classifier | None" 
         text = ",\n".join(lines)
         del lines
         return text.encode()
+
+
+# A ref line of the canonical serialization whose location is not a content ref and has no URL
+# scheme: a path on the machine that committed it (absolute, or relative to some directory).
+_LOCAL_REF_RE = re.compile(rb'": \["(?!sha1:|[A-Za-z][A-Za-z0-9+.-]*://)((?:[^"\\\n]|\\.)*)",(\d+),(\d+)\],?\n')
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_LOCAL_LINK_RE = re.compile(rb'"_EXTERNAL_ARRAY_LINK":\{[^{}\n]*?"url":"(?![A-Za-z][A-Za-z0-9+.-]*://)((?:[^"\\\n]|\\.)*)"')
+
+
+def is_local_location(url: str) -> bool:
+    """True if a ref location names a file path (not a content ref, not a URL with a scheme)."""
+    return not url.startswith(CONTENT_PREFIX) and _SCHEME_RE.match(url) is None
+
+
+def iter_local_refs(canonical: bytes, keys: bool = False) -> Iterator[tuple]:
+    """``(path, offset, size)`` of every byte-range ref to a file path in canonical bytes
+    (section 4's one ref per line; no JSON parse); with ``keys``, ``(key, path, offset, size)``."""
+    if b'": ["' not in canonical:
+        return
+    for m in _LOCAL_REF_RE.finditer(canonical):
+        raw = m.group(1)
+        path = orjson.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode()
+        if keys:
+            start = canonical.rfind(b"\n", 0, m.start()) + 1
+            yield orjson.loads(canonical[start:m.start() + 1]), path, int(m.group(2)), int(m.group(3))
+        else:
+            yield path, int(m.group(2)), int(m.group(3))
+
+
+def local_array_links(canonical: bytes) -> list[str]:
+    """The file paths that ``_EXTERNAL_ARRAY_LINK`` attributes in canonical bytes link to."""
+    if b"_EXTERNAL_ARRAY_LINK" not in canonical:
+        return []
+    return [orjson.loads(b'"' + m.group(1) + b'"') for m in _LOCAL_LINK_RE.finditer(canonical)]
+
+
+#: at most this many whole-URL templates in a published file: lindi substitutes every template
+#: into every ref it reads, fsspec formats every ref with all of them
+MAX_URL_TEMPLATES = 1000
+
+
+def use_templates(rfs: dict, bases: Iterable[str] = (), min_uses: int = 5,
+                  max_url_templates: int = MAX_URL_TEMPLATES) -> dict:
+    """``rfs`` (without templates) written with LINDI ``templates``, as a new dict (docs/format.md
+    6.7): a URL used ``min_uses`` times or more becomes ``{{uN}}`` (lindi's own rule, numbered
+    from 1 in sorted order; the ``max_url_templates`` most used); any other URL that starts with
+    one of ``bases`` becomes ``{{zN}}<rest>`` (one template per base used, numbered from 0 in
+    sorted order). lindi, fsspec (with or without jinja2) and Neurosift read the result as the
+    expanded file."""
+    refs = rfs["refs"]
+    ordered = sorted((b for b in set(bases) if b and "{" not in b and "}" not in b), key=len, reverse=True)
+    counts: dict[str, int] = {}
+    for v in refs.values():
+        if isinstance(v, list) and len(v) == 3 and isinstance(v[0], str):
+            counts[v[0]] = counts.get(v[0], 0) + 1
+    for u in [u for u in counts if u.startswith(CONTENT_PREFIX) or "{" in u or "}" in u]:
+        del counts[u]  # content refs are not locations; a brace would break fsspec's simple templates
+    frequent = sorted((u for u, n in counts.items() if n >= min_uses), key=lambda u: (-counts[u], u))
+    whole = sorted(frequent[:max_url_templates])
+    names = {u: f"u{i}" for i, u in enumerate(whole, 1)}
+    base_of: dict[str, str] = {}
+    for url in counts:
+        if url in names:
+            continue
+        for b in ordered:
+            if url.startswith(b) and len(url) > len(b):
+                base_of[url] = b
+                break
+    used_bases = sorted(set(base_of.values()))
+    base_names = {b: f"z{i}" for i, b in enumerate(used_bases)}
+    new_url: dict[str, str] = {u: "{{" + names[u] + "}}" for u in whole}
+    for u, b in base_of.items():
+        new_url[u] = "{{" + base_names[b] + "}}" + u[len(b):]
+    out_refs: dict = {}
+    with no_gc():
+        for k, v in refs.items():
+            if type(v) is list and len(v) == 3:
+                t = new_url.get(v[0])
+                if t is not None:
+                    v = [t, v[1], v[2]]
+            out_refs[k] = v
+    out = {key: val for key, val in rfs.items() if key not in ("refs", "templates")}
+    templates = {**{n: b for b, n in base_names.items()}, **{n: u for u, n in names.items()}}
+    if templates:
+        out["templates"] = templates
+    out["refs"] = out_refs
+    return out
+
+
+def reuse_templates(rfs: dict, templates: dict[str, str]) -> dict:
+    """``rfs`` (without templates) written with the given ``templates`` again, as a new dict: a
+    ref URL that starts with a template's value (the longest that fits) becomes ``{{name}}<rest>``.
+    What a rewrite of a published file uses to keep its templates."""
+    ordered = sorted(((v, k) for k, v in templates.items() if v and "{" not in v and "}" not in v),
+                     key=lambda t: len(t[0]), reverse=True)
+    memo: dict[str, str] = {}
+    out_refs: dict = {}
+    with no_gc():
+        for k, v in rfs["refs"].items():
+            if type(v) is list and len(v) == 3 and type(v[0]) is str and not v[0].startswith(CONTENT_PREFIX):
+                t = memo.get(v[0])
+                if t is None:
+                    t = memo[v[0]] = next(("{{" + n + "}}" + v[0][len(b):] for b, n in ordered if v[0].startswith(b)),
+                                          v[0])
+                v = [t, v[1], v[2]]
+            out_refs[k] = v
+    out = {key: val for key, val in rfs.items() if key not in ("refs", "templates")}
+    if templates:
+        out["templates"] = dict(templates)
+    out["refs"] = out_refs
+    return out
 
 
 def content_shas(canonical: bytes) -> set[str]:

@@ -14,6 +14,7 @@ from .errors import InvalidLindiFile, ObjectMissing
 from .objects import ObjectStore
 
 if TYPE_CHECKING:
+    from .localranges import LocalRange, LocalRanges
     from .packs import PackSet
 
 
@@ -22,8 +23,9 @@ class Locations:
     ``packs()``) and what it knows of zones (``catalogs()``, lindivc.catalog)."""
 
     def __init__(self, objects: ObjectStore, idx_dir: str, packs: Callable[[], PackSet],
-                 catalogs: Callable[[], list]) -> None:
+                 catalogs: Callable[[], list], local_ranges: LocalRanges | None = None) -> None:
         self.objects = objects
+        self.local_ranges = local_ranges
         self.idx_dir = idx_dir
         self.packs = packs
         self.catalogs = catalogs
@@ -36,8 +38,17 @@ class Locations:
             sha = self._path_sha[path] = self.objects.sha1_from_path(path)
         return sha
 
-    def resolve(self, url: str, offset: int, size: int) -> lindijson.ContentRef | None:
-        """The content ref for a materialized location, if lindivc manages it."""
+    def resolve(self, url: str, offset: int, size: int) -> lindijson.ContentRef | LocalRange | None:
+        """The content ref for a materialized location, if lindivc manages it; for a copy of a
+        range of a local file that is not on this machine (docs/format.md 6.6), that range."""
+        cr = self._resolve(url, offset, size)
+        if cr is not None and self.local_ranges is not None:
+            lr = self.local_ranges.origin(cr)
+            if lr is not None:
+                return lr
+        return cr
+
+    def _resolve(self, url: str, offset: int, size: int) -> lindijson.ContentRef | None:
         sha = self._object_at(url) if url.startswith("/") else None
         if sha is not None:
             return self._unpack(sha, offset, size, url)
@@ -53,7 +64,9 @@ class Locations:
         if url.startswith("/"):
             sha = self._object_at(url)
             if sha is not None:
-                return lindijson.RESOLVE if self._is_pack(sha) else sha
+                if self._is_pack(sha) or (self.local_ranges is not None and self.local_ranges.is_origin(sha)):
+                    return lindijson.RESOLVE
+                return sha
         for cat in self.catalogs():
             prefixes = getattr(cat, "prefixes", None)  # a catalog resolves only URLs under these
             if prefixes is None or any(url.startswith(p) for p in prefixes):

@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import gitsync
-from . import lindijson
+from . import publish as published
 from .catalog import Placement, ZoneCatalog, catalog_for, update_info, update_info_idx
 from .documents import BorrowedChunk, BorrowRecord, ByteRange, borrow_pin
 from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError
 from .fetch import copy_chunks, zone_default_branch
-from .layout import (JOURNAL_FORMAT, borrow_key, file_key, index_key, journal_key, object_key, pin_key,
-                     version_key)
-from .lindijson import ContentRef
+from .layout import JOURNAL_FORMAT, borrow_key, index_key, journal_key, object_key, pin_key
+from .localranges import scan_commits
 from .packs import PackIndex
 from .packstream import PackSource, PackWriter, Progress, Segment, plan_packs
 from .progress import Reporter
@@ -74,6 +73,10 @@ class PushResult:
     files_published: list[str] = field(default_factory=list)
     dry_run: bool = False
     urls: dict[str, str] = field(default_factory=dict)  # path -> public URL of f/<path>
+    versions: dict[str, str] = field(default_factory=dict)  # path -> public URL of v/<new>/<path>
+    public_base: str = ""  # the zone's public base URL (or directory path) published refs start with
+    local_chunks: int = 0  # of chunks_uploaded: byte ranges of local files (docs/format.md 6.6)
+    local_bytes: int = 0
 
 
 @dataclass
@@ -127,12 +130,21 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
         if early is not None:
             _drop_journal(zone, early[0])
         if not dry_run:
-            res.urls = _finish_publication(repo, cat, zone, branch, local)
+            res.urls = _finish_publication(repo, remote, cat, zone, branch, local)
         _set_tracking_ref(repo, remote, branch, local, tracking)
+        if not dry_run and published.base_moved(repo, remote, cat):  # 7 again, at the new public URL
+            cat.refresh()
+            default = (cat.meta.get("default_branch") or zone_default_branch(zone) or branch) == branch
+            pub = published.publish_files(repo, remote, cat, zone, local, [repo.history.commit(local)], local,
+                                          default_branch=default)
+            res.urls, res.versions, res.files_published, res.public_base = pub.urls, pub.versions, pub.files, pub.base
         return res
     have = [remote_sha] if remote_sha is not None and repo.history.has(remote_sha) else []
     commits = list(repo.history.walk([local], exclude=have))
     needed = repo.history.referenced_chunks(commits)
+    # issue 11: byte ranges of local files become chunks (hashed once; LocalFileUnpublishable before anything is written)
+    local_chunks = repo.local_ranges.hash_referenced(scan_commits(repo.history, commits))
+    needed |= set(local_chunks)
     res.commits, res.objects_referenced = len(commits), len(needed)
 
     jid = None
@@ -142,6 +154,8 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
             _drop_journal(zone, early[0])
     missing = _find_missing(repo, cat, zone, needed, borrow)  # 3
     res.chunks_borrowed = len(missing.borrow)
+    res.local_chunks = sum(1 for s in missing.upload if s in repo.local_ranges)  # read from local files
+    res.local_bytes = sum(local_chunks[s] for s in missing.upload if s in repo.local_ranges)
     if dry_run:
         res.chunks_uploaded = len(missing.upload)
         res.chunk_bytes = sum(missing.sizes.values())
@@ -160,10 +174,12 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
         res.packs_uploaded = _upload_packs(repo, cat, zone, missing.upload, missing.sizes, rep)  # 5
         res.history_bytes = history.result()
     res.chunks_uploaded, res.chunk_bytes = len(missing.upload), sum(missing.sizes.values())
-    res.files_published = _publish_versions(repo, cat, zone, local)  # 7 (v/)
-    _mark_publication(cat, branch, local, have[0] if have else None)
+    previous = have[0] if have else None
+    pub = _publish_versions(repo, remote, cat, zone, local, commits, previous)  # 7 (v/)
+    res.versions, res.files_published, res.public_base = pub.versions, pub.files, pub.base
+    _mark_publication(cat, branch, local, previous)
     after = _swap_branch_ref(repo, cat, zone, remote, branch, local, remote_sha, etag, tracking, jid)  # 8
-    res.urls = _finish_publication(repo, cat, zone, branch, local, also=after)  # 7 (f/), after 8
+    res.urls = _finish_publication(repo, remote, cat, zone, branch, local, also=after)  # 7 (f/), after 8
     return res
 
 
@@ -228,7 +244,10 @@ def _sibling_placements(repo: Repository, zone: Zone, wanted: set[str]) -> dict[
 
 
 def _local_size(repo: Repository, sha: str) -> int:
-    """The size of a chunk to upload: from the local store, a local pack, or any known zone."""
+    """The size of a chunk to upload: from the local store, a local pack, a local file's range,
+    or any known zone."""
+    if sha in repo.local_ranges:  # issue 11
+        return repo.local_ranges.segment(sha).size
     if sha in repo.objects:
         return repo.objects.size(sha)
     loc = repo.packs.locate(sha)
@@ -280,7 +299,7 @@ def _record_borrows(cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]
 def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[str], sizes: dict[str, int],
                   rep: Reporter) -> int:
     """Returns the number of objects (packs and lone chunks) sent."""
-    absent = [s for s in upload if not repo.has_object(s)]
+    absent = [s for s in upload if not repo.has_object(s) and s not in repo.local_ranges]
     if absent:  # e.g. --no-borrow of a cloned file: copy the data
         _download_from_catalogs(repo, absent, rep)
     groups = plan_packs(sizes, repo.config.pack_size)
@@ -332,6 +351,9 @@ def _pack_source(repo: Repository, group: list[str], sizes: dict[str, int]) -> P
         return None
     segs = []
     for sha in group:
+        if sha in repo.local_ranges:  # issue 11: a range of a local file
+            segs.append(repo.local_ranges.segment(sha))
+            continue
         if sha in repo.objects:
             segs.append(Segment(sha, repo.objects.path(sha), 0, sizes[sha]))
             continue
@@ -368,6 +390,13 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
         sha = group[0]
         if sha in repo.objects:
             zone.put_file(object_key(sha), repo.objects.path(sha), progress=advance)
+        elif sha in repo.local_ranges:  # issue 11: a range of a local file, copied out first (bounded memory)
+            with repo.local_ranges.open(sha) as f:
+                repo.objects.put_stream(iter(lambda: f.read(1 << 20), b""), expected=sha)
+            try:
+                zone.put_file(object_key(sha), repo.objects.path(sha), progress=advance)
+            finally:
+                repo.objects.delete(sha)
         else:
             zone.put(object_key(sha), repo.read_object(sha))
             advance(sizes[sha])
@@ -378,7 +407,10 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
     w = PackWriter(repo.objects)
     try:
         for sha in group:
-            if sha in repo.objects:
+            if sha in repo.local_ranges:  # issue 11
+                with repo.local_ranges.open(sha) as f:
+                    w.add(sha, f)
+            elif sha in repo.objects:
                 with repo.objects.open(sha) as f:
                     w.add(sha, f)
             else:
@@ -412,24 +444,18 @@ def _upload_history(repo: Repository, cat: ZoneCatalog, zone: Zone, local: str, 
     return sent
 
 
-# 7. Put the rendered files: `v/<commit>/<path>` for the pushed head; after step 8, when the
-#    branch is the zone's default branch (`git/HEAD`, set by the first push), `f/<path>`, and
-#    `f/` files of paths deleted since the previous head are removed. A local mark written before
-#    step 8 lets a rerun finish the `f/` files after a crash between them.
-def _render(repo: Repository, cat: ZoneCatalog, blob: str, path: str) -> bytes:
-    return lindijson.dumps(lindijson.render(lindijson.parse(repo.history.read_blob(blob), path), _zone_locator(cat)))
-
-
-def _publish_versions(repo: Repository, cat: ZoneCatalog, zone: Zone, local: str) -> list[str]:
-    """Put v/<local>/<path> of every file (and info/idx meanwhile); return the paths."""
-    files = repo.history.commit_files(local)
-    with ThreadPoolExecutor(min(UPLOAD_THREADS, len(files) + 1)) as ex:
-        futs = [ex.submit(update_info_idx, cat)]  # includes packs of an interrupted earlier push
-        futs += [ex.submit(lambda p, b: zone.put(version_key(local, p), _render(repo, cat, b, p)), path, blob)
-                 for path, blob in sorted(files.items())]
-        for f in futs:
-            f.result()
-    return sorted(files)
+# 7. Put the published files (section 6.7): `v/<commit>/<path>` for every pushed commit (the
+#    commits of step 2; for a branch new to the zone, less those a remote-tracking ref of the
+#    remote already reaches, which an earlier push published; the head always); after step 8,
+#    when the branch is the zone's default branch (`git/HEAD`, set by the first push),
+#    `f/<path>`, and `f/` files of paths deleted since the previous head are removed. A local
+#    mark written before step 8 lets a rerun finish the `f/` files after a crash between them.
+def _publish_versions(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, local: str, commits: list,
+                      previous: str | None) -> published.Published:
+    """Put v/ of the pushed commits (and info/idx meanwhile, which includes packs of an
+    interrupted earlier push)."""
+    return published.publish_files(repo, remote, cat, zone, local, commits, previous, default_branch=False,
+                                   also=[lambda: update_info_idx(cat)])
 
 
 def _mark_publication(cat: ZoneCatalog, branch: str, local: str, previous: str | None = None) -> None:
@@ -437,41 +463,25 @@ def _mark_publication(cat: ZoneCatalog, branch: str, local: str, previous: str |
     cat._save_meta()
 
 
-def _finish_publication(repo: Repository, cat: ZoneCatalog, zone: Zone, branch: str, local: str,
-                        previous: str | None = None, also: list[Callable[[], object]] = ()) -> dict[str, str]:
+def _finish_publication(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, branch: str, local: str,
+                        also: list[Callable[[], object]] = ()) -> dict[str, str]:
     """Put f/<path> for the default branch (when a publication of ``local`` is pending) and run
     ``also`` alongside; return path -> public URL of f/<path>."""
     pending = cat.meta.get("publish_pending", {}).get(branch)
-    jobs = list(also)
     urls: dict[str, str] = {}
-    if pending is not None and pending[0] == local:
-        previous = previous or pending[1]
-        default_branch = cat.meta.get("default_branch") or zone_default_branch(zone) or branch
-        if default_branch == branch:
-            files = repo.history.commit_files(local)
-            old_files = repo.history.commit_files(previous) if previous else {}
-            jobs += [lambda p=path, b=blob: zone.put(file_key(p), _render(repo, cat, b, p))
-                     for path, blob in sorted(files.items())]
-            jobs += [lambda p=path: zone.delete(file_key(p)) for path in set(old_files) - set(files)]
-            urls = {path: zone.public_url(file_key(path)) for path in sorted(files)}
-    if jobs:
-        with ThreadPoolExecutor(min(UPLOAD_THREADS, len(jobs))) as ex:
-            for f in [ex.submit(j) for j in jobs]:
+    default_branch = cat.meta.get("default_branch") or zone_default_branch(zone) or branch
+    if pending is not None and pending[0] == local and default_branch == branch:
+        pub = published.publish_files(repo, remote, cat, zone, local, [], pending[1], default_branch=True,
+                                      versions=False, also=also)
+        urls = pub.urls
+    elif also:
+        with ThreadPoolExecutor(len(also)) as ex:
+            for f in [ex.submit(j) for j in also]:
                 f.result()
     if pending is not None:
         del cat.meta["publish_pending"][branch]
         cat._save_meta()
     return urls
-
-
-def _zone_locator(cat: ZoneCatalog) -> Callable[[ContentRef], list]:
-    def locate(cr: ContentRef) -> list:
-        r = cat.locate(cr)
-        if r is None:
-            raise ObjectMissing(cr.sha1, cat.url)
-        return r
-
-    return locate
 
 
 # 8. Compare-and-swap `git/refs/heads/<branch>` from the etag read in step 1 (`if-none-match: *`

@@ -15,12 +15,27 @@ from .errors import RefConflict
 from .history import History
 
 
-def add_remote(repo, name: str, url: str) -> str:
-    """Add remote ``name`` for the zone at ``url``; return the URL as stored (normalized).
-    LindivcError for an invalid or existing name, InvalidKey for an invalid URL."""
-    repo.config.add_remote(name, url)
+def add_remote(repo, name: str, url: str, public_url: str | None = None) -> str:
+    """Add remote ``name`` for the zone at ``url`` (published refs start with ``public_url``
+    when given: docs/format.md 6.2); return the URL as stored (normalized). LindivcError for an
+    invalid or existing name, InvalidKey for an invalid URL, InvalidPublicURL."""
+    repo.config.add_remote(name, url, public_url)
     repo._catalogs = None  # the next catalogs() includes the new remote
     return repo.config.remote_url(name)
+
+
+def set_remote_url(repo, name: str, url: str | None = None, public_url: str | None = None,
+                   clear_public_url: bool = False) -> tuple[str, str | None]:
+    """Change the zone URL of remote ``name`` and/or its public base URL (``clear_public_url``:
+    back to the zone's default); return (URL, public URL) as stored. A new zone URL drops what
+    was known of the old zone (its catalog; the next fetch or push rebuilds it). LindivcError
+    for an unknown remote, InvalidKey, InvalidPublicURL."""
+    old = repo.config.remote_url(name)
+    repo.config.set_remote(name, url, public_url, clear_public_url)
+    if repo.config.remote_url(name) != old:
+        shutil.rmtree(catalog_dir(repo, name), ignore_errors=True)
+    repo._catalogs = None
+    return repo.config.remote_url(name), repo.config.remote_public_url(name)
 
 
 def remove_remote(repo, name: str) -> None:

@@ -18,6 +18,7 @@ from .errors import (AlreadyARepository, BranchExists, InvalidLindiFile, Lindivc
                      PathNotInRevision, PathOutsideRepository, UntrackableName)
 from .history import History
 from .index import FileStatus, Index, IndexLock, Status
+from .localranges import LocalRanges
 from .layout import validate_path
 from .locations import Locations
 from .objects import ObjectStore
@@ -57,8 +58,9 @@ class Repository:
         self.history = History(os.path.join(self.lvc, "git"))
         self._packs = None
         self._catalogs: list | None = None
+        self.local_ranges = LocalRanges(os.path.join(self.lvc, "localranges"))  # docs/format.md 6.6
         self._index_lock = IndexLock(os.path.join(self.lvc, "index.lock"))
-        self.locations = Locations(self.objects, self.idx_dir, lambda: self.packs, self.catalogs)
+        self.locations = Locations(self.objects, self.idx_dir, lambda: self.packs, self.catalogs, self.local_ranges)
         self._canon_cache: dict[str, tuple[list, bytes]] = {}  # path -> (stat key, canonical bytes)
 
     # lifecycle ------------------------------------------------------------
@@ -185,7 +187,7 @@ class Repository:
         return canon
 
     def render(self, canonical: bytes, name: str = "<blob>") -> dict:
-        return lindijson.render(lindijson.parse(canonical, name), self.locate)
+        return lindijson.render(self.local_ranges.zone_copies(lindijson.parse(canonical, name)), self.locate)
 
     def write_working(self, path: str, canonical: bytes) -> None:
         lindijson.write_lindi_json(self.abspath(path), self.render(canonical, path))

@@ -3,9 +3,11 @@
 1. Make a realistic NWB recording (electrodes, a few dozen sorted units, an LFP TimeSeries).
 2. Index it as a LINDI file and serve both over HTTP on 127.0.0.1 (with Range support): this
    stands in for DANDI, the "remote location" the data lives in.
-3. Run examples/add_autocorrelograms.py on that URL, publishing to a local-directory zone.
+3. Run examples/add_autocorrelograms.py on that URL, publishing to a local-directory zone that
+   is served over HTTP too (as `lindivc serve --dir` does), so the published file has a URL.
 4. Show the history lindivc recorded (`log`, `diff`) and a garbage-collection dry run.
-5. Open the published file with plain lindi (no lindivc) and check the new column with pynwb.
+5. Open the published file by its URL with plain lindi (no lindivc) and check the new column
+   with pynwb; print its Neurosift link and how to serve the zone again to open it.
 
 Any failing step ends the demo with a non-zero exit status.
 """
@@ -119,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LINDIVC_AUTHOR", "Demo Scientist <scientist@example.org>")
 
     from lindivc.progress import human_bytes
+    from lindivc.publish import neurosift_url
     from lindivc.rangeserver import serve_directory
 
     say(f"""
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         extracellular recording with a 32-channel probe, an LFP-like TimeSeries and {N_UNITS} sorted
         units with their spike times. It stands in for a file on DANDI.""")
 
-    with serve_directory(remote_dir) as srv:
+    os.makedirs(zone_dir)
+    with serve_directory(remote_dir) as srv, serve_directory(zone_dir) as zone_srv:
         step(2, "Putting it at a remote location")
         nwb_url = f"{srv.url}/session.nwb"
         lindi_url = f"{srv.url}/session.nwb.lindi.json"
@@ -145,8 +149,14 @@ def main(argv: list[str] | None = None) -> int:
             it sits in the NWB file.""")
 
         step(3, "Running the example: load, compute, add, publish")
-        out = run([sys.executable, EXAMPLE, lindi_url, "--repo", repo_dir, "--zone", zone_dir], cwd=work,
-                  show=f"python examples/add_autocorrelograms.py {lindi_url} --repo {repo_dir} --zone {zone_dir}")
+        say(f"""
+            The zone is a directory, {zone_dir}, that a second server (what `lindivc serve --dir`
+            runs) makes readable at {zone_srv.url}; `--public-url` tells lindivc so, and the published
+            file then names its data by that URL, for a browser or another machine.""")
+        out = run([sys.executable, EXAMPLE, lindi_url, "--repo", repo_dir, "--zone", zone_dir,
+                   "--public-url", zone_srv.url], cwd=work,
+                  show=f"python examples/add_autocorrelograms.py {lindi_url} --repo {repo_dir} --zone {zone_dir} "
+                       f"--public-url {zone_srv.url}")
         published = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Published file:")), None)
         if not published:
             raise DemoFailed("the example did not print the published file")
@@ -173,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"""
             Plain lindi opened {published} and pynwb found the new column; its values equal
             autocorrelograms recomputed from the original file's spike times.""")
+        ports = zone_srv.url.rsplit(":", 1)[1], srv.url.rsplit(":", 1)[1]
 
     elapsed = time.monotonic() - t0
     zone_bytes = sum(os.path.getsize(os.path.join(d, n)) for d, _, ns in os.walk(zone_dir) for n in ns)
@@ -182,9 +193,13 @@ def main(argv: list[str] | None = None) -> int:
         ({pairs} spike pairs in all), added them to the Units table with pynwb as a {n_units} x
         {n_bins} column, recorded that as a new version with a message naming the source, and
         published it to a zone. The zone holds {human_bytes(zone_bytes)}: the published LINDI file
-        (with the new column inside it), a permanent copy of this version, and the history; the {human_bytes(os.path.getsize(nwb_path))} of original data
+        (with the new column inside it), a permanent copy of each version, and the history; the {human_bytes(os.path.getsize(nwb_path))} of original data
         stayed where it was and is read from there on demand.""")
     print(f"\nRepository: {repo_dir}\nZone:       {zone_dir}\nPublished:  {published}")
+    print(f"Neurosift:  {neurosift_url(published)}")
+    print(f"            (the demo's servers have stopped; to open it, serve the zone and the recording again:\n"
+          f"             `lindivc serve --dir {zone_dir} --port {ports[0]}` and\n"
+          f"             `lindivc serve --dir {remote_dir} --port {ports[1]}`)")
     print("demo: OK")
     return 0
 

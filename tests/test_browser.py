@@ -104,3 +104,31 @@ def test_browser_reads_a_published_file_and_a_chunk_from_serve_dir(tmp_path, pag
     assert got["origin"] == origin != srv.url
     assert got["status"] == 206 and got["contentRange"].startswith("bytes 100-3099/")
     assert base64.b64decode(got["b64"]) == chunk
+
+
+def test_browser_reads_a_pushed_file_with_templates_from_serve_dir(tmp_path, page_origin):
+    """What `lindivc push` publishes (templates under the zone's public URL, chunks that were byte
+    ranges of a local NWB file) is what a page reads: the file, then one chunk by Range."""
+    from lindivc import lindijson
+    from lindivc.importer import import_file
+    from lindivc.push import push
+    from lindivc.repo import Repository
+    from lindivc.testdata import make_nwb
+
+    page, origin = page_origin
+    nwb = make_nwb(str(tmp_path / "session.nwb"), n_units=4, duration=20, n_channels=4, lfp_seconds=2)
+    r = Repository.init(str(tmp_path / "repo"))
+    rel = import_file(r, nwb)
+    r.commit("import")
+    key, path, off, size = next(lindijson.iter_local_refs(r.read_at("HEAD", rel), keys=True))
+    with open(path, "rb") as fh:
+        fh.seek(off)
+        expected = fh.read(size)
+    (tmp_path / "zone").mkdir()
+    with serve_directory(str(tmp_path / "zone")) as srv:
+        r.config.add_remote("origin", str(tmp_path / "zone"), public_url=srv.url)
+        url = push(r).urls[rel]
+        got = page.evaluate(READ_IN_PAGE, [url, key])
+        assert "error" not in got, got
+    assert got["status"] == 206 and base64.b64decode(got["b64"]) == expected
+    assert got["origin"] == origin != srv.url

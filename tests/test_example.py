@@ -56,12 +56,14 @@ def test_example_publishes_autocorrelograms_that_pynwb_reads_by_url(remote, tmp_
 
     base, nwb_path = remote
     source = f"{base}/session.nwb.lindi.json"
-    p = run_example(source, "--repo", "repo", "--zone", "zone", "--path", "rec/session.nwb.lindi.json",
-                    cwd=str(tmp_path))
+    (tmp_path / "zone").mkdir()
+    zone_srv = serve_directory(str(tmp_path / "zone"))  # the zone over HTTP: its files open by URL
+    p = run_example(source, "--repo", "repo", "--zone", "zone", "--public-url", zone_srv.url,
+                    "--path", "rec/session.nwb.lindi.json", cwd=str(tmp_path))
     assert p.returncode == 0, p.stderr + p.stdout
-    published = str(tmp_path / "zone" / "f" / "rec" / "session.nwb.lindi.json")
+    published = f"{zone_srv.url}/f/rec/session.nwb.lindi.json"
     assert f"Published file: {published}" in p.stdout
-    assert f"https://neurosift.app/?p=/nwb&url={published}&st=lindi" in p.stdout
+    assert f"Neurosift:      https://neurosift.app/nwb?url={published}" in p.stdout
 
     with h5py.File(nwb_path, "r") as h:  # the original spike times, without lindi
         flat, ends = h["units/spike_times"][:], h["units/spike_times_index"][:]
@@ -69,7 +71,7 @@ def test_example_publishes_autocorrelograms_that_pynwb_reads_by_url(remote, tmp_
     expected = np.stack([reference_autocorrelogram(t) for t in trains])
     assert expected.sum() > 0
 
-    with serve_directory(str(tmp_path / "zone")) as zone_srv:  # the zone over HTTP: open by URL
+    with zone_srv:
         f = lindi.LindiH5pyFile.from_lindi_file(f"{zone_srv.url}/f/rec/session.nwb.lindi.json")
         with NWBHDF5IO(file=f, mode="r") as io:
             nwb = io.read()
@@ -108,6 +110,8 @@ def test_example_run_again_adds_nothing_and_pushes_nothing(remote, tmp_path):
     assert again.returncode == 0, again.stderr + again.stdout
     assert "already has units/autocorrelogram" in again.stdout
     assert "the zone already has this version" in again.stdout
+    # a local zone without a public URL: no Neurosift link, but how to get one
+    assert "Neurosift:" not in again.stdout and "--public-url" in again.stdout
     with Repository.find(str(tmp_path / "r")) as repo:
         assert len(log(repo)) == 2
         assert repo.status().clean

@@ -271,21 +271,26 @@ def test_repack_rewrites_only_the_refs_into_the_old_pack(tmp_path):
     r, name, zdir, head = _repack_setup(tmp_path, 41)
     zone = open_zone(zdir)
     f_path = os.path.join(zdir, "f", name)
+    templates = json.load(open(f_path))["templates"]
     before = json.load(open(f_path))["refs"]
     plan = gc.gc_zone(zone, prune=True, grace=HOUR, cache_dir=str(tmp_path / "cache"))
     (rp,) = plan.repack
     raw = open(f_path, "rb").read()
     assert raw == lindijson.dumps(json.loads(raw))
+    assert json.loads(raw)["templates"] == templates  # kept, as published
     after = json.loads(raw)["refs"]
     assert after.keys() == before.keys()
-    moved = [k for k in before if isinstance(before[k], list) and before[k][0].endswith(rp.pack)]
+    moved = [k for k in before if isinstance(before[k], list)
+             and lindijson.apply_templates(before[k][0], templates).endswith(rp.pack)]
     assert len(moved) == len(rp.live) == 2
     for k in before:
         if k not in moved:
             assert after[k] == before[k]
             continue
         url, off, size = after[k]
-        assert url != before[k][0] and url.startswith(zdir) and size == before[k][2]
+        assert url != before[k][0] and size == before[k][2]
+        url = lindijson.apply_templates(url, templates)
+        assert url.startswith(zdir)
         with open(url, "rb") as fh:
             fh.seek(off)
             got = fh.read(size)

@@ -30,8 +30,13 @@ def child_with_files(r, files, msg="restore"):
 
 
 def refs_of(path):
+    """The refs of a published file, templates expanded."""
+    from lindivc.lindijson import expand_templates
+
     with open(path) as f:
-        return json.load(f)["refs"]
+        rfs = json.load(f)
+    expand_templates(rfs)
+    return rfs["refs"]
 
 
 def _on_first_index_delete(zone, action):

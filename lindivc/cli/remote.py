@@ -24,30 +24,60 @@ def remote(ctx: click.Context, verbose: bool) -> None:
                                     AWS_ENDPOINT_URL for MinIO, R2, ...)
       https://host/zones/USER/ZONE  a lindivc gateway (writes: `lindivc login`)
       https://host/path             a read-only HTTP zone (range requests)
+
+    Published files name the zone's chunks under its public URL: by default the
+    gateway's URL, the S3 endpoint's, or a directory's path; --public-url sets
+    another (a CDN in front of a bucket, a served directory).
     """
     if ctx.invoked_subcommand is None:  # as git: names only, or with -v each URL and its use
-        for name, url in sorted(_repo().config.remotes().items()):
-            click.echo(_remote_verbose(name, url) if verbose else name)
+        repo = _repo()
+        for name, url in sorted(repo.config.remotes().items()):
+            click.echo(_remote_verbose(name, url, repo.config.remote_public_url(name)) if verbose else name)
 
 
-def _remote_verbose(name: str, url: str) -> str:
+def _remote_verbose(name: str, url: str, public_url: str | None) -> str:
     # one URL serves both directions: a zone is read and written at the same place
-    return f"{name}\t{url} (fetch)\n{name}\t{url} (push)"
+    return f"{name}\t{url} (fetch)\n{name}\t{url} (push)" + (f"\n{name}\t{public_url} (public)" if public_url else "")
+
+
+_PUBLIC_URL_HELP = ("The http(s) URL at which the zone's directory is readable (a CDN in front of a bucket, "
+                    "an R2 public domain, `lindivc serve --dir`): published files name chunks under it.")
 
 
 @remote.command("add")
 @click.argument("name")
 @click.argument("url")
-def remote_add(name: str, url: str) -> None:
+@click.option("--public-url", metavar="URL", help=_PUBLIC_URL_HELP)
+def remote_add(name: str, url: str, public_url: str | None) -> None:
     """Add remote NAME for the zone at URL.
 
     \b
     lindivc remote add origin s3://lab-data/zones/ada/acg
     lindivc remote add shared https://gateway.example.org/zones/ada/acg
+    lindivc remote add lab /srv/zones/ada/acg --public-url https://lab.example.org/zones/ada/acg/
     """
     from ..remotes import add_remote
 
-    click.echo(f"added remote {name} -> {add_remote(_repo(), name, url)}")
+    click.echo(f"added remote {name} -> {add_remote(_repo(), name, url, public_url)}"
+               + (f" (public URL {_repo().config.remote_public_url(name)})" if public_url else ""))
+
+
+@remote.command("set-url")
+@click.argument("name", shell_complete=comp.remote_names)
+@click.argument("url", required=False)
+@click.option("--public-url", metavar="URL", help=_PUBLIC_URL_HELP)
+@click.option("--no-public-url", is_flag=True, help="Publish under the zone's own URL again.")
+def remote_set_url(name: str, url: str | None, public_url: str | None, no_public_url: bool) -> None:
+    """Change the zone URL of remote NAME, or (with --public-url) the URL its published files
+    use. Files already published keep their URLs until the next push."""
+    from ..remotes import set_remote_url
+
+    if url is None and public_url is None and not no_public_url:
+        raise click.UsageError("give a new URL, --public-url URL or --no-public-url")
+    if public_url is not None and no_public_url:
+        raise click.UsageError("--public-url and --no-public-url exclude each other")
+    new_url, new_public = set_remote_url(_repo(), name, url, public_url, no_public_url)
+    click.echo(f"remote {name} -> {new_url}" + (f" (public URL {new_public})" if new_public else ""))
 
 
 @remote.command("list")
@@ -55,12 +85,15 @@ def remote_add(name: str, url: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: [{name, url}].")
 def remote_list(verbose: bool, as_json: bool) -> None:
     """List remotes and their zone URLs."""
-    remotes = sorted(_repo().config.remotes().items())
+    repo = _repo()
+    remotes = sorted(repo.config.remotes().items())
+    public = {name: repo.config.remote_public_url(name) for name, _ in remotes}
     if as_json:
-        _emit_json([{"name": name, "url": url} for name, url in remotes])
+        _emit_json([{"name": name, "url": url, **({"public_url": public[name]} if public[name] else {})}
+                    for name, url in remotes])
         return
     for name, url in remotes:
-        click.echo(_remote_verbose(name, url) if verbose else f"{name}\t{url}")
+        click.echo(_remote_verbose(name, url, public[name]) if verbose else f"{name}\t{url}")
 
 
 @remote.command("remove")
@@ -84,9 +117,12 @@ def remote_remove(name: str) -> None:
 def push(remote_name: str, branch_name: str | None, force: bool, dry_run: bool, no_borrow: bool, as_json: bool) -> None:
     """Publish BRANCH to the zone of REMOTE.
 
-    BRANCH defaults to the current branch, REMOTE to origin. Only chunks the zone does not hold are uploaded, consolidated into packs; the published
-    files appear at f/PATH (latest) and v/COMMIT/PATH (permanent) in the zone. An interrupted
-    push resumes when run again.
+    BRANCH defaults to the current branch, REMOTE to origin. Only chunks the zone does not hold
+    are uploaded, consolidated into packs, including the byte ranges of local files (an NWB file
+    imported without --ingest) that the commits reference, so that the published files are
+    readable without your disk. They appear at f/PATH (latest) and v/COMMIT/PATH (permanent, one
+    per pushed commit) in the zone; with an http(s) public URL, push prints each one's URL and
+    Neurosift link. An interrupted push resumes when run again.
     """
     from dataclasses import asdict
 
@@ -100,15 +136,31 @@ def push(remote_name: str, branch_name: str | None, force: bool, dry_run: bool, 
         return
     if res.up_to_date:
         click.echo(f"{remote_name}/{res.branch} is up to date ({res.new[:10]})")
+        _echo_published(remote_name, res)
         return
     verb = "would upload" if dry_run else "uploaded"
     click.echo(f"{res.commits} commit(s): {verb} {res.chunks_uploaded} chunk(s), {human_bytes(res.chunk_bytes)}"
                f"{f' in {res.packs_uploaded} object(s)' if not dry_run else ''}"
+               f"{f' ({human_bytes(res.local_bytes)} of them from local files)' if res.local_bytes else ''}"
                f"{f'; borrowed {res.chunks_borrowed} chunk(s) from other zones' if res.chunks_borrowed else ''}")
-    if not dry_run:
-        click.echo(f"{remote_name}/{res.branch}: {(res.old or 'new branch')[:10]} -> {res.new[:10]}")
-        for path, url in res.urls.items():
-            click.echo(f"published {path}: {url}")
+    if dry_run:
+        return
+    click.echo(f"{remote_name}/{res.branch}: {(res.old or 'new branch')[:10]} -> {res.new[:10]}")
+    _echo_published(remote_name, res)
+
+
+def _echo_published(remote_name: str, res) -> None:
+    from ..publish import is_http, neurosift_url
+
+    for path in res.files_published:
+        url = res.urls.get(path) or res.versions[path]
+        click.echo(f"published {path}: {url}")
+        if is_http(url):
+            click.echo(f"  Neurosift: {neurosift_url(url)}")
+    if res.files_published and not is_http(res.public_base):
+        click.echo(f"hint: for a URL that browsers and other machines open, serve the zone (lindivc serve --dir "
+                   f"{res.public_base.rstrip('/')}) and run: lindivc remote set-url {remote_name} --public-url "
+                   "http://HOST:PORT/")
 
 
 @cli.command()

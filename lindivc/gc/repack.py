@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..catalog import update_info
 from ..errors import ChecksumMismatch, PreconditionFailed, RefsChanged, RepackRefused
 from ..layout import index_key, object_key
-from ..lindijson import RESOLVE, ContentRef, canonicalize, dumps, parse, render
+from ..lindijson import RESOLVE, ContentRef, canonicalize, dumps, parse, render, reuse_templates
 from ..objects import ObjectStore, sha1_bytes
 from ..packs import ChunkEntry, PackIndex
 from ..packstream import PackWriter
@@ -78,7 +78,8 @@ def _rerender(zone: Zone, key: str, old: PackIndex, new: PackIndex) -> bool:
         prefix[cr] = url[: len(url) - len(old_tail)]
         return cr
 
-    canonical = canonicalize(parse(zone.get(key), key), resolve, classify)
+    doc = parse(zone.get(key), key)
+    canonical = canonicalize(doc, resolve, classify)
     if not prefix:
         return False
 
@@ -88,7 +89,8 @@ def _rerender(zone: Zone, key: str, old: PackIndex, new: PackIndex) -> bool:
         return [prefix[cr] + new_tail, new.lookup(cr.sha1)[0] + cr.offset, cr.size]
 
     try:
-        zone.put(key, dumps(render(canonical, locate)), if_match=info.etag)
+        # the file keeps its templates (docs/format.md 6.7)
+        zone.put(key, dumps(reuse_templates(render(canonical, locate), doc.get("templates") or {})), if_match=info.etag)
     except PreconditionFailed:
         raise RefsChanged(zone.url, key, f"{key} changed while GC re-rendered it; pack {old.pack[:10]} kept. "
                           "Run GC again") from None
