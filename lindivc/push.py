@@ -112,7 +112,10 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
     early = None
     if not dry_run and tracking != local:
         guess = [tracking] if tracking is not None and repo.history.has(tracking) else []
-        early_needed = repo.history.referenced_chunks(list(repo.history.walk([local], exclude=guess)))
+        early_commits = list(repo.history.walk([local], exclude=guess))
+        early_needed = repo.history.referenced_chunks(early_commits)
+        # local files' ranges are checked and hashed first: LocalFileUnpublishable leaves the zone as it was
+        early_needed |= set(repo.local_ranges.hash_referenced(scan_commits(repo.history, early_commits)))
         with ThreadPoolExecutor(2) as ex:
             journal = ex.submit(_put_journal, zone, branch, local, early_needed)
             try:

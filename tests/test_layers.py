@@ -18,11 +18,11 @@ LAYERS: list[set[str]] = [
     {"errors", "atomic", "progress", "testdata"},
     {"lindijson", "objects", "httpread", "auth", "index", "reflines", "mergestate"},
     {"layout", "packs", "documents", "history"},
-    {"packstream", "config", "lindi_io", "locations", "gitsync", "zones"},
+    {"packstream", "config", "lindi_io", "locations", "localranges", "gitsync", "zones"},
     {"catalog", "server", "rangeserver"},
     {"repo", "remotes"},
-    {"diff", "log", "importer", "consolidate", "filemerge", "merge", "fetch", "fsck", "gc", "completion"},
-    {"push", "pinning", "publish", "localranges"},
+    {"diff", "log", "importer", "consolidate", "filemerge", "merge", "publish", "fetch", "fsck", "gc", "completion"},
+    {"push", "pinning"},
     {"cli"},
 ]
 
