@@ -21,6 +21,8 @@ from .index import FileStatus, Index, IndexLock, Status
 from .layout import validate_path
 from .locations import Locations
 from .objects import ObjectStore
+from .worktree import NAME_RULE as NAME_RULE  # cli names it repo.NAME_RULE
+from .worktree import is_trackable, lindi_files
 
 LVC_DIR = ".lindivc"
 
@@ -35,10 +37,6 @@ def _index_locked(method):
             return method(self, *args, **kwargs)
 
     return wrapper
-
-
-# what layout.validate_path accepts (zone keys use the same alphabet: it is not widened)
-NAME_RULE = UntrackableName.RULE
 
 
 class Repository:
@@ -240,13 +238,7 @@ class Repository:
     def lindi_files(self) -> list[str]:
         """Every LINDI file in the working tree (hidden directories skipped), including files
         whose names lindivc cannot track (see :meth:`untrackable`)."""
-        out = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = [d for d in dirnames if d != LVC_DIR and not d.startswith(".")]
-            for n in filenames:
-                if lindijson.is_lindi_name(n):
-                    out.append(os.path.relpath(os.path.join(dirpath, n), self.root).replace(os.sep, "/"))
-        return sorted(out)
+        return lindi_files(self.root)
 
     def untracked(self, index: Index) -> list[str]:
         """Untracked LINDI files, including those whose names lindivc cannot track (gc keeps
@@ -491,11 +483,3 @@ class Repository:
             for lk in held:
                 lk.release()
 
-
-def is_trackable(rel: str) -> bool:
-    """True if lindivc can track a file at worktree path ``rel`` (see NAME_RULE)."""
-    try:
-        validate_path(rel)
-    except LindivcError:
-        return False
-    return True
