@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable
 
-from . import gitsync
+from . import infofiles
 from .atomic import atomic_write
 from .auth import load_token
 from .documents import BorrowRecord, parse_borrow_record
@@ -346,7 +346,7 @@ def update_info(zone: Zone, kind: str, add: Iterable[str] = (), remove: Iterable
         names = set(cur.decode().split()) if cur else set()
         return ("\n".join(sorted((names | add) - remove)) + "\n").encode()
 
-    gitsync.cas_rewrite(zone, f"info/{kind}", render)
+    infofiles.cas_rewrite(zone, f"info/{kind}", render)
 
 
 def update_info_idx(cat: ZoneCatalog) -> None:
@@ -356,7 +356,7 @@ def update_info_idx(cat: ZoneCatalog) -> None:
         names = set(cur.decode().split()) if cur else set()
         return ("\n".join(sorted(names | set(cat.packs))) + "\n").encode()
 
-    etag, content, _ = gitsync.cas_rewrite_cached(cat.zone, "info/idx", render, cat.cached("info/idx"))
+    etag, content, _ = infofiles.cas_rewrite_cached(cat.zone, "info/idx", render, cat.cached("info/idx"))
     cat.remember("info/idx", etag, content if set(content.decode().split()) == set(cat.packs) else None)
 
 

@@ -7,7 +7,8 @@ from . import lindijson
 from .errors import InvalidLindiFile, LindivcError, ObjectMissing
 from .packstream import repack_loose
 from .progress import Reporter
-from .repo import Repository, is_trackable
+from .repo import Repository
+from .worktree import is_trackable
 
 
 def pack_loose(repo: Repository, target_size: int | None = None, reporter=None) -> tuple[int, int]:

@@ -11,7 +11,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from . import gitsync
+from . import gitsync, zonerefs
 from .catalog import ZoneCatalog, catalog_for, zone_for
 from .errors import LindivcError, ZoneKeyMissing
 from .layout import parse_zone_url
@@ -52,7 +52,7 @@ def fetch(repo: Repository, remote: str = "origin", *, objects: bool = False,
     cat = catalog_for(repo, remote)
     zone = cat.zone
     seen = tracking_refs(repo.history, remote)  # what each tracking ref is expected to hold until set below
-    refs = gitsync.list_remote_refs(zone)
+    refs = zonerefs.list_remote_refs(zone)
     heads = {k[len("refs/heads/"):]: v for k, v in refs.items() if k.startswith("refs/heads/")}
     res = FetchResult(remote, heads)
     with rep.task("Downloading history", None) as advance:
@@ -80,7 +80,7 @@ def fetch(repo: Repository, remote: str = "origin", *, objects: bool = False,
 def zone_default_branch(zone: Zone) -> str | None:
     """The zone's default branch (``git/HEAD``, set by its first push), or None."""
     try:
-        head = zone.get(gitsync.HEAD_KEY).decode().strip()
+        head = zone.get(zonerefs.HEAD_KEY).decode().strip()
     except ZoneKeyMissing:
         return None
     return head[len("ref: refs/heads/"):] if head.startswith("ref: refs/heads/") else None
@@ -196,7 +196,7 @@ def clone_repository(url: str, directory: str | None = None, *, objects: bool = 
         directory = parse_zone_url(url).name or os.path.basename(url.rstrip("/")) or "clone"
     if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
         raise LindivcError(f"destination {directory} exists and is not an empty directory")
-    refs = gitsync.list_remote_refs(zone)
+    refs = zonerefs.list_remote_refs(zone)
     if not refs:
         raise LindivcError(f"{url} holds no published history (nothing was pushed there)")
     repo = Repository.init(directory)

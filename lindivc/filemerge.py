@@ -26,11 +26,11 @@ from . import lindijson, reflines
 from .diff import ARRAY_FIELDS, human_bytes, split_key
 from .errors import NoConflictAt, UnresolvedConflicts
 from .reflines import RefLines
+from .valuemerge import ABSENT, CLASH, is_str_list, merge_top, ordered_union, same_json, three_way
 
 OURS = "ours"
 THEIRS = "theirs"
 SIDES = (OURS, THEIRS)
-_M = object()  # absent (an attribute, a top-level field)
 _MARKERS = (".zgroup", ".zarray")
 
 
@@ -89,8 +89,8 @@ class _Pending:
     conflict: Conflict
     keys: tuple = ()
     attrs_key: str | None = None
-    ours_value: object = _M
-    theirs_value: object = _M
+    ours_value: object = ABSENT
+    theirs_value: object = ABSENT
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def merge_files(base: bytes | None, ours: bytes, theirs: bytes, *, name: str = "
     ct = {**dict.fromkeys(reflines.lines_by_key(tb)), **reflines.lines_by_key(tt)}
     del ob, oo, tb, tt
     top_o, top_t = o.top_level(name), t.top_level(name)
-    tops = (_merge_top(b.top_level(name), top_o, top_t), top_o, top_t)
+    tops = (merge_top(b.top_level(name), top_o, top_t), top_o, top_t)
     plan = _Merger(base_lines, co, ct).plan((o, t), tops)
     choices: tuple = (None,) * len(plan.pending)
     for path, side in resolutions:
@@ -288,7 +288,7 @@ class _Merger:
     def _data_summaries(self, zkey: str, diff: list[str]) -> tuple[str, str]:
         zo, zt = (_parsed(f(zkey)) for f in (self.ours, self.theirs))
         if isinstance(zo, dict) and isinstance(zt, dict):
-            fields = [f for f in ARRAY_FIELDS if not _same(zo.get(f, _M), zt.get(f, _M))]
+            fields = [f for f in ARRAY_FIELDS if not same_json(zo.get(f, ABSENT), zt.get(f, ABSENT))]
             if fields:
                 return tuple(", ".join(f"{f} {_short(z.get(f))}" for f in fields) for z in (zo, zt))
         chunks = [k for k in diff if k != zkey]
@@ -325,7 +325,7 @@ class _Merger:
             pre = table + "/" if table else ""
             attrs = merged(pre + ".zattrs")
             cols = attrs.get("colnames") if isinstance(attrs, dict) else None
-            if not _str_list(cols) or busy.intersection(under):
+            if not is_str_list(cols) or busy.intersection(under):
                 continue
             if len({n for n in (_rows(merged, pre, c) for c in ["id", *cols]) if n is not None}) <= 1:
                 continue
@@ -349,78 +349,20 @@ class _Merger:
         path = split_key(k)[0]
         merged: dict = {}
         for name in sorted(set(vb) | set(vo) | set(vt)):
-            x, y, z = vb.get(name, _M), vo.get(name, _M), vt.get(name, _M)
-            v = _three_way(x, y, z)
-            if v is _CLASH:
-                if name == "colnames" and all(_str_list(w) for w in (y, z)) and (x is _M or _str_list(x)):
-                    v = _ordered_union([] if x is _M else x, y, z)
+            x, y, z = vb.get(name, ABSENT), vo.get(name, ABSENT), vt.get(name, ABSENT)
+            v = three_way(x, y, z)
+            if v is CLASH:
+                if name == "colnames" and all(is_str_list(w) for w in (y, z)) and (x is ABSENT or is_str_list(x)):
+                    v = ordered_union([] if x is ABSENT else x, y, z)
                 else:
-                    c = Conflict(path, "attribute", _attr_summary(y), _attr_summary(z), attribute=name, added=x is _M)
+                    c = Conflict(path, "attribute", _attr_summary(y), _attr_summary(z), attribute=name,
+                                 added=x is ABSENT)
                     self.pending.append(_Pending(c, (), k, y, z))
                     v = y
-            if v is not _M:
+            if v is not ABSENT:
                 merged[name] = v
         self.attrs[k] = merged
         return True
-
-
-_CLASH = object()
-
-
-def _three_way(x: object, y: object, z: object) -> object:
-    """Base ``x``, ours ``y``, theirs ``z`` -> the merged value, or _CLASH."""
-    if _same(y, z):
-        return y
-    if _same(x, y):
-        return z
-    if _same(x, z):
-        return y
-    return _CLASH
-
-
-def _same(a: object, b: object) -> bool:
-    """JSON equality (1, 1.0 and true differ), with _M equal only to itself."""
-    if a is _M or b is _M:
-        return a is b
-    return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(b, option=orjson.OPT_SORT_KEYS)
-
-
-def _str_list(v: object) -> bool:
-    return isinstance(v, list) and all(isinstance(s, str) for s in v)
-
-
-def _ordered_union(base: list, ours: list, theirs: list) -> list:
-    """Base order less what either side removed, then ours' additions, then theirs'."""
-    removed = (set(base) - set(ours)) | (set(base) - set(theirs))
-    out = [c for c in base if c not in removed]
-    for c in ours + theirs:
-        if c not in base and c not in out:
-            out.append(c)
-    return out
-
-
-def _merge_top(b: dict, o: dict, t: dict) -> dict:
-    """The top-level fields (other than refs) merged; never a conflict (docs/format.md section 9)."""
-    out: dict = {}
-    for f in sorted(set(b) | set(o) | set(t)):
-        x, y, z = b.get(f, _M), o.get(f, _M), t.get(f, _M)
-        v = _three_way(x, y, z)
-        if v is _CLASH:
-            if f == "version" and all(type(w) in (int, float) for w in (y, z)):
-                v = max(y, z)
-            elif isinstance(y, dict) and isinstance(z, dict):
-                xd = x if isinstance(x, dict) else {}
-                v = {}
-                for key in sorted(set(xd) | set(y) | set(z)):
-                    w = _three_way(xd.get(key, _M), y.get(key, _M), z.get(key, _M))
-                    w = y.get(key, _M) if w is _CLASH else w
-                    if w is not _M:
-                        v[key] = w
-            else:
-                v = y
-        if v is not _M:
-            out[f] = v
-    return out
 
 
 def _choose(plan: _Plan | None, choices: tuple, path: str, side: str) -> tuple:
@@ -452,7 +394,7 @@ def _assemble(plan: _Plan, choices: tuple) -> bytes:
     for p, side in zip(plan.pending, choices):
         if p.attrs_key is not None:
             v = p.ours_value if side == OURS else p.theirs_value
-            if v is _M:
+            if v is ABSENT:
                 attrs[p.attrs_key].pop(p.conflict.attribute, None)
             else:
                 attrs[p.attrs_key][p.conflict.attribute] = v
@@ -464,7 +406,7 @@ def _assemble(plan: _Plan, choices: tuple) -> bytes:
     onto = [{k: v for k, v in final.items() if v != plan.finals[k][i]} for i in (0, 1)]
     i = 1 if len(onto[1]) < len(onto[0]) else 0
     top = plan.tops[0]
-    return reflines.splice(plan.sides[i], onto[i], None if _same(top, plan.tops[1 + i]) else top)
+    return reflines.splice(plan.sides[i], onto[i], None if same_json(top, plan.tops[1 + i]) else top)
 
 
 def _node_and_last(key: str) -> tuple[str, str]:
@@ -495,7 +437,7 @@ def _short(v: object, limit: int = 60) -> str:
 
 
 def _attr_summary(v: object) -> str:
-    return "absent" if v is _M else _short(v)
+    return "absent" if v is ABSENT else _short(v)
 
 
 def _value_summary(line: bytes | None) -> str:

@@ -229,7 +229,7 @@ def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = No
     ``reporter`` shows the objects ``read_data`` reads as a bar of bytes."""
     import tempfile
 
-    from . import gitsync
+    from . import gitsync, zonerefs
 
     rep = FsckReport(f"zone {zone.url}")
     objects: dict[str, int] = {}
@@ -285,7 +285,7 @@ def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = No
         if missing:
             rep.warn("info-incomplete", "info/idx", f"omits {len(missing)} index(es) (HTTP readers cannot see them)")
     # refs and history
-    refs = gitsync.list_remote_refs(zone)
+    refs = zonerefs.list_remote_refs(zone)
     cache = cache_dir or gc_cache_dir(zone.url)
     git_dir = os.path.join(cache, "git")
     tmp = None

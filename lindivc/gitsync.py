@@ -24,10 +24,12 @@ names a commit whose objects are not in the zone.
 dulwich does the git work: finding the objects to send (MissingObjectFinder), writing and naming
 packs and their indexes, indexing a downloaded pack from its content (``add_pack``), parsing
 loose objects (``ShaFile.from_file``). Ours are the zone's side of it: the compare-and-swap ref
-update dulwich does not have; the info files, which several writers rewrite by compare-and-swap
-from the zone's own listing (dulwich's ``update_server_info`` writes them from one local
-repository's refs and packs); and lazy, streamed downloads that fetch a pack only when one of its
-objects is needed (dulwich's ``DumbHTTPObjectStore`` holds whole packs and every object in memory).
+update dulwich does not have (:mod:`lindivc.zonerefs`); the info files, which several writers
+rewrite by compare-and-swap from the zone's own listing (:mod:`lindivc.infofiles`; dulwich's
+``update_server_info`` writes them from one local repository's refs and packs); and, here, the
+object exchange: one pack per upload, and lazy, streamed downloads that fetch a pack only when
+one of its objects is needed (dulwich's ``DumbHTTPObjectStore`` holds whole packs and every object
+in memory).
 """
 from __future__ import annotations
 
@@ -44,271 +46,26 @@ from dulwich.object_store import MissingObjectFinder
 from dulwich.pack import iter_sha1, load_pack_index, write_pack_from_container, write_pack_index
 from dulwich.repo import Repo
 
-from .errors import (ChecksumMismatch, MalformedRef, ObjectMissing, PreconditionFailed, RefConflict, ZoneError,
-                     ZoneKeyMissing)
-from .layout import git_key, validate_key
+from .errors import ChecksumMismatch, ObjectMissing, ZoneKeyMissing
+from .infofiles import INFO_PACKS as INFO_PACKS
+from .infofiles import pack_key, remote_packs, update_info_packs
+from .infofiles import update_info_packs_cached as update_info_packs_cached
+from .layout import git_key
 from .objects import COPY_BLOCK, is_sha1
+from .zonerefs import HEAD_KEY as HEAD_KEY
+from .zonerefs import INFO_REFS as INFO_REFS
+from .zonerefs import cas_remote_ref as cas_remote_ref
+from .zonerefs import list_remote_refs
+from .zonerefs import read_remote_ref as read_remote_ref
+from .zonerefs import update_info_refs_cached as update_info_refs_cached
 from .zones.base import Zone
+
+# The names re-exported above (``X as X``) are those push.py calls as ``gitsync.X``; tests
+# replace ``gitsync.cas_remote_ref`` to stop a push at its ref update.
 
 Progress = Callable[[int], None]
 
-INFO_PACKS = git_key("objects/info/packs")
-INFO_REFS = git_key("info/refs")
-HEAD_KEY = git_key("HEAD")
-PACK_PREFIX = git_key("objects/pack/")
-CAS_ATTEMPTS = 20
 GITLINK_MODE = 0o160000
-
-
-def ref_key(branch: str) -> str:
-    """The zone key of branch ``branch`` (InvalidKey for a name outside the layout)."""
-    return validate_key(git_key("refs/heads/" + branch))
-
-
-def pack_key(name: str, ext: str) -> str:
-    return f"{PACK_PREFIX}pack-{name}.{ext}"
-
-
-# -------------------------------------------------------------------------------- refs
-
-
-def _parse_ref(data: bytes, key: str) -> str:
-    sha = data.decode("ascii", "replace").strip()
-    if not is_sha1(sha):
-        raise MalformedRef(key, sha)
-    return sha
-
-
-def read_remote_ref(zone: Zone, branch: str) -> tuple[str | None, str | None]:
-    """The commit the zone's ``branch`` names and the etag to pass to :func:`cas_remote_ref`;
-    ``(None, None)`` if the branch does not exist. The etag belongs to the value returned."""
-    key = ref_key(branch)
-    if zone.atomic_get_etag:  # one GET answers value and etag together
-        try:
-            data, etag = zone.get_if_changed(key)
-        except ZoneKeyMissing:
-            return None, None
-        return _parse_ref(data, key), etag
-    for _ in range(CAS_ATTEMPTS):
-        before = zone.head(key)
-        if before is None:
-            return None, None
-        try:
-            data = zone.get(key)
-        except ZoneKeyMissing:
-            continue
-        after = zone.head(key)
-        if after is not None and after.etag == before.etag:
-            return _parse_ref(data, key), before.etag
-    raise ZoneError(f"{key} keeps changing; try again")
-
-
-def cas_remote_ref(
-    zone: Zone,
-    branch: str,
-    new_sha: str,
-    expected_etag: str | None,
-    *,
-    expected_sha: str | None = None,
-    derived: bool = True,
-) -> str:
-    """Point the zone's ``branch`` at ``new_sha`` if it is still the value read with
-    ``expected_etag`` (None: only if the branch does not exist yet); return the new etag.
-
-    Raises RefConflict (hint "fetch and merge first") if the branch changed since it was read;
-    ``expected_sha`` only makes that message name the commit the caller expected. On success,
-    also writes ``git/HEAD`` if the zone has none and rewrites ``git/info/refs``; those derived
-    files are best effort (their failures are swallowed: the ref update already happened).
-    ``derived=False`` leaves them to the caller (push updates them from what it remembers).
-    """
-    if not is_sha1(new_sha):
-        raise ValueError(f"not a commit sha1: {new_sha!r}")
-    key = ref_key(branch)
-    data = (new_sha + "\n").encode("ascii")
-    try:
-        if expected_etag is None:
-            etag = zone.put(key, data, if_none_match=True)
-        else:
-            etag = zone.put(key, data, if_match=expected_etag)
-    except PreconditionFailed:
-        try:
-            actual, _ = read_remote_ref(zone, branch)
-        except ZoneError:
-            actual = None
-        raise RefConflict("refs/heads/" + branch, expected_sha, actual,
-                          hint="fetch and merge first") from None
-    if not derived:
-        return etag
-    try:
-        if zone.head(HEAD_KEY) is None:
-            zone.put(HEAD_KEY, f"ref: refs/heads/{branch}\n".encode("ascii"), if_none_match=True)
-    except ZoneError:
-        pass
-    try:
-        update_info_refs(zone)
-    except ZoneError:
-        pass
-    return etag
-
-
-def list_remote_refs(zone: Zone) -> dict[str, str]:
-    """Every ref of the zone as full name (``refs/heads/main``) -> sha1. Read from the ref files
-    when the zone can be listed, else from the derived ``git/info/refs``. Malformed refs, and
-    refs deleted while they are read, are skipped; any other error (AccessDenied: the zone may
-    be listed but not read) is raised, never taken for "no refs"."""
-    refs: dict[str, str] = {}
-    if zone.supports_listing:
-        prefix = git_key("refs/")
-        for info in zone.list(prefix):
-            try:
-                refs[info.key[len("git/"):]] = _parse_ref(zone.get(info.key), info.key)
-            except (ZoneKeyMissing, MalformedRef):
-                continue
-        return refs
-    try:
-        text = zone.get(INFO_REFS).decode("ascii", "replace")
-    except ZoneKeyMissing:
-        return refs
-    for line in text.splitlines():
-        sha, _, name = line.partition("\t")
-        if is_sha1(sha) and name.startswith("refs/"):
-            refs[name] = sha
-    return refs
-
-
-def update_info_refs(zone: Zone) -> int:
-    """Rewrite ``git/info/refs`` from the ref files (needs listing); return the bytes written
-    (0 if it was already current). Compare-and-swap with retries, so a slower writer never
-    replaces a newer list with an older one."""
-    if not zone.supports_listing:
-        return 0
-
-    def render(_: bytes | None) -> bytes:
-        refs = list_remote_refs(zone)
-        return "".join(f"{sha}\t{name}\n" for name, sha in sorted(refs.items())).encode("ascii")
-
-    return cas_rewrite(zone, INFO_REFS, render)
-
-
-def update_info_refs_cached(zone: Zone, branch: str, sha: str,
-                            cached: tuple[str, bytes] | None) -> tuple[str | None, bytes]:
-    """:func:`update_info_refs` after ``branch`` moved to ``sha``, as one conditional PUT when
-    ``cached`` (etag, content) is still current; else from the listing. Returns (etag, content)."""
-    if not zone.supports_listing:
-        return None, b""
-    if cached is not None:
-        lines = {}
-        for line in cached[1].decode("ascii", "replace").splitlines():
-            old, _, name = line.partition("\t")
-            lines[name] = old
-        lines["refs/heads/" + branch] = sha
-        new = "".join(f"{v}\t{k}\n" for k, v in sorted(lines.items())).encode("ascii")
-        if new == cached[1]:
-            return cached
-        try:
-            return zone.put(INFO_REFS, new, if_match=cached[0]), new
-        except PreconditionFailed:
-            pass  # another writer: render from the listing
-
-    def render(_: bytes | None) -> bytes:
-        refs = list_remote_refs(zone)
-        return "".join(f"{v}\t{k}\n" for k, v in sorted(refs.items())).encode("ascii")
-
-    etag, content, _ = cas_rewrite_cached(zone, INFO_REFS, render)
-    return etag, content
-
-
-def cas_rewrite(zone: Zone, key: str, render: Callable[[bytes | None], bytes]) -> int:
-    """Replace the derived file ``key`` by ``render(current)`` with compare-and-swap, retrying when
-    another writer got there first. Returns bytes written (0 if unchanged)."""
-    return cas_rewrite_cached(zone, key, render)[2]
-
-
-def cas_rewrite_cached(zone: Zone, key: str, render: Callable[[bytes | None], bytes],
-                       cached: tuple[str, bytes] | None = None) -> tuple[str | None, bytes, int]:
-    """:func:`cas_rewrite`, first trying ``cached`` = (etag, content) the caller remembers, so
-    that the usual update is one conditional PUT (a stale cache costs a failed PUT, then the
-    read-render-write loop). Returns (etag, content now, bytes written)."""
-    if cached is not None:
-        etag, current = cached
-        new = render(current)
-        if new == current:
-            return etag, current, 0
-        try:
-            return zone.put(key, new, if_match=etag), new, len(new)
-        except PreconditionFailed:
-            pass
-    for _ in range(CAS_ATTEMPTS):
-        info = zone.head(key)
-        current: bytes | None = None
-        if info is not None:
-            try:
-                current = zone.get(key)
-            except ZoneKeyMissing:
-                continue
-        new = render(current)
-        if new == current:
-            return (info.etag if info else None), new, 0
-        try:
-            if info is None:
-                etag = zone.put(key, new, if_none_match=True)
-            else:
-                etag = zone.put(key, new, if_match=info.etag)
-            return etag, new, len(new)
-        except PreconditionFailed:
-            continue
-    raise ZoneError(f"{key}: too many concurrent updates; try again")
-
-
-# -------------------------------------------------------------------------------- info/packs
-
-
-def _parse_info_packs(data: bytes | None) -> set[str]:
-    names = set()
-    for line in (data or b"").decode("ascii", "replace").splitlines():
-        if line.startswith("P pack-") and line.endswith(".pack"):
-            name = line[len("P pack-"):-len(".pack")]
-            if is_sha1(name):
-                names.add(name)
-    return names
-
-
-def _render_info_packs(names: Iterable[str]) -> bytes:
-    return ("".join(f"P pack-{n}.pack\n" for n in sorted(set(names))) + "\n").encode("ascii")
-
-
-def _listed_packs(zone: Zone) -> set[str]:
-    """Packs whose .pack and .idx are both in the zone."""
-    packs, idxs = set(), set()
-    for info in zone.list(PACK_PREFIX):
-        base = info.key[len(PACK_PREFIX):]
-        for ext, into in ((".pack", packs), (".idx", idxs)):
-            if base.startswith("pack-") and base.endswith(ext) and is_sha1(base[5:-len(ext)]):
-                into.add(base[5:-len(ext)])
-    return packs & idxs
-
-
-def remote_packs(zone: Zone) -> list[str]:
-    """Names of the git packs the zone advertises in ``git/objects/info/packs``."""
-    try:
-        return sorted(_parse_info_packs(zone.get(INFO_PACKS)))
-    except ZoneKeyMissing:
-        return []
-
-
-def update_info_packs(zone: Zone, add: Iterable[str] = ()) -> int:
-    """Rewrite ``git/objects/info/packs`` (compare-and-swap, retried) so it lists ``add`` and, when
-    the zone can be listed, exactly the packs present; return bytes written."""
-    add = set(add)
-
-    def render(current: bytes | None) -> bytes:
-        if zone.supports_listing:
-            names = _listed_packs(zone) | add
-        else:
-            names = _parse_info_packs(current) | add
-        return _render_info_packs(names)
-
-    return cas_rewrite(zone, INFO_PACKS, render)
 
 
 # -------------------------------------------------------------------------------- upload
@@ -401,30 +158,6 @@ def upload_history_pack(git_dir: str, zone: Zone, new_heads: list[str], have: It
             return None, 0
         name = iter_sha1(sorted(bytes.fromhex(oid.decode("ascii")) for oid, _ in ids)).decode("ascii")
         return name, _send_pack(store, ids, zone, name, progress, parallel=True)
-
-
-def update_info_packs_cached(zone: Zone, add: Iterable[str],
-                             cached: tuple[str, bytes] | None) -> tuple[str | None, bytes]:
-    """:func:`update_info_packs` as one conditional PUT when ``cached`` (etag, content) is
-    current (the list then gains ``add``); else as :func:`update_info_packs`. Returns (etag, content)."""
-    add = set(add)
-    if cached is not None:
-        new = _render_info_packs(_parse_info_packs(cached[1]) | add)
-        if new == cached[1]:
-            return cached
-        try:
-            return zone.put(INFO_PACKS, new, if_match=cached[0]), new
-        except PreconditionFailed:
-            pass
-
-    def render(current: bytes | None) -> bytes:
-        if zone.supports_listing:
-            return _render_info_packs(_listed_packs(zone) | add)
-        return _render_info_packs(_parse_info_packs(current) | add)
-
-    etag, content, _ = cas_rewrite_cached(zone, INFO_PACKS, render)
-    return etag, content
-
 
 # -------------------------------------------------------------------------------- download
 

@@ -22,6 +22,8 @@ from .localranges import LocalRanges
 from .layout import validate_path
 from .locations import Locations
 from .objects import ObjectStore
+from .worktree import NAME_RULE as NAME_RULE  # cli names it repo.NAME_RULE
+from .worktree import is_trackable, lindi_files
 
 LVC_DIR = ".lindivc"
 
@@ -36,10 +38,6 @@ def _index_locked(method):
             return method(self, *args, **kwargs)
 
     return wrapper
-
-
-# what layout.validate_path accepts (zone keys use the same alphabet: it is not widened)
-NAME_RULE = UntrackableName.RULE
 
 
 class Repository:
@@ -242,13 +240,7 @@ class Repository:
     def lindi_files(self) -> list[str]:
         """Every LINDI file in the working tree (hidden directories skipped), including files
         whose names lindivc cannot track (see :meth:`untrackable`)."""
-        out = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = [d for d in dirnames if d != LVC_DIR and not d.startswith(".")]
-            for n in filenames:
-                if lindijson.is_lindi_name(n):
-                    out.append(os.path.relpath(os.path.join(dirpath, n), self.root).replace(os.sep, "/"))
-        return sorted(out)
+        return lindi_files(self.root)
 
     def untracked(self, index: Index) -> list[str]:
         """Untracked LINDI files, including those whose names lindivc cannot track (gc keeps
@@ -493,11 +485,3 @@ class Repository:
             for lk in held:
                 lk.release()
 
-
-def is_trackable(rel: str) -> bool:
-    """True if lindivc can track a file at worktree path ``rel`` (see NAME_RULE)."""
-    try:
-        validate_path(rel)
-    except LindivcError:
-        return False
-    return True

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lindivc
-from lindivc import gc, gitsync
+from lindivc import gc, zonerefs
 from lindivc import lindijson
 from lindivc.documents import parse_published_refs
 from lindivc.errors import NothingToCommit
@@ -59,7 +59,7 @@ def _check(r: Repository, zone: MemoryZone, known: set[str], tmp: str) -> None:
     cat = ZoneCatalog(os.path.join(tmp, "check-" + uuid.uuid4().hex[:8]), zone.url)
     cat._zone = zone
     cat.refresh()
-    for name, sha in gitsync.list_remote_refs(zone).items():
+    for name, sha in zonerefs.list_remote_refs(zone).items():
         for c in r.history.walk([sha]):
             for blob in r.history.tree_files(c.tree).values():
                 for chunk in lindijson.content_shas(r.history.read_blob(blob)):
@@ -114,7 +114,7 @@ def test_gc_never_loses_reachable_data(steps):
                     r.create_branch("side")
                 push(r, "origin", "side", force=True)
                 zone.delete("git/refs/heads/side")
-                gitsync.update_info_refs(zone)
+                zonerefs.update_info_refs(zone)
             elif kind == "gc":
                 _, advance, grace, prune, threshold = step
                 clock[0] += advance

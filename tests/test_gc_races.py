@@ -8,7 +8,7 @@ import numpy as np
 from click.testing import CliRunner
 
 import lindivc
-from lindivc import gc, gitsync
+from lindivc import gc, zonerefs
 from lindivc.cli import cli
 from lindivc.fsck import fsck_zone
 from lindivc.fetch import clone
@@ -243,7 +243,7 @@ def test_force_push_back_during_gc_keeps_the_permalink(tmp_path):
     except gc.RefsChanged:
         pass
     assert fired
-    assert gitsync.read_remote_ref(open_zone(zdir), "main")[0] == c1
+    assert zonerefs.read_remote_ref(open_zone(zdir), "main")[0] == c1
     read_all(os.path.join(zdir, "v", c1, name))
     read_all(os.path.join(zdir, "f", name))
 

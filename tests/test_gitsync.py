@@ -7,15 +7,9 @@ from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
 
 from lindivc.errors import ChecksumMismatch, ObjectMissing, PreconditionFailed, RefConflict
-from lindivc.gitsync import (
-    cas_remote_ref,
-    download_history,
-    list_remote_refs,
-    read_remote_ref,
-    remote_packs,
-    update_info_packs,
-    upload_history,
-)
+from lindivc.gitsync import download_history, upload_history
+from lindivc.infofiles import remote_packs, update_info_packs
+from lindivc.zonerefs import cas_remote_ref, list_remote_refs, read_remote_ref
 from lindivc.zones import open_zone
 
 

@@ -16,9 +16,10 @@ PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 # (The gc and server packages and the cli are each one layer; their modules import each other.)
 LAYERS: list[set[str]] = [
     {"errors", "atomic", "progress", "testdata"},
-    {"lindijson", "objects", "httpread", "auth", "index", "reflines", "mergestate"},
+    {"lindijson", "objects", "httpread", "auth", "index", "reflines", "mergestate", "valuemerge"},
     {"layout", "packs", "documents", "history"},
-    {"packstream", "config", "lindi_io", "locations", "localranges", "gitsync", "zones"},
+    {"packstream", "config", "lindi_io", "locations", "localranges", "worktree", "infofiles", "zonerefs", "gitsync",
+     "zones"},
     {"catalog", "server", "rangeserver"},
     {"repo", "remotes"},
     {"diff", "log", "importer", "consolidate", "filemerge", "merge", "publish", "fetch", "fsck", "gc", "completion"},

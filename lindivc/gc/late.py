@@ -11,7 +11,7 @@ is new since the last one.
 """
 from __future__ import annotations
 
-from .. import gitsync
+from .. import gitsync, zonerefs
 from ..documents import JournalEntry, Pin
 from ..errors import LindivcError, RefsChanged
 from ..history import History
@@ -76,7 +76,7 @@ class LateRoots:
             self._keep_pin(e.pin)
 
     def _refs(self) -> None:
-        refs = gitsync.list_remote_refs(self.zone)
+        refs = zonerefs.list_remote_refs(self.zone)
         if refs == self.plan.refs:
             return
         moved = {name: sha for name, sha in refs.items() if self.plan.refs.get(name) != sha}

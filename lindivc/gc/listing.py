@@ -9,7 +9,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .. import gitsync
+from .. import zonerefs
 from ..errors import ZoneError
 from ..layout import sha1_from_object_key
 from ..zones.base import ObjectInfo, Zone
@@ -38,7 +38,7 @@ def list_zone(zone: Zone) -> ZoneListing:
 
     Raises ZoneError when a zone of the cloud cannot be listed (GC cannot know what it references).
     """
-    out = ZoneListing(refs=gitsync.list_remote_refs(zone))
+    out = ZoneListing(refs=zonerefs.list_remote_refs(zone))
     parts = out.fingerprint_parts
     for info in zone.list(""):
         k = info.key

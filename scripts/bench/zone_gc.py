@@ -38,7 +38,7 @@ def build(root: str, scale: float) -> dict:
     from dulwich.objects import Blob, Commit, Tree
     from dulwich.repo import Repo
 
-    from lindivc import gitsync
+    from lindivc import gitsync, zonerefs
     from lindivc import lindijson
     from lindivc.layout import file_key, index_key, object_key, version_key
     from lindivc.packs import ChunkEntry, PackIndex
@@ -126,7 +126,7 @@ def build(root: str, scale: float) -> dict:
     head = parent.decode()
     repo.refs[b"refs/heads/main"] = parent
     gitsync.upload_history(git_dir, zone, [head])
-    gitsync.cas_remote_ref(zone, "main", head, None)
+    zonerefs.cas_remote_ref(zone, "main", head, None)
 
     def rendered(window) -> bytes:
         return lindijson.dumps({"refs": {".zgroup": {"zarr_format": 2}, **{
