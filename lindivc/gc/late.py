@@ -25,7 +25,8 @@ from .roots import read_journal
 class LateRoots:
     """The roots of ``plan``, watched while its sweep runs. ``kept``: objects of
     ``plan.doomed`` that a late root names (never to be deleted by this sweep); ``commits``:
-    commits journal entries name; ``refs_moved``: a ref moved (to one of those commits)."""
+    commits whose chunks are roots besides the planned refs' (named by journal entries, or new
+    commits of a moved ref); ``refs_moved``: a ref moved or went since the plan."""
 
     def __init__(self, zone: Zone, plan: GCPlan, git_dir: str | None = None) -> None:
         self.zone = zone
