@@ -6,7 +6,6 @@ step is one function below, whose comment quotes its step.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -17,11 +16,12 @@ from typing import Callable
 
 from . import gitsync
 from . import publish as published
-from .catalog import Placement, ZoneCatalog, catalog_for, update_info, update_info_idx
-from .documents import BorrowedChunk, BorrowRecord, ByteRange, borrow_pin
+from .borrow import record_borrows
+from .borrow import sibling_placements as _sibling_placements
+from .catalog import Placement, ZoneCatalog, catalog_for, update_info_idx
 from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError
 from .fetch import copy_chunks, zone_default_branch
-from .layout import JOURNAL_FORMAT, borrow_key, index_key, journal_key, object_key, pin_key
+from .layout import JOURNAL_FORMAT, index_key, journal_key, object_key
 from .localranges import scan_commits
 from .packs import PackIndex
 from .packstream import PackSource, PackWriter, Progress, Segment, plan_packs
@@ -226,26 +226,6 @@ def _find_missing(repo: Repository, cat: ZoneCatalog, zone: Zone, needed: set[st
     return _Missing(upload, borrowed, {s: _local_size(repo, s) for s in upload})
 
 
-def _sibling_placements(repo: Repository, zone: Zone, wanted: set[str]) -> dict[str, Placement]:
-    """Chunks of ``wanted`` that other zones of the same cloud hold (from their indexes)."""
-    found: dict[str, Placement] = {}
-    if not wanted:
-        return found
-    for sib in zone.siblings():
-        h = hashlib.sha1(sib.url.encode()).hexdigest()[:16]
-        cat = ZoneCatalog(os.path.join(repo.lvc, "cloud", h), sib.url)
-        cat._zone = sib
-        try:
-            cat.refresh()
-        except ZoneError:
-            continue
-        for sha in wanted - set(found):
-            p = cat.placements.get(sha)
-            if p is not None and sha not in cat.borrowed:
-                found[sha] = p
-    return found
-
-
 def _local_size(repo: Repository, sha: str) -> int:
     """The size of a chunk to upload: from the local store, a local pack, a local file's range,
     or any known zone."""
@@ -265,31 +245,7 @@ def _local_size(repo: Repository, sha: str) -> int:
 # 4. For borrowed chunks: put a pin in each lending zone, then check that the lender still has the
 #    index of each borrowed pack (chunks of a vanished pack are uploaded instead), then put
 #    `borrow/<id>` here, then `info/borrow`.
-def _record_borrows(cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]) -> set[str]:
-    """Returns the chunks that can no longer be borrowed (the lender's GC collected them)."""
-    by_lender: dict[str, list[tuple[str, Placement]]] = {}
-    for sha, p in borrowed.items():
-        by_lender.setdefault(p.zone_url, []).append((sha, p))
-    lost: set[str] = set()
-    for lender_url, items in by_lender.items():
-        chunks = sorted([sha, p.pack, p.offset, p.size] for sha, p in items)
-        name = hashlib.sha1(json.dumps([lender_url, chunks]).encode()).hexdigest()
-        pid, pin = borrow_pin(zone.url, name[:24], (ByteRange(p.pack, p.offset, p.size) for _, p in items),
-                              time.time())
-        lender = cat._lender(lender_url)
-        lender.put(pin_key(pid), pin.to_bytes())
-        gone = {pack for pack in {r.object for r in pin.ranges} if not lender.exists(index_key(pack))}
-        if gone:
-            lost |= {c[0] for c in chunks if c[1] in gone}
-            chunks = [c for c in chunks if c[1] not in gone]
-            if not chunks:
-                continue
-            name = hashlib.sha1(json.dumps([lender_url, chunks]).encode()).hexdigest()
-        rec = BorrowRecord(lender_url, items[0][1].prefix, tuple(BorrowedChunk(*c) for c in chunks), time.time())
-        zone.put(borrow_key(name), rec.to_bytes())
-        cat.add_borrow(name, rec)
-        update_info(zone, "borrow", [name])
-    return lost
+_record_borrows = record_borrows  # lindivc/borrow.py
 
 
 # 5. Upload the missing chunks grouped into packs (section 5), up to 16 in parallel, each pack

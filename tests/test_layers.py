@@ -22,7 +22,8 @@ LAYERS: list[set[str]] = [
      "zones"},
     {"catalog", "server", "rangeserver"},
     {"repo", "remotes"},
-    {"diff", "log", "importer", "consolidate", "filemerge", "merge", "publish", "fetch", "fsck", "gc", "completion"},
+    {"diff", "log", "importer", "consolidate", "filemerge", "merge", "publish", "borrow", "fetch", "fsck", "gc",
+     "completion"},
     {"push", "pinning"},
     {"cli"},
 ]
