@@ -68,8 +68,11 @@ def remote_add(name: str, url: str, public_url: str | None) -> None:
 @click.option("--public-url", metavar="URL", help=_PUBLIC_URL_HELP)
 @click.option("--no-public-url", is_flag=True, help="Publish under the zone's own URL again.")
 def remote_set_url(name: str, url: str | None, public_url: str | None, no_public_url: bool) -> None:
-    """Change the zone URL of remote NAME, or (with --public-url) the URL its published files
-    use. Files already published keep their URLs until the next push."""
+    """Change the URL of remote NAME, or its public URL.
+
+    With URL, the zone moves; with --public-url, published files name the zone's chunks under
+    that URL from the next push on (files already published keep their URLs until then).
+    """
     from ..remotes import set_remote_url
 
     if url is None and public_url is None and not no_public_url:
