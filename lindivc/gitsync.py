@@ -89,12 +89,7 @@ def upload_history(
     remote = list_remote_refs(zone)
     with Repo(git_dir) as repo:
         store = repo.object_store
-        haves = [h.encode("ascii") for h in set(have) | set(remote.values()) if is_sha1(h)]
-        wants = [h.encode("ascii") for h in new_heads]
-        for w in wants:
-            if w not in store:
-                raise ObjectMissing(w.decode(), f"the local history ({git_dir})")
-        ids = list(MissingObjectFinder(store, haves=haves, wants=wants))
+        ids = _missing_objects(store, git_dir, set(have) | set(remote.values()), new_heads)
         if not ids:
             return 0
         raw = sorted(bytes.fromhex(oid.decode("ascii")) for oid, _ in ids)
@@ -105,6 +100,18 @@ def upload_history(
         sent = _send_pack(store, ids, zone, name, progress)
     update_info_packs(zone, [name])
     return sent
+
+
+
+def _missing_objects(store, git_dir: str, have: Iterable[str], new_heads: list[str]) -> list:
+    """(id, path) of every object reachable from ``new_heads`` and not from ``have``;
+    ObjectMissing if a head is not in the local history."""
+    haves = [h.encode("ascii") for h in have if is_sha1(h)]
+    wants = [h.encode("ascii") for h in new_heads]
+    for w in wants:
+        if w not in store:
+            raise ObjectMissing(w.decode(), f"the local history ({git_dir})")
+    return list(MissingObjectFinder(store, haves=haves, wants=wants))
 
 
 def _send_pack(store, ids, zone: Zone, name: str, progress: Progress | None, parallel: bool = False) -> int:
@@ -148,12 +155,7 @@ def upload_history_pack(git_dir: str, zone: Zone, new_heads: list[str], have: It
     ``objects/info/packs`` to the caller."""
     with Repo(git_dir) as repo:
         store = repo.object_store
-        haves = [h.encode("ascii") for h in set(have) if is_sha1(h)]
-        wants = [h.encode("ascii") for h in new_heads]
-        for w in wants:
-            if w not in store:
-                raise ObjectMissing(w.decode(), f"the local history ({git_dir})")
-        ids = list(MissingObjectFinder(store, haves=haves, wants=wants))
+        ids = _missing_objects(store, git_dir, set(have), new_heads)
         if not ids:
             return None, 0
         name = iter_sha1(sorted(bytes.fromhex(oid.decode("ascii")) for oid, _ in ids)).decode("ascii")
