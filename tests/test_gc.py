@@ -474,6 +474,24 @@ def test_local_gc_reflog_and_packs(tmp_path):
     assert r.history.has(first)
 
 
+def test_local_gc_keeps_what_a_merge_in_progress_merges_in(tmp_path):
+    from lindivc import mergestate
+    from lindivc.consolidate import pack_loose
+
+    r, name = make_repo(tmp_path / "a", seed=17)
+    theirs = r.history.head()
+    pack_loose(r)
+    orphan(r, {}, "empty")
+    os.unlink(r.abspath(name))
+    r.remove([r.abspath(name)], keep_file=True)
+    later = time.time() + 30 * 86400  # every reflog entry and object is past the grace period
+    mergestate.save(r.lvc, mergestate.MergeState(ours=r.history.head(), theirs=theirs, base=None, branch="main",
+                                                 label=theirs[:10], message="merge"))
+    assert gc.plan_local(r, now=later).delete == []
+    mergestate.remove(r.lvc)
+    assert [d.kind for d in gc.plan_local(r, now=later).delete] == ["pack"]
+
+
 def test_evict_pushed_rerenders_working_files_to_read_from_zone(tmp_path):
     r, name = make_repo(tmp_path / "a", seed=16)
     zdir = str(tmp_path / "zone")

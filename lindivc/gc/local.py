@@ -1,6 +1,7 @@
 """GC of a repository's own object store (``.lindivc/objects``).
 
-Roots: every ref (branches, tags, remote-tracking refs), HEAD, reflog entries newer than grace,
+Roots: every ref (branches, tags, remote-tracking refs), HEAD, the commits of a merge in
+progress, reflog entries newer than grace,
 the staging index, every working LINDI file (its canonical form; a file that cannot be
 canonicalized keeps every sha1 its text mentions). Unreachable loose objects and local packs
 whose every chunk is dead are deleted when older than grace (index before pack). With
@@ -13,7 +14,7 @@ import os
 import re
 import time
 
-from .. import lindijson
+from .. import lindijson, mergestate
 from ..catalog import Placement, ZoneCatalog, zone_for
 from ..errors import InvalidLindiFile, LindivcError, RefsChanged, ZoneError
 from ..layout import object_key
@@ -102,7 +103,9 @@ def plan_local(repo, *, grace: float = DEFAULT_GRACE, evict_pushed: bool = False
     refs = history.all_refs()
     head = history.head()
     reflog = history.reflog_shas(cutoff)
-    heads = {h for h in set(refs.values()) | ({head} if head else set()) | reflog if history.has(h)}
+    merging = mergestate.load(repo.lvc)  # a merge in progress: what it merges in is a root (git's MERGE_HEAD)
+    extra = {c for c in (merging.theirs, merging.commit) if c} if merging is not None else set()
+    heads = {h for h in set(refs.values()) | ({head} if head else set()) | reflog | extra if history.has(h)}
     plan.roots.refs = len(refs)
     plan.roots.reflog = len(reflog)
     plan.refs = dict(sorted(refs.items()))
