@@ -22,61 +22,16 @@ Peak RSS of the push comes from ``/usr/bin/time``.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import ENV, GiB, MiB, Report, Workdir, fmt_bytes, lindivc_cmd, parser, run, warm_up  # noqa: E402
+from push_s3 import Moto, floor_puts, s3_client, settle  # noqa: E402  (one moto server and floor for both)
 
 CHUNK = MiB
 PIECE = 64 * MiB
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
           "AWS_EC2_METADATA_DISABLED": "true"}
-
-
-class Moto:
-    """A ``moto_server`` subprocess on a free loopback port."""
-
-    def __init__(self, workdir: str) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
-        cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "moto.server"]
-        self._log = open(os.path.join(workdir, "moto.log"), "wb")
-        self.proc = subprocess.Popen(cmd + ["-H", "127.0.0.1", "-p", str(self.port)], stdout=self._log,
-                                     stderr=subprocess.STDOUT, env={**ENV, **S3_ENV})
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                if time.time() > deadline or self.proc.poll() is not None:
-                    raise SystemExit("moto_server did not start")
-                time.sleep(0.1)
-
-    def client(self):
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client("s3", endpoint_url=self.url, config=Config(
-            max_pool_connections=32, request_checksum_calculation="when_required",
-            response_checksum_validation="when_required"), **{k.lower(): v for k, v in S3_ENV.items()
-                                                              if k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")},
-            region_name="us-east-1")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._log.close()
 
 
 def make_hdf5(path: str, size: int) -> None:
@@ -111,23 +66,6 @@ def cut_pieces(path: str, out_dir: str) -> list[str]:
     return out
 
 
-def floor_puts(s3, bucket: str, files: list[str]) -> float:
-    def one(p: str) -> None:
-        with open(p, "rb") as f:
-            s3.put_object(Bucket=bucket, Key="floor/" + os.path.basename(p), Body=f,
-                          ContentType="application/octet-stream")
-
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(8) as ex:
-        list(ex.map(one, files))
-    return time.perf_counter() - t0
-
-
-def settle() -> None:
-    subprocess.run(["sync"], check=True)
-    time.sleep(2)
-
-
 def main() -> None:
     args = parser(__doc__.split("\n\n")[0]).parse_args()
     size = max(64 * MiB, int(GiB * args.scale) // CHUNK * CHUNK)
@@ -150,7 +88,7 @@ def main() -> None:
                      f"{size // CHUNK} chunks of {CHUNK // MiB} MiB, imported without --ingest ({t_import:.1f} s)")
         moto = Moto(work)
         try:
-            s3 = moto.client()
+            s3 = s3_client(moto.url)
             s3.create_bucket(Bucket="bench")
             floors = []
             for _ in range(3):
