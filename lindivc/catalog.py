@@ -19,7 +19,7 @@ from . import infofiles
 from .atomic import atomic_write
 from .auth import load_token
 from .documents import BorrowRecord, parse_borrow_record
-from .errors import ChecksumMismatch, InvalidDocument, InvalidKey, ObjectMissing, ZoneKeyMissing
+from .errors import ChecksumMismatch, InvalidDocument, InvalidKey, ObjectMissing, PreconditionFailed, ZoneKeyMissing
 from .layout import borrow_key, index_key, object_key, parse_zone_url, sha1_from_object_key
 from .lindijson import ContentRef
 from .objects import is_sha1
@@ -27,6 +27,7 @@ from .packs import PackIndex
 from .zones import Zone, open_zone
 
 _PROBE_KEY = object_key("0" * 40)
+INFO_IDX = "info/idx"
 
 
 def zone_for(url: str) -> Zone:
@@ -192,27 +193,19 @@ class ZoneCatalog:
             nbytes += len(data)
         return new, nbytes
 
-    def refresh_if_changed(self) -> None:
-        """:meth:`refresh`, skipped when ``info/idx`` still has the etag it had when this catalog
-        last matched it exactly (one conditional GET instead of listing ``idx/`` and ``borrow/``).
-
-        Sound because every index removal changes ``info/idx`` first (GC, docs/gc.md sweep step
-        2): an unchanged ``info/idx`` means no index this catalog relies on is gone. Indexes it
-        does not know (a push that died before updating ``info/idx``) only cost a re-upload."""
-        cached = self.cached("info/idx")
-        if cached is None or "prefix" not in self.meta:
-            self.refresh()
-            self.note_info_idx()
-            return
-        try:
-            data, etag = self.zone.get_if_changed("info/idx", cached[0])
-        except ZoneKeyMissing:
-            data, etag = None, None
-        if data is None and etag is not None:
-            return
+    def refresh_unless_remembered(self) -> bool:
+        """:meth:`refresh` (listing ``idx/`` and ``borrow/``) unless this catalog remembers the
+        etag ``info/idx`` had when it last matched the catalog exactly; return True if it was
+        trusted without a request. A trusted catalog MUST be confirmed later with
+        :func:`confirm_info_idx` (docs/format.md 6.4 step 3): every index removal changes
+        ``info/idx`` first (GC, docs/gc.md sweep step 2), so an unchanged ``info/idx`` means no
+        index this catalog relies on is gone. Indexes it does not know (a push that died before
+        updating ``info/idx``) only cost a re-upload."""
+        if self.cached(INFO_IDX) is not None and "prefix" in self.meta:
+            return True
         self.refresh()
-        if data is not None and etag is not None:
-            self.remember("info/idx", etag, data if set(data.decode().split()) == set(self.packs) else None)
+        self.note_info_idx()
+        return False
 
     def note_info_idx(self) -> None:
         """Read ``info/idx`` and remember its etag if it names exactly this catalog's packs."""
@@ -230,10 +223,14 @@ class ZoneCatalog:
         return (got[0], got[1].encode()) if got else None
 
     def remember(self, key: str, etag: str | None, content: bytes | None) -> None:
-        """Record (or, with None, forget) the etag and content of the derived file ``key``."""
+        """Record (or, with None, forget) the etag and content of the zone's file ``key`` (a
+        derived file, or a branch ref this repository last read or wrote)."""
         etags = self.meta.setdefault("etags", {})
-        if etag and content is not None:
-            etags[key] = [etag, content.decode()]
+        new = [etag, content.decode()] if etag and content is not None else None
+        if etags.get(key) == new:
+            return
+        if new is not None:
+            etags[key] = new
         else:
             etags.pop(key, None)
         self._save_meta()
@@ -353,11 +350,39 @@ def update_info_idx(cat: ZoneCatalog) -> None:
     """Make ``info/idx`` list every pack of ``cat`` (one conditional PUT when the catalog
     remembers the current etag), and remember the result when it names exactly those packs."""
     def render(cur: bytes | None) -> bytes:
-        names = set(cur.decode().split()) if cur else set()
-        return ("\n".join(sorted(names | set(cat.packs))) + "\n").encode()
+        return _info_idx_content(cur, cat)
 
-    etag, content, _ = infofiles.cas_rewrite_cached(cat.zone, "info/idx", render, cat.cached("info/idx"))
+    etag, content, _ = infofiles.cas_rewrite_cached(cat.zone, INFO_IDX, render, cat.cached(INFO_IDX))
     cat.remember("info/idx", etag, content if set(content.decode().split()) == set(cat.packs) else None)
+
+
+def confirm_info_idx(cat: ZoneCatalog) -> bool:
+    """Make ``info/idx`` list every pack of ``cat``, as one request conditional on the etag
+    :meth:`ZoneCatalog.refresh_unless_remembered` trusted: a PUT with ``If-Match`` (or, when there
+    is nothing to add, a GET with ``If-None-Match``). True if ``info/idx`` still had that etag
+    (or no etag was remembered: the catalog was listed); False if it changed since: then nothing
+    is written and the catalog must be refreshed before the push relies on it."""
+    cached = cat.cached(INFO_IDX)
+    if cached is None:
+        update_info_idx(cat)
+        return True
+    etag, current = cached
+    new = _info_idx_content(current, cat)
+    try:
+        if new == current:
+            data, now = cat.zone.get_if_changed(INFO_IDX, etag)
+            return data is None and now is not None  # 304: unchanged
+        now = cat.zone.put(INFO_IDX, new, if_match=etag)
+    except (PreconditionFailed, ZoneKeyMissing):
+        cat.remember(INFO_IDX, None, None)
+        return False
+    cat.remember(INFO_IDX, now, new if set(new.decode().split()) == set(cat.packs) else None)
+    return True
+
+
+def _info_idx_content(current: bytes | None, cat: ZoneCatalog) -> bytes:
+    names = set(current.decode().split()) if current else set()
+    return ("\n".join(sorted(names | set(cat.packs))) + "\n").encode()
 
 
 def catalog_dir(repo, name: str) -> str:

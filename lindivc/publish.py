@@ -118,10 +118,14 @@ class Published:
     base: str = ""  # the zone's public base URL
 
 
-def versions_to_publish(repo: Repository, remote: str, head: str, commits: list[CommitInfo]) -> list[str]:
-    """The commits that get ``v/<commit>/`` documents: the pushed ones, less those a
-    remote-tracking ref of ``remote`` already reaches (published by an earlier push); the head
-    always."""
+def versions_to_publish(repo: Repository, remote: str, head: str, commits: list[CommitInfo],
+                        previous: str | None) -> list[str]:
+    """The commits that get ``v/<commit>/`` documents in a push of ``commits`` (new to the zone
+    since ``previous``): all of them when the zone had the branch; for a branch new to the zone
+    (``previous`` None), less those a remote-tracking ref of ``remote`` already reaches (published
+    by an earlier push); the head always."""
+    if previous is not None:
+        return [c.sha for c in commits]
     pushed = [s for s in tracking_refs(repo.history, remote).values() if repo.history.has(s)]
     done: set[str] = set()
     if pushed:
@@ -131,21 +135,17 @@ def versions_to_publish(repo: Repository, remote: str, head: str, commits: list[
 
 
 def publish_files(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, head: str,
-                  commits: list[CommitInfo], previous: str | None, default_branch: bool, *,
-                  versions: bool = True, also: Sequence[Callable[[], object]] = ()) -> Published:
-    """Put the published documents of a push: with ``versions``, ``v/<commit>/<path>`` for each
-    new commit (:func:`versions_to_publish`); on the zone's default branch, ``f/<path>`` of the
-    head, removing ``f/`` files of paths the head no longer has. Each distinct file is rendered
-    once; documents go up in parallel, and the jobs ``also`` run alongside them."""
+                  versions: Sequence[str], previous: str | None, default_branch: bool, *,
+                  also: Sequence[Callable[[], object]] = ()) -> Published:
+    """Put the published documents of a push: ``v/<commit>/<path>`` for each commit of
+    ``versions`` (:func:`versions_to_publish`); on the zone's default branch, ``f/<path>`` of the
+    head, removing ``f/`` files of paths ``previous`` had and the head no longer has. Each distinct
+    file is rendered once; documents go up in parallel, and the jobs ``also`` run alongside them."""
     base = public_base(repo, remote, zone)
     renderer = Renderer(cat, repo.local_ranges, repo.config.remote_public_url(remote))
     keys_of: dict[tuple[str, str], list[str]] = {}  # (path, blob) -> keys to put it at
     head_files = repo.history.commit_files(head)
-    # a branch the zone had: ``commits`` are the new ones; a new branch: all its history, less
-    # what earlier pushes of other branches published
-    shas = [] if not versions else (versions_to_publish(repo, remote, head, commits) if previous is None
-                                    else [c.sha for c in commits])
-    for sha in shas:
+    for sha in versions:
         files = head_files if sha == head else repo.history.commit_files(sha)
         for path, blob in files.items():
             keys_of.setdefault((path, blob), []).append(version_key(sha, path))

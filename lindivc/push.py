@@ -18,7 +18,7 @@ from . import gitsync
 from . import publish as published
 from .borrow import record_borrows
 from .borrow import sibling_placements as _sibling_placements
-from .catalog import Placement, ZoneCatalog, catalog_for, update_info_idx
+from .catalog import Placement, ZoneCatalog, catalog_for, confirm_info_idx, update_info_idx
 from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError
 from .fetch import copy_chunks, zone_default_branch
 from .layout import JOURNAL_FORMAT, index_key, journal_key, object_key
@@ -28,6 +28,7 @@ from .packstream import PackSource, PackWriter, Progress, Segment, plan_packs
 from .progress import Reporter
 from .remotes import set_tracking_ref, tracking_ref
 from .repo import Repository
+from .zonerefs import ref_key
 from .zones import Zone
 
 # How push sends chunk data (chosen with scripts/bench/push_s3.py, issue 3: moto on loopback, 2 cores):
@@ -86,6 +87,7 @@ class _Missing:
     upload: list[str]  # sorted
     borrow: dict[str, Placement]
     sizes: dict[str, int]  # of the chunks to upload
+    trusted: bool = False  # the catalog was not listed: step 5 confirms it (_confirm_catalog)
 
 
 def push(repo: Repository, remote: str = "origin", branch: str | None = None, *, force: bool = False,
@@ -103,14 +105,29 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
     local = repo.history.ref(f"refs/heads/{branch}")
     if local is None:
         raise LindivcError(f"branch {branch!r} has no commits to push")
+    try:
+        return _push(repo, remote, branch, local, force, dry_run, borrow, rep, assume=not (dry_run or force))
+    except _RefMoved:  # the zone's branch is not what this repository last wrote: read it (step 1)
+        return _push(repo, remote, branch, local, force, dry_run, borrow, rep, assume=False)
+
+
+class _RefMoved(Exception):
+    """Step 8 found the branch moved from the value step 1 took from this repository's memory."""
+
+
+def _push(repo: Repository, remote: str, branch: str, local: str, force: bool, dry_run: bool, borrow: bool,
+          rep: Reporter, assume: bool) -> PushResult:
     tracking = repo.history.ref(tracking_ref(remote, branch))
     cat = catalog_for(repo, remote)
     zone = cat.zone
 
-    # Steps 1 and 2 together when the tracking ref says there is something to send: the journal
-    # then names the chunks of the commits past the tracking ref (checked against step 1 below).
+    assumed = _remembered_ref(repo, cat, branch, local, tracking) if assume else None
     early = None
-    if not dry_run and tracking != local:
+    if assumed is not None:  # 1, from memory: step 8's compare-and-swap checks it
+        remote_sha, etag = assumed
+    elif not dry_run and tracking != local:
+        # Steps 1 and 2 together when the tracking ref says there is something to send: the journal
+        # then names the chunks of the commits past the tracking ref (checked against step 1 below).
         guess = [tracking] if tracking is not None and repo.history.has(tracking) else []
         early_commits = list(repo.history.walk([local], exclude=guess))
         early_needed = repo.history.referenced_chunks(early_commits)
@@ -119,27 +136,28 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
         with ThreadPoolExecutor(2) as ex:
             journal = ex.submit(_put_journal, zone, branch, local, early_needed)
             try:
-                remote_sha, etag = _read_branch_ref(repo, zone, remote, branch, local, force)  # 1
+                remote_sha, etag = _read_branch_ref(repo, cat, zone, remote, branch, local, force)  # 1
             except BaseException:
                 if journal.exception() is None:
                     _drop_journal(zone, journal.result())
                 raise
             early = (journal.result(), early_needed)
     else:
-        remote_sha, etag = _read_branch_ref(repo, zone, remote, branch, local, force)  # 1
+        remote_sha, etag = _read_branch_ref(repo, cat, zone, remote, branch, local, force)  # 1
     res = PushResult(remote, branch, remote_sha, local, dry_run=dry_run)
     if remote_sha == local:
         res.up_to_date = True
         if early is not None:
             _drop_journal(zone, early[0])
         if not dry_run:
-            res.urls = _finish_publication(repo, remote, cat, zone, branch, local)
+            pub = _finish_publication(repo, remote, cat, zone, branch, local)
+            if pub is not None:
+                res.urls = pub.urls
         _set_tracking_ref(repo, remote, branch, local, tracking)
         if not dry_run and published.base_moved(repo, remote, cat):  # 7 again, at the new public URL
             cat.refresh()
             default = (cat.meta.get("default_branch") or zone_default_branch(zone) or branch) == branch
-            pub = published.publish_files(repo, remote, cat, zone, local, [repo.history.commit(local)], local,
-                                          default_branch=default)
+            pub = published.publish_files(repo, remote, cat, zone, local, [local], local, default_branch=default)
             res.urls, res.versions, res.files_published, res.public_base = pub.urls, pub.versions, pub.files, pub.base
         return res
     have = [remote_sha] if remote_sha is not None and repo.history.has(remote_sha) else []
@@ -160,6 +178,9 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
     res.local_chunks = sum(1 for s in missing.upload if s in repo.local_ranges)  # read from local files
     res.local_bytes = sum(local_chunks[s] for s in missing.upload if s in repo.local_ranges)
     if dry_run:
+        if missing.trusted:  # a dry run writes nothing, so it confirms the catalog by listing
+            cat.refresh()
+            missing = _find_missing(repo, cat, zone, needed, borrow)
         res.chunks_uploaded = len(missing.upload)
         res.chunk_bytes = sum(missing.sizes.values())
         return res
@@ -175,20 +196,28 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, *,
     with ThreadPoolExecutor(1) as ex:
         history = ex.submit(_upload_history, repo, cat, zone, local, have, rep)  # 6
         res.packs_uploaded = _upload_packs(repo, cat, zone, missing.upload, missing.sizes, rep)  # 5
+        sent, more = _confirm_catalog(repo, cat, zone, needed, missing, rep)  # 3's check, with info/idx
+        res.packs_uploaded += sent
         res.history_bytes = history.result()
-    res.chunks_uploaded, res.chunk_bytes = len(missing.upload), sum(missing.sizes.values())
+    res.chunks_uploaded = len(missing.upload) + len(more)
+    res.chunk_bytes = sum(missing.sizes.values()) + sum(more.values())
     previous = have[0] if have else None
-    pub = _publish_versions(repo, remote, cat, zone, local, commits, previous)  # 7 (v/)
-    res.versions, res.files_published, res.public_base = pub.versions, pub.files, pub.base
-    _mark_publication(cat, branch, local, previous)
-    after = _swap_branch_ref(repo, cat, zone, remote, branch, local, remote_sha, etag, tracking, jid)  # 8
-    res.urls = _finish_publication(repo, remote, cat, zone, branch, local, also=after)  # 7 (f/), after 8
+    _mark_publication(cat, branch, local, previous,
+                      published.versions_to_publish(repo, remote, local, commits, previous))
+    after = _swap_branch_ref(repo, cat, zone, remote, branch, local, remote_sha, etag, tracking, jid,
+                             assumed is not None)  # 8
+    pub = _finish_publication(repo, remote, cat, zone, branch, local, also=after)  # 7, after 8
+    if pub is not None:
+        res.urls, res.versions, res.files_published, res.public_base = pub.urls, pub.versions, pub.files, pub.base
     return res
 
 
 # 1. Read `git/refs/heads/<branch>` (value and etag). If it names a commit that is not an ancestor
-#    of the local branch (or unknown locally), stop: non-fast-forward, unless `--force`.
-def _read_branch_ref(repo: Repository, zone: Zone, remote: str, branch: str, local: str,
+#    of the local branch (or unknown locally), stop: non-fast-forward, unless `--force`. The value
+#    and etag MAY instead be those this repository's last push wrote, while the remote-tracking
+#    ref still has that value and it is an ancestor of the local branch; if step 8's
+#    compare-and-swap then fails, the push starts again from this step, reading the ref.
+def _read_branch_ref(repo: Repository, cat: ZoneCatalog, zone: Zone, remote: str, branch: str, local: str,
                      force: bool) -> tuple[str | None, str | None]:
     remote_sha, etag = gitsync.read_remote_ref(zone, branch)
     if remote_sha is not None and remote_sha != local and not force:
@@ -197,7 +226,23 @@ def _read_branch_ref(repo: Repository, zone: Zone, remote: str, branch: str, loc
                 f"push to {remote}/{branch} rejected: the zone has commits you do not have "
                 f"({remote_sha[:10]}); run `lindivc pull {remote} {branch}` and push again (or --force to overwrite)"
             )
+    if remote_sha is not None and etag:
+        cat.remember(ref_key(branch), etag, f"{remote_sha}\n".encode())
     return remote_sha, etag
+
+
+def _remembered_ref(repo: Repository, cat: ZoneCatalog, branch: str, local: str,
+                    tracking: str | None) -> tuple[str, str] | None:
+    """(value, etag) of the zone's branch as this repository last read or wrote it, when the
+    remote-tracking ref still has that value and the local branch descends from it; else None."""
+    if tracking is None or tracking == local:
+        return None
+    got = cat.cached(ref_key(branch))
+    if got is None or got[1] != f"{tracking}\n".encode():
+        return None
+    if not repo.history.has(tracking) or not repo.history.is_ancestor(tracking, local):
+        return None
+    return tracking, got[0]
 
 
 # 2. Put `journal/<id>` naming every chunk the new commits' files reference. This MUST come
@@ -212,18 +257,39 @@ def _put_journal(zone: Zone, branch: str, local: str, needed: set[str]) -> str:
 
 # 3. List what the zone holds (`idx/`, `borrow/`) and compute the referenced chunks the zone
 #    lacks in its own packs (chunks it borrows count as lacking: they are confirmed with the
-#    lender again in step 4). The listing MAY be skipped when `info/idx`, read after step 2, still
-#    has the etag it had when the local catalog last matched it exactly (GC changes `info/idx`
-#    before it removes any index). In a cloud, chunks another zone of the cloud holds are borrowed
-#    instead of uploaded (unless `--no-borrow`).
+#    lender again in step 4). The listing MAY be skipped when the local catalog remembers the
+#    etag `info/idx` had when the catalog last matched it exactly; then `info/idx` MUST be
+#    rewritten in step 5 conditionally on that etag (or, with nothing to add, read conditionally
+#    on it), after step 2 and before step 8, and if it changed the zone is listed then and what it
+#    lacks is uploaded before step 8 (GC changes `info/idx` before it removes any index). In a
+#    cloud, chunks another zone of the cloud holds are borrowed instead of uploaded (unless
+#    `--no-borrow`).
 def _find_missing(repo: Repository, cat: ZoneCatalog, zone: Zone, needed: set[str], borrow: bool) -> _Missing:
-    cat.refresh_if_changed()  # after the journal (step 2): see catalog.ZoneCatalog.refresh_if_changed
+    trusted = cat.refresh_unless_remembered()  # after the journal (step 2), or confirmed after it
     missing = needed - cat.own_chunks()
     borrowed: dict[str, Placement] = {}
     if borrow and missing and zone.location.in_cloud:
         borrowed = _sibling_placements(repo, zone, missing)
     upload = sorted(missing - set(borrowed))
-    return _Missing(upload, borrowed, {s: _local_size(repo, s) for s in upload})
+    return _Missing(upload, borrowed, {s: _local_size(repo, s) for s in upload}, trusted)
+
+
+def _confirm_catalog(repo: Repository, cat: ZoneCatalog, zone: Zone, needed: set[str], missing: _Missing,
+                     rep: Reporter) -> tuple[int, dict[str, int]]:
+    """Step 3's check of a trusted catalog, with step 5's rewrite of `info/idx`. When `info/idx`
+    changed since the catalog matched it, list the zone and upload what it lacks now; return
+    (objects sent, chunk -> size sent) by that second round."""
+    if not missing.trusted:
+        update_info_idx(cat)
+        return 0, {}
+    if confirm_info_idx(cat):
+        return 0, {}
+    cat.refresh()  # after step 2: what the zone holds now
+    lacking = sorted(needed - cat.own_chunks() - set(missing.borrow))
+    sizes = {s: _local_size(repo, s) for s in lacking}
+    sent = _upload_packs(repo, cat, zone, lacking, sizes, rep) if lacking else 0
+    update_info_idx(cat)
+    return sent, sizes
 
 
 def _local_size(repo: Repository, sha: str) -> int:
@@ -254,7 +320,7 @@ _record_borrows = record_borrows  # lindivc/borrow.py
 #    temporary local pack first and put as a file (section 6.2). A pack is sent even if the zone
 #    holds an object of that name without an index (an interrupted push, or an object a GC is
 #    deleting: the new mtime tells that GC to keep it); packs with an index are never re-sent.
-#    Then rewrite `info/idx` (alongside the `v/` files of step 7). Step 6 MAY run alongside.
+#    Then rewrite `info/idx` (as step 3 says). Step 6 MAY run alongside.
 def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[str], sizes: dict[str, int],
                   rep: Reporter) -> int:
     """Returns the number of objects (packs and lone chunks) sent."""
@@ -403,36 +469,29 @@ def _upload_history(repo: Repository, cat: ZoneCatalog, zone: Zone, local: str, 
     return sent
 
 
-# 7. Put the published files (section 6.7): `v/<commit>/<path>` for every pushed commit (the
-#    commits of step 2; for a branch new to the zone, less those a remote-tracking ref of the
-#    remote already reaches, which an earlier push published; the head always); after step 8,
+# 7. After step 8, put the published files (section 6.7): `v/<commit>/<path>` for every pushed
+#    commit (the commits of step 2; for a branch new to the zone, less those a remote-tracking
+#    ref of the remote already reaches, which an earlier push published; the head always) and,
 #    when the branch is the zone's default branch (`git/HEAD`, set by the first push),
-#    `f/<path>`, and `f/` files of paths deleted since the previous head are removed. A local
-#    mark written before step 8 lets a rerun finish the `f/` files after a crash between them.
-def _publish_versions(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, local: str, commits: list,
-                      previous: str | None) -> published.Published:
-    """Put v/ of the pushed commits (and info/idx meanwhile, which includes packs of an
-    interrupted earlier push)."""
-    return published.publish_files(repo, remote, cat, zone, local, commits, previous, default_branch=False,
-                                   also=[lambda: update_info_idx(cat)])
-
-
-def _mark_publication(cat: ZoneCatalog, branch: str, local: str, previous: str | None = None) -> None:
-    cat.meta.setdefault("publish_pending", {})[branch] = [local, previous]
+#    `f/<path>`; `f/` files of paths deleted since the previous head are removed. A local mark
+#    written before step 8 lets a rerun finish them after a crash between the two.
+def _mark_publication(cat: ZoneCatalog, branch: str, local: str, previous: str | None, versions: list[str]) -> None:
+    cat.meta.setdefault("publish_pending", {})[branch] = {"head": local, "previous": previous, "versions": versions}
     cat._save_meta()
 
 
 def _finish_publication(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, branch: str, local: str,
-                        also: list[Callable[[], object]] = ()) -> dict[str, str]:
-    """Put f/<path> for the default branch (when a publication of ``local`` is pending) and run
-    ``also`` alongside; return path -> public URL of f/<path>."""
+                        also: list[Callable[[], object]] = ()) -> published.Published | None:
+    """Put the published files of ``local`` when their publication is pending (v/, and f/ on the
+    default branch), running ``also`` alongside; None if nothing was pending."""
     pending = cat.meta.get("publish_pending", {}).get(branch)
-    urls: dict[str, str] = {}
-    default_branch = cat.meta.get("default_branch") or zone_default_branch(zone) or branch
-    if pending is not None and pending[0] == local and default_branch == branch:
-        pub = published.publish_files(repo, remote, cat, zone, local, [], pending[1], default_branch=True,
-                                      versions=False, also=also)
-        urls = pub.urls
+    if isinstance(pending, list):  # written by an earlier version: [head, previous], f/ only
+        pending = {"head": pending[0], "previous": pending[1], "versions": []}
+    pub = None
+    if pending is not None and pending.get("head") == local:
+        default = (cat.meta.get("default_branch") or zone_default_branch(zone) or branch) == branch
+        pub = published.publish_files(repo, remote, cat, zone, local, pending.get("versions") or [],
+                                      pending.get("previous"), default_branch=default, also=also)
     elif also:
         with ThreadPoolExecutor(len(also)) as ex:
             for f in [ex.submit(j) for j in also]:
@@ -440,28 +499,36 @@ def _finish_publication(repo: Repository, remote: str, cat: ZoneCatalog, zone: Z
     if pending is not None:
         del cat.meta["publish_pending"][branch]
         cat._save_meta()
-    return urls
+    return pub
 
 
-# 8. Compare-and-swap `git/refs/heads/<branch>` from the etag read in step 1 (`if-none-match: *`
-#    for a new branch). On conflict: stop with "someone else pushed; pull and push again"; the
-#    uploaded objects are harmless (the journal keeps them from GC during the grace period). Then
-#    `git/HEAD` (if absent) and `git/info/refs` are updated, the local remote-tracking ref
+# 8. Compare-and-swap `git/refs/heads/<branch>` from the etag of step 1 (`if-none-match: *`
+#    for a new branch). On conflict: stop with "someone else pushed; pull and push again" (or,
+#    when step 1 took the etag from memory, start again from step 1); the uploaded objects are
+#    harmless (the journal keeps them from GC during the grace period). Then `git/HEAD` (if
+#    absent) and `git/info/refs` are updated, the local remote-tracking ref
 #    `refs/remotes/<remote>/<branch>` is set (compare-and-swap from its value when the push
 #    started), and the journal entry is deleted.
 def _swap_branch_ref(repo: Repository, cat: ZoneCatalog, zone: Zone, remote: str, branch: str, local: str,
-                     remote_sha: str | None, etag: str | None, tracking: str | None, jid: str) -> list[Callable[[], object]]:
+                     remote_sha: str | None, etag: str | None, tracking: str | None, jid: str,
+                     assumed: bool = False) -> list[Callable[[], object]]:
     """The compare-and-swap and the tracking ref; returns what is left of step 8 (git/HEAD,
-    info/refs, deleting the journal), for the caller to run alongside the f/ files."""
+    info/refs, deleting the journal), for the caller to run alongside the published files.
+    _RefMoved if the swap failed from a remembered etag."""
     try:
-        gitsync.cas_remote_ref(zone, branch, local, etag, expected_sha=remote_sha, derived=False)
+        new_etag = gitsync.cas_remote_ref(zone, branch, local, etag, expected_sha=remote_sha, derived=False)
     except RefConflict as e:
         cat.meta.get("publish_pending", {}).pop(branch, None)
+        cat.meta.get("etags", {}).pop(ref_key(branch), None)
         cat._save_meta()
+        if assumed:  # the next attempt writes its own journal entry
+            _drop_journal(zone, jid)
+            raise _RefMoved() from None
         raise NonFastForward(
             f"push to {remote}/{branch} rejected: someone else pushed meanwhile ({e.actual and e.actual[:10]}); "
             f"run `lindivc pull {remote} {branch}` and push again"
         ) from None
+    cat.remember(ref_key(branch), new_etag, f"{local}\n".encode())
     try:
         _set_tracking_ref(repo, remote, branch, local, tracking)
     except BaseException:
