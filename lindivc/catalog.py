@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from itertools import repeat
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -27,6 +29,7 @@ from .packs import PackIndex
 from .zones import Zone, open_zone
 
 _PROBE_KEY = object_key("0" * 40)
+REFRESH_THREADS = 8  # documents read at once by ZoneCatalog.refresh
 INFO_IDX = "info/idx"
 
 
@@ -151,7 +154,8 @@ class ZoneCatalog:
         return self._zone
 
     def refresh(self) -> tuple[int, int]:
-        """Download indexes and borrow records not cached yet; return (new indexes, bytes)."""
+        """Download indexes and borrow records not cached yet; return (new indexes, bytes).
+        Both listings, and then the documents, are read in parallel."""
         z = self.zone
         if "prefix" not in self.meta:
             self.meta["prefix"] = public_prefix(z)
@@ -160,37 +164,38 @@ class ZoneCatalog:
             self.prefixes[self.meta["prefix"]] = self.url
             for idx in list(self.packs.values()):
                 self._add_index(idx)
-        new = nbytes = 0
-        names = zone_names(z, "idx")
-        gone = set(self.packs) - set(names)
-        if gone:  # removed by the zone's GC (lindivc.gc): forget them, so that nothing renders to them
-            for name in gone:
-                try:
-                    os.unlink(os.path.join(self.dir, "idx", name))
-                except FileNotFoundError:
-                    pass
-            self.placements, self.packs, self.borrowed, self._foreign = {}, {}, set(), {}
-            self._load()
-        for name in names:
-            if name in self.packs:
-                continue
-            try:
-                data = z.get(index_key(name))
-            except ZoneKeyMissing:
-                continue  # listed in info/idx, removed by GC since
-            idx = PackIndex.from_bytes(data, name, where=f"{self.url}/idx/{name}")
-            self._store("idx", name, data)
-            self._add_index(idx)
-            new += 1
-            nbytes += len(data)
-        have = set(os.listdir(os.path.join(self.dir, "borrow"))) if os.path.isdir(os.path.join(self.dir, "borrow")) else set()
-        for name in zone_names(z, "borrow"):
-            if name in have:
-                continue
-            data = z.get(borrow_key(name))
-            if self._take_borrow(data, borrow_key(name)):
-                self._store("borrow", name, data)
-            nbytes += len(data)
+        with ThreadPoolExecutor(REFRESH_THREADS) as ex:
+            borrow_names = ex.submit(zone_names, z, "borrow")
+            names = zone_names(z, "idx")
+            gone = set(self.packs) - set(names)
+            if gone:  # removed by the zone's GC (lindivc.gc): forget them, so that nothing renders to them
+                for name in gone:
+                    try:
+                        os.unlink(os.path.join(self.dir, "idx", name))
+                    except FileNotFoundError:
+                        pass
+                self.placements, self.packs, self.borrowed, self._foreign = {}, {}, set(), {}
+                self._load()
+            bdir = os.path.join(self.dir, "borrow")
+            have = set(os.listdir(bdir)) if os.path.isdir(bdir) else set()
+            indexes = ex.map(_get_or_none, repeat(z), [index_key(n) for n in names if n not in self.packs])
+            records = ex.map(_get_or_none, repeat(z), [borrow_key(n) for n in borrow_names.result() if n not in have])
+            new = nbytes = 0
+            for key, data in indexes:
+                if data is None:
+                    continue  # listed in info/idx, removed by GC since
+                name = key.rsplit("/", 1)[-1]
+                idx = PackIndex.from_bytes(data, name, where=f"{self.url}/{key}")
+                self._store("idx", name, data)
+                self._add_index(idx)
+                new += 1
+                nbytes += len(data)
+            for key, data in records:
+                if data is None:
+                    continue
+                if self._take_borrow(data, key):
+                    self._store("borrow", key.rsplit("/", 1)[-1], data)
+                nbytes += len(data)
         return new, nbytes
 
     def refresh_unless_remembered(self) -> bool:
@@ -314,6 +319,13 @@ class ZoneCatalog:
             if url not in self._lenders:
                 self._lenders[url] = zone_for(url)
             return self._lenders[url]
+
+
+def _get_or_none(zone: Zone, key: str) -> tuple[str, bytes | None]:
+    try:
+        return key, zone.get(key)
+    except ZoneKeyMissing:
+        return key, None
 
 
 def zone_names(zone: Zone, kind: str) -> list[str]:

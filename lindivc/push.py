@@ -19,7 +19,7 @@ from . import publish as published
 from .borrow import record_borrows
 from .borrow import sibling_placements as _sibling_placements
 from .catalog import Placement, ZoneCatalog, catalog_for, confirm_info_idx, update_info_idx
-from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, RefConflict, ZoneError
+from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, PreconditionFailed, RefConflict, ZoneError
 from .fetch import copy_chunks, zone_default_branch
 from .layout import JOURNAL_FORMAT, index_key, journal_key, object_key
 from .localranges import scan_commits
@@ -472,7 +472,7 @@ def _upload_history(repo: Repository, cat: ZoneCatalog, zone: Zone, local: str, 
 # 7. After step 8, put the published files (section 6.7): `v/<commit>/<path>` for every pushed
 #    commit (the commits of step 2; for a branch new to the zone, less those a remote-tracking
 #    ref of the remote already reaches, which an earlier push published; the head always) and,
-#    when the branch is the zone's default branch (`git/HEAD`, set by the first push),
+#    when the branch is the zone's default branch (`git/HEAD`, which the first push creates),
 #    `f/<path>`; `f/` files of paths deleted since the previous head are removed. A local mark
 #    written before step 8 lets a rerun finish them after a crash between the two.
 def _mark_publication(cat: ZoneCatalog, branch: str, local: str, previous: str | None, versions: list[str]) -> None:
@@ -489,7 +489,7 @@ def _finish_publication(repo: Repository, remote: str, cat: ZoneCatalog, zone: Z
         pending = {"head": pending[0], "previous": pending[1], "versions": []}
     pub = None
     if pending is not None and pending.get("head") == local:
-        default = (cat.meta.get("default_branch") or zone_default_branch(zone) or branch) == branch
+        default = (cat.meta.get("default_branch") or _claim_default_branch(cat, zone, branch)) == branch
         pub = published.publish_files(repo, remote, cat, zone, local, pending.get("versions") or [],
                                       pending.get("previous"), default_branch=default, also=also)
     elif also:
@@ -505,15 +505,15 @@ def _finish_publication(repo: Repository, remote: str, cat: ZoneCatalog, zone: Z
 # 8. Compare-and-swap `git/refs/heads/<branch>` from the etag of step 1 (`if-none-match: *`
 #    for a new branch). On conflict: stop with "someone else pushed; pull and push again" (or,
 #    when step 1 took the etag from memory, start again from step 1); the uploaded objects are
-#    harmless (the journal keeps them from GC during the grace period). Then `git/HEAD` (if
-#    absent) and `git/info/refs` are updated, the local remote-tracking ref
+#    harmless (the journal keeps them from GC during the grace period). Then `git/info/refs`
+#    is updated, the local remote-tracking ref
 #    `refs/remotes/<remote>/<branch>` is set (compare-and-swap from its value when the push
 #    started), and the journal entry is deleted.
 def _swap_branch_ref(repo: Repository, cat: ZoneCatalog, zone: Zone, remote: str, branch: str, local: str,
                      remote_sha: str | None, etag: str | None, tracking: str | None, jid: str,
                      assumed: bool = False) -> list[Callable[[], object]]:
-    """The compare-and-swap and the tracking ref; returns what is left of step 8 (git/HEAD,
-    info/refs, deleting the journal), for the caller to run alongside the published files.
+    """The compare-and-swap and the tracking ref; returns what is left of step 8 (info/refs,
+    deleting the journal), for the caller to run alongside the published files.
     _RefMoved if the swap failed from a remembered etag."""
     try:
         new_etag = gitsync.cas_remote_ref(zone, branch, local, etag, expected_sha=remote_sha, derived=False)
@@ -537,15 +537,22 @@ def _swap_branch_ref(repo: Repository, cat: ZoneCatalog, zone: Zone, remote: str
     return [lambda: _derived_refs(cat, zone, branch, local), lambda: _drop_journal(zone, jid)]
 
 
-def _derived_refs(cat: ZoneCatalog, zone: Zone, branch: str, local: str) -> None:
-    """git/HEAD if absent (remembered once seen), then git/info/refs: best effort."""
+def _claim_default_branch(cat: ZoneCatalog, zone: Zone, branch: str) -> str:
+    """The zone's default branch (`git/HEAD`), created naming ``branch`` when the zone has none
+    (its first push); remembered in the catalog."""
     try:
-        if "default_branch" not in cat.meta:
-            if zone.head(gitsync.HEAD_KEY) is None:
-                zone.put(gitsync.HEAD_KEY, f"ref: refs/heads/{branch}\n".encode("ascii"), if_none_match=True)
-            default = zone_default_branch(zone)
-            if default:
-                cat.meta["default_branch"] = default
+        zone.put(gitsync.HEAD_KEY, f"ref: refs/heads/{branch}\n".encode("ascii"), if_none_match=True)
+        default = branch
+    except PreconditionFailed:
+        default = zone_default_branch(zone) or branch
+    cat.meta["default_branch"] = default
+    cat._save_meta()
+    return default
+
+
+def _derived_refs(cat: ZoneCatalog, zone: Zone, branch: str, local: str) -> None:
+    """git/info/refs, from what this repository remembers of it: best effort."""
+    try:
         etag, content = gitsync.update_info_refs_cached(zone, branch, local, cat.cached(gitsync.INFO_REFS))
         cat.remember(gitsync.INFO_REFS, etag, content)
     except ZoneError:
