@@ -187,8 +187,9 @@ class ConcatReader:
     calls (s3transfer's protocol), so that progress counts bytes as they are sent.
 
     With ``verify``, the first sequential pass checks each segment against its ``sha``: on a
-    mismatch ``read`` raises ChecksumMismatch *before* returning the segment's last bytes, so a
-    request streaming this body never completes and the store keeps nothing.
+    mismatch ``read`` raises ChecksumMismatch *before* returning the segment's last bytes, and
+    again on every later read (a client retrying from the start), so a request streaming this
+    body never completes and the store keeps nothing.
     """
 
     def __init__(self, segments: list[Segment], progress: Progress | None = None, *, verify: bool = False) -> None:
@@ -209,6 +210,7 @@ class ConcatReader:
         self._vi = 0  # segment being verified; _vpos of its bytes hashed so far
         self._vpos = 0
         self._vh = hashlib.sha1()
+        self._bad: ChecksumMismatch | None = None  # a segment found corrupt: every later read fails
 
     def readable(self) -> bool:
         return True
@@ -238,6 +240,8 @@ class ConcatReader:
         """Up to ``n`` bytes (all the rest for ``n < 0``); short reads stop at a segment's end."""
         if n is None or n < 0:
             return b"".join(iter(lambda: self.read(COPY_BLOCK), b""))
+        if self._bad is not None:  # a retry after a mismatch (the client re-sends from the start)
+            raise self._bad
         if self._pos >= self.size or n == 0:
             return b""
         i = self._f_index
@@ -263,7 +267,8 @@ class ConcatReader:
             if self._vpos == seg.size:
                 got = self._vh.hexdigest()
                 if got != seg.sha:
-                    raise ChecksumMismatch(seg.sha, got, f"{seg.path} at {seg.offset}+{seg.size}")
+                    self._bad = ChecksumMismatch(seg.sha, got, f"{seg.path} at {seg.offset}+{seg.size}")
+                    raise self._bad
                 self._vi, self._vpos, self._vh = i + 1, 0, hashlib.sha1()
         self._pos += want
         if self._transferring and self._pos > self._seen:
@@ -271,6 +276,11 @@ class ConcatReader:
                 self._progress(self._pos - self._seen)
             self._seen = self._pos
         return data
+
+    @property
+    def failure(self) -> ChecksumMismatch | None:
+        """The mismatch a read found (the HTTP client may have reported it as its own error)."""
+        return self._bad
 
     @property
     def verified(self) -> bool:

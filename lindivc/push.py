@@ -54,7 +54,7 @@ from .zones import Zone
 #   moto, requests of <= 32 MiB are not cheaper per byte enough to matter).
 # - One upload thread per object up to 16 (UPLOAD_THREADS, LINDIVC_UPLOAD_THREADS): with 8, J1's 9th
 #   pack waited for a free thread and alone made the tail (issue 13). Memory per stream is one 1 MiB
-#   block plus socket buffers, so peak RSS does not grow with the data (2 GiB push: ~100 MB).
+#   block plus socket buffers, so peak RSS does not grow with the data (2 GiB push: ~70 MB).
 UPLOAD_THREADS = int(os.environ.get("LINDIVC_UPLOAD_THREADS", "16"))
 
 
@@ -327,7 +327,12 @@ def _upload_pack_stream(zone: Zone, cat: ZoneCatalog, src: PackSource, idx: Pack
     whole in an interrupted push have their index, so the push does not reach here for them."""
     key = object_key(idx.pack)
     with src.open(advance) as body:  # checks each chunk against its name as it streams
-        zone.put_stream(key, body, idx.size)
+        try:
+            zone.put_stream(key, body, idx.size)
+        except ZoneError:
+            if body.failure is not None:  # the client reports the body's mismatch as its own error
+                raise body.failure from None
+            raise
         if not body.verified:  # the client did not read the body from start to end
             try:
                 src.verify()

@@ -379,6 +379,13 @@ def test_pack_source_refuses_a_corrupt_chunk_before_its_last_bytes(store):
                 sent += len(b)
     first_two = store.size(shas[0]) + store.size(shas[1])
     assert sent < first_two  # the corrupt chunk's last block was never handed out
+    r = src.open()
+    with pytest.raises(ChecksumMismatch):
+        r.read()
+    r.seek(0)  # a client retrying from the start gets nothing more
+    with pytest.raises(ChecksumMismatch):
+        r.read(10)
+    r.close()
 
 
 def test_s3_multipart_put_stream_round_trip(store, s3_bucket):
