@@ -1,15 +1,18 @@
 """Integrity checks of a repository's object store and history, and of a zone (``lindivc fsck``).
 
 Local (:func:`fsck_local`): every loose object hashes to its name; every local pack index parses
-and its pack matches it (size, pack hash, every chunk range); every content ref of every file of
+and its pack matches it (size, every chunk range, and its name: the SHA-1 of its manifest or of
+its bytes, docs/format.md section 5); every content ref of every file of
 every commit reachable from any ref resolves (a local object, or a chunk a known zone's catalog
 holds); every ref names a commit that exists.
 
 Zone (:func:`fsck_zone`): every ``idx/`` entry parses and its object exists with the size the
 index gives; every ref names a commit whose history the zone holds; every content ref reachable
 from a ref resolves in the zone's indexes or borrow records; ``info/idx`` lists no missing index.
-With ``read_data``, every object is read in full: it must hash to its name, and each chunk of a
-pack to its chunk's name.
+With ``read_data``, every object is read in full: each chunk of a pack must hash to its chunk's
+name, and an object to its name unless its index names it by its manifest (a pack whose chunks
+lie end to end: then its chunks fix its bytes). An object without an index is only a warning
+(an interrupted push leaves one; GC removes it), whatever its bytes.
 
 A report lists problems (errors: exit status 1) and warnings (worth knowing, not damage).
 """
@@ -106,7 +109,8 @@ def fsck_local(repo, reporter: Reporter | None = None) -> FsckReport:
         try:
             repo.objects.verify(sha)
         except ChecksumMismatch as e:
-            rep.add("corrupt-object", sha, f"{repo.objects.path(sha)} hashes to {e.got}")
+            rep.add("corrupt-object", sha, f"{repo.objects.path(sha)} hashes to {e.got} (unless it is a pack "
+                    "whose index was never written: an interrupted `lindivc pack` or push)")
         except ObjectMissing:
             pass  # removed meanwhile
     for name in packs:
@@ -172,8 +176,10 @@ def _reachable_content(history: History, heads: list[str], rep: FsckReport) -> s
 
 def _hash_object(zone: Zone, key: str, idx: PackIndex | None, advance: Advance | None = None) -> tuple[str, list[str]]:
     """(sha1 of the whole value, chunks whose ranges do not hash to their names); ``advance(n)``
-    as each ``n`` bytes are read."""
-    whole = hashlib.sha1()
+    as each ``n`` bytes are read. The whole value is not hashed for a pack named by its manifest
+    (its name is then returned as the first item: its chunks are what fixes its bytes)."""
+    by_manifest = idx is not None and idx.named_by_manifest
+    whole = None if by_manifest else hashlib.sha1()
     bad: list[str] = []
     entries = sorted((e for e in idx.chunks if e.size), key=lambda e: e.offset) if idx else []
     i = 0
@@ -184,7 +190,8 @@ def _hash_object(zone: Zone, key: str, idx: PackIndex | None, advance: Advance |
             block = f.read(COPY_BLOCK)
             if not block:
                 break
-            whole.update(block)
+            if whole is not None:
+                whole.update(block)
             if advance:
                 advance(len(block))
             # feed chunk hashers
@@ -209,7 +216,7 @@ def _hash_object(zone: Zone, key: str, idx: PackIndex | None, advance: Advance |
             pos += len(block)
     for e in entries[i:]:
         bad.append(e.sha)  # past the end: truncated
-    return whole.hexdigest(), bad
+    return (idx.pack if whole is None else whole.hexdigest()), bad
 
 
 def fsck_repository(repo, remote: str | None = None, *, read_data: bool = False,
@@ -268,9 +275,14 @@ def fsck_zone(zone: Zone, *, read_data: bool = False, cache_dir: str | None = No
                 except ZoneError as e:
                     rep.add("unreadable-object", object_key(sha), str(e))
                     continue
+                idx = indexes.get(sha)
+                if idx is None:  # reported above as no-index; a pack of an interrupted push hashes otherwise
+                    continue
                 if got != sha:
-                    kind = "corrupt-pack" if sha in indexes and len(indexes[sha].chunks) > 1 else "corrupt-object"
+                    kind = "corrupt-pack" if len(idx.chunks) > 1 else "corrupt-object"
                     rep.add(kind, object_key(sha), f"hashes to {got}")
+                elif bad and idx.named_by_manifest:  # the bytes are not those its name commits to
+                    rep.add("corrupt-pack", object_key(sha), f"{len(bad)} chunk(s) do not match its manifest")
                 for c in bad:
                     rep.add("corrupt-chunk", c, f"its range of {object_key(sha)} does not hash to its name")
     # info/idx

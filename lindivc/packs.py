@@ -9,10 +9,18 @@ Pack
         pack := chunk_bytes*            (chunks sorted by sha1, each exactly once)
 
     Any reader (lindi, fsspec, a browser) reads one chunk with a byte-range request. A pack is
-    itself an object: its name is the SHA-1 of its bytes. Locally it lives in the object store
-    like any object (``objects/aa/bb/cc/<packsha1>``), in a zone at ``sha1/aa/bb/cc/<packsha1>``.
-    A pack holds at least two chunks: a pack of one chunk would have the same bytes, hence the
-    same name, as the chunk itself.
+    itself an object. Locally it lives in the object store like any object
+    (``objects/aa/bb/cc/<packsha1>``), in a zone at ``sha1/aa/bb/cc/<packsha1>``. A pack holds at
+    least two chunks: a pack of one chunk would be the chunk itself.
+
+Pack name
+    The SHA-1 of the pack's manifest (:func:`pack_manifest`), the list of its chunks in pack
+    order, known before any byte of the pack is read::
+
+        manifest := "lindivc-pack/1\n" ( <chunksha1> " " <size> "\n" )*
+
+    Packs named the first way, by the SHA-1 of their bytes, stay valid: a pack is valid when its
+    chunks verify and its name is either (:func:`verify_pack`, :attr:`PackIndex.named_by_manifest`).
 
 Pack index
     UTF-8 JSON, serialized with sorted keys and no whitespace (``separators=(",", ":")``)::
@@ -35,13 +43,85 @@ import json
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import BinaryIO, Iterator, NamedTuple
+from typing import BinaryIO, Iterable, Iterator, NamedTuple
 
 from .atomic import atomic_write_stream, fsync_dir
 from .errors import ChecksumMismatch, InvalidPackIndex, ObjectMissing
 from .objects import COPY_BLOCK, ObjectStore, is_sha1, sha1_bytes
 
 FORMAT = "lindivc-pack-index/1"
+MANIFEST_HEADER = b"lindivc-pack/1\n"  # first line of a pack's manifest (docs/format.md section 5)
+
+
+def pack_manifest(chunks: Iterable[tuple[str, int]]) -> bytes:
+    """The manifest of a pack holding ``chunks`` ((sha1, size) in pack order, laid end to end):
+    the bytes whose SHA-1 names the pack (docs/format.md section 5)."""
+    return MANIFEST_HEADER + "".join(f"{sha} {size}\n" for sha, size in chunks).encode("ascii")
+
+
+def pack_name(chunks: Iterable[tuple[str, int]]) -> str:
+    """The name of the pack holding ``chunks`` ((sha1, size) in pack order): SHA-1 of its manifest."""
+    return hashlib.sha1(pack_manifest(chunks)).hexdigest()
+
+
+def parse_manifest(data: bytes) -> list[tuple[str, int]]:
+    """The chunks ((sha1, size) in pack order) a manifest lists; ValueError if ``data`` is not a
+    well-formed manifest of two or more distinct chunks."""
+    if not data.startswith(MANIFEST_HEADER) or not data.endswith(b"\n"):
+        raise ValueError("not a pack manifest (no lindivc-pack/1 header line)")
+    out: list[tuple[str, int]] = []
+    for line in data[len(MANIFEST_HEADER):-1].split(b"\n"):
+        sha, _, n = line.decode("ascii", "replace").partition(" ")
+        if not is_sha1(sha) or not n.isdigit() or len(n) > 19 or (n != "0" and n.startswith("0")):
+            raise ValueError(f"bad manifest line {line[:80]!r}")
+        out.append((sha, int(n)))
+    if len(out) < 2 or len({s for s, _ in out}) != len(out):
+        raise ValueError("a manifest lists two or more distinct chunks")
+    if pack_manifest(out) != data:
+        raise ValueError("manifest not in canonical form")
+    return out
+
+
+class ChunkChecker:
+    """Checks bytes fed in order against a list of chunks laid end to end ((sha1, size) each):
+    :meth:`update` raises ChecksumMismatch as soon as a chunk is complete and hashes otherwise,
+    or when more bytes come than the chunks hold; :meth:`finish` when fewer came."""
+
+    def __init__(self, chunks: list[tuple[str, int]], where: str) -> None:
+        self._chunks = chunks
+        self._where = where
+        self._i = 0
+        self._left = chunks[0][1] if chunks else 0
+        self._h = hashlib.sha1()
+        self._skip_empty()
+
+    def _skip_empty(self) -> None:
+        while self._i < len(self._chunks) and self._left == 0:
+            self._close_chunk()
+
+    def _close_chunk(self) -> None:
+        sha = self._chunks[self._i][0]
+        got = self._h.hexdigest()
+        if got != sha:
+            raise ChecksumMismatch(sha, got, self._where)
+        self._i += 1
+        self._h = hashlib.sha1()
+        self._left = self._chunks[self._i][1] if self._i < len(self._chunks) else 0
+
+    def update(self, data: bytes) -> None:
+        view = memoryview(data)
+        while len(view):
+            if self._i >= len(self._chunks):
+                raise ChecksumMismatch(self._where, "more bytes than its chunks hold", self._where)
+            take = min(self._left, len(view))
+            self._h.update(view[:take])
+            view = view[take:]
+            self._left -= take
+            self._skip_empty()
+
+    def finish(self) -> None:
+        if self._i < len(self._chunks):
+            raise ChecksumMismatch(self._chunks[self._i][0], "truncated", self._where)
 
 
 class ChunkEntry(NamedTuple):
@@ -137,6 +217,25 @@ class PackIndex:
         ``[sha, 0, size]`` (docs/format.md section 5)."""
         return cls(sha, size, (ChunkEntry(sha, 0, size),))
 
+    def manifest(self) -> bytes:
+        """The manifest of this pack's chunks in pack order (offset order): what its name is the
+        SHA-1 of, when it is named by the manifest rule (docs/format.md section 5)."""
+        return pack_manifest((c.sha, c.size) for c in sorted(self.chunks, key=lambda c: (c.offset, c.sha)))
+
+    @cached_property
+    def named_by_manifest(self) -> bool:
+        """True if the name is the SHA-1 of the manifest and the chunks lie end to end from 0 to
+        ``size`` (then the chunks' names fix every byte). False for a pack named by the SHA-1 of
+        its bytes (the first rule), and for a lone chunk."""
+        if len(self.chunks) < 2:
+            return False
+        pos = 0
+        for c in sorted(self.chunks, key=lambda c: (c.offset, c.sha)):
+            if c.offset != pos:
+                return False
+            pos += c.size
+        return pos == self.size and hashlib.sha1(self.manifest()).hexdigest() == self.pack
+
     @cached_property
     def _shas(self) -> list[str]:
         return [c.sha for c in self.chunks]
@@ -177,11 +276,13 @@ def _is_int(x: object) -> bool:
 
 
 def verify_pack(objects: ObjectStore, index: PackIndex) -> None:
-    """Re-read the local pack ``index.pack`` in full and check it: the pack hashes to its name, has
-    ``index.size`` bytes, and every chunk range hashes to its chunk's name. Raises
-    ChecksumMismatch or ObjectMissing."""
+    """Re-read the local pack ``index.pack`` in full and check it: it has ``index.size`` bytes,
+    every chunk range hashes to its chunk's name, and its name is the SHA-1 of its manifest
+    (chunks end to end) or of its bytes (docs/format.md section 5). Raises ChecksumMismatch or
+    ObjectMissing."""
     where = objects.path(index.pack)
-    pack_hash = hashlib.sha1()
+    by_manifest = index.named_by_manifest
+    pack_hash = _NoHash() if by_manifest else hashlib.sha1()
     _, entries = index._by_offset
     pos = 0
     with objects.open(index.pack) as f:
@@ -203,11 +304,18 @@ def verify_pack(objects: ObjectStore, index: PackIndex) -> None:
             pos += len(b)
     if pos != index.size:
         raise ChecksumMismatch(index.pack, f"{pos} bytes instead of {index.size}", where)
-    if pack_hash.hexdigest() != index.pack:
+    if not by_manifest and pack_hash.hexdigest() != index.pack:
         raise ChecksumMismatch(index.pack, pack_hash.hexdigest(), where)
     for sha in (c.sha for c in index.chunks if not c.size):
         if sha != sha1_bytes(b""):
             raise ChecksumMismatch(sha, sha1_bytes(b""), f"{where} (empty range)")
+
+
+class _NoHash:
+    """Stands for the whole-pack hash where the name does not need it (manifest rule)."""
+
+    def update(self, data: bytes) -> None:
+        pass
 
 
 def _read_exact(f: BinaryIO, n: int, name: str, where: str) -> bytes:

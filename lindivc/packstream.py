@@ -7,7 +7,8 @@ Grouping (:func:`plan_packs`)
     (``DEFAULT_PACK_SIZE`` unless the repository's ``core.pack_size`` says otherwise). A chunk of
     ``target_size`` bytes or more stays loose (it is already one large object), and so does a
     chunk left alone at the end of the run. The same set of chunks with the same target size
-    therefore always produces the same packs, with the same names.
+    therefore always produces the same packs, with the same names: a pack is named by its
+    manifest (:func:`lindivc.packs.pack_name`), the list of the chunks it holds.
 """
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ from typing import BinaryIO, Callable, Iterable, Iterator, NamedTuple
 from .errors import ChecksumMismatch
 from .atomic import fsync_dir
 from .objects import COPY_BLOCK, ObjectStore, is_sha1
-from .packs import ChunkEntry, PackIndex, PackSet, verify_pack
+from .packs import ChunkEntry, PackIndex, PackSet, pack_name, verify_pack
 
 #: the default ``core.pack_size`` (docs/format.md section 3): 64 MiB, from the push benchmark
 #: (reasons in push.py, above the upload threads)
 DEFAULT_PACK_SIZE = 64 * 2**20
-HASH_BLOCK = 8 * 2**20  # bytes per read when hashing a pack streamed from its chunk files
+HASH_BLOCK = 8 * 2**20  # bytes per read when re-checking a pack streamed from its chunk files
 
 Progress = Callable[[int], None]
 
@@ -44,7 +45,6 @@ class PackWriter:
         os.makedirs(objects.root, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(dir=objects.root, prefix=".tmp-pack-")
         self._f: BinaryIO | None = os.fdopen(fd, "w+b")
-        self._hash = hashlib.sha1()
         self._entries: list[ChunkEntry] = []
         self._seen: set[str] = set()
         self.size = 0
@@ -64,7 +64,6 @@ class PackWriter:
         if sha in self._seen:
             raise ValueError(f"chunk {sha} added twice to one pack")
         h = hashlib.sha1()
-        pack_hash = self._hash.copy()
         start = self.size
         n = 0
         if isinstance(data, (bytes, bytearray, memoryview)):
@@ -73,7 +72,6 @@ class PackWriter:
             blocks = iter(lambda: data.read(COPY_BLOCK), b"")  # type: ignore[union-attr]
         for b in blocks:
             h.update(b)
-            pack_hash.update(b)
             f.write(b)
             n += len(b)
             if self.progress is not None:
@@ -83,7 +81,6 @@ class PackWriter:
             f.seek(start)
             f.truncate(start)
             raise ChecksumMismatch(sha, got, "chunk being packed")
-        self._hash = pack_hash
         self.size += n
         entry = ChunkEntry(sha, start, n)
         self._entries.append(entry)
@@ -91,7 +88,8 @@ class PackWriter:
         return entry
 
     def finish(self) -> PackIndex:
-        """Move the pack into the object store under its sha1 and return its index.
+        """Move the pack into the object store under its name (the SHA-1 of its manifest,
+        :func:`lindivc.packs.pack_name`) and return its index.
 
         ValueError if it holds fewer than two chunks (a pack of one chunk would be the chunk
         itself: lindivc.packs). If the store already holds the pack, the new copy is discarded
@@ -105,7 +103,7 @@ class PackWriter:
             os.fsync(f.fileno())
         f.close()
         self._f = None
-        pack = self._hash.hexdigest()
+        pack = pack_name((e.sha, e.size) for e in self._entries)
         dest = self.objects.path(pack)
         try:
             if os.path.exists(dest):
@@ -189,8 +187,9 @@ class ConcatReader:
     calls (s3transfer's protocol), so that progress counts bytes as they are sent.
 
     With ``verify``, the first sequential pass checks each segment against its ``sha``: on a
-    mismatch ``read`` raises ChecksumMismatch *before* returning the segment's last bytes, so a
-    request streaming this body never completes and the store keeps nothing.
+    mismatch ``read`` raises ChecksumMismatch *before* returning the segment's last bytes, and
+    again on every later read (a client retrying from the start), so a request streaming this
+    body never completes and the store keeps nothing.
     """
 
     def __init__(self, segments: list[Segment], progress: Progress | None = None, *, verify: bool = False) -> None:
@@ -211,6 +210,7 @@ class ConcatReader:
         self._vi = 0  # segment being verified; _vpos of its bytes hashed so far
         self._vpos = 0
         self._vh = hashlib.sha1()
+        self._bad: ChecksumMismatch | None = None  # a segment found corrupt: every later read fails
 
     def readable(self) -> bool:
         return True
@@ -240,6 +240,8 @@ class ConcatReader:
         """Up to ``n`` bytes (all the rest for ``n < 0``); short reads stop at a segment's end."""
         if n is None or n < 0:
             return b"".join(iter(lambda: self.read(COPY_BLOCK), b""))
+        if self._bad is not None:  # a retry after a mismatch (the client re-sends from the start)
+            raise self._bad
         if self._pos >= self.size or n == 0:
             return b""
         i = self._f_index
@@ -265,7 +267,8 @@ class ConcatReader:
             if self._vpos == seg.size:
                 got = self._vh.hexdigest()
                 if got != seg.sha:
-                    raise ChecksumMismatch(seg.sha, got, f"{seg.path} at {seg.offset}+{seg.size}")
+                    self._bad = ChecksumMismatch(seg.sha, got, f"{seg.path} at {seg.offset}+{seg.size}")
+                    raise self._bad
                 self._vi, self._vpos, self._vh = i + 1, 0, hashlib.sha1()
         self._pos += want
         if self._transferring and self._pos > self._seen:
@@ -273,6 +276,11 @@ class ConcatReader:
                 self._progress(self._pos - self._seen)
             self._seen = self._pos
         return data
+
+    @property
+    def failure(self) -> ChecksumMismatch | None:
+        """The mismatch a read found (the HTTP client may have reported it as its own error)."""
+        return self._bad
 
     @property
     def verified(self) -> bool:
@@ -297,14 +305,12 @@ class ConcatReader:
 
 class PackSource:
     """A pack that exists only as its chunks' bytes in local files (loose objects or ranges of
-    local packs): :meth:`index` hashes it and :meth:`open` streams it, so a push can upload a pack
-    without writing it to disk first (no write, no temp file).
+    local packs): :meth:`index` names it without reading anything and :meth:`open` streams it,
+    so a push uploads a pack in one pass over its bytes, without writing it to disk first.
 
-    The bytes are those :class:`PackWriter` would write for the same chunks in the same order, so
-    the pack has the same name either way (push relies on that to resume). Each chunk is
-    checked against its name too, as PackWriter does, but while it streams (``open``) rather than
-    in :meth:`index`: the name is needed before the upload starts, the check only before it ends,
-    so one hash is on the push's critical path instead of two.
+    The bytes are those :class:`PackWriter` would write for the same chunks in the same order,
+    and the name is the same (the SHA-1 of the manifest): push relies on that to resume. Each
+    chunk is checked against its name, as PackWriter does, while it streams (``open``).
     """
 
     def __init__(self, segments: list[Segment]) -> None:
@@ -315,18 +321,23 @@ class PackSource:
         self.segments = list(segments)
         self.size = sum(s.size for s in segments)
 
-    def index(self, *, verify: bool = False) -> PackIndex:
-        """Read every chunk once and compute the pack's sha1 (with ``verify``, also check each
-        chunk against its name: ChecksumMismatch). Memory: one block."""
-        pack_hash = hashlib.sha1()
+    def index(self) -> PackIndex:
+        """The pack's index, named by its manifest (no I/O)."""
         entries = []
-        # Large blocks: hashlib and readinto release the GIL for their whole duration, and a push
-        # hashes while its upload threads keep the GIL busy, so every re-acquisition costs.
-        buf = bytearray(HASH_BLOCK)
-        view = memoryview(buf)
         off = 0
         for seg in self.segments:
-            h = hashlib.sha1() if verify else None
+            entries.append(ChunkEntry(seg.sha, off, seg.size))
+            off += seg.size
+        return PackIndex(pack_name((s.sha, s.size) for s in self.segments), off, tuple(sorted(entries)))
+
+    def verify(self) -> None:
+        """Read every chunk once and check it against its name (ChecksumMismatch). Memory: one block."""
+        # Large blocks: hashlib and readinto release the GIL for their whole duration, and a push
+        # checks while its upload threads keep the GIL busy, so every re-acquisition costs.
+        buf = bytearray(HASH_BLOCK)
+        view = memoryview(buf)
+        for seg in self.segments:
+            h = hashlib.sha1()
             with open(seg.path, "rb", buffering=0) as f:
                 f.seek(seg.offset)
                 left = seg.size
@@ -334,15 +345,10 @@ class PackSource:
                     n = f.readinto(view[:min(left, HASH_BLOCK)])
                     if not n:
                         raise ChecksumMismatch(seg.sha, "truncated", seg.path)
-                    if h is not None:
-                        h.update(view[:n])
-                    pack_hash.update(view[:n])
+                    h.update(view[:n])
                     left -= n
-            if h is not None and h.hexdigest() != seg.sha:
-                raise ChecksumMismatch(seg.sha, h.hexdigest(), "chunk being packed")
-            entries.append(ChunkEntry(seg.sha, off, seg.size))
-            off += seg.size
-        return PackIndex(pack_hash.hexdigest(), off, tuple(sorted(entries)))
+            if h.hexdigest() != seg.sha:
+                raise ChecksumMismatch(seg.sha, h.hexdigest(), f"{seg.path} at {seg.offset}+{seg.size}")
 
     def open(self, progress: Progress | None = None) -> ConcatReader:
         """A reader of the pack's bytes that checks every chunk on its first pass (see

@@ -10,7 +10,7 @@ import json
 import os
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -31,18 +31,22 @@ from .repo import Repository
 from .zonerefs import ref_key
 from .zones import Zone
 
-# How push sends chunk data (chosen with scripts/bench/push_s3.py, issue 3: moto on loopback, 2 cores):
+# How push sends chunk data (chosen with scripts/bench/push_s3.py, issues 3 and 13: moto on loopback, 2 cores):
 # - Where the zone declares `supports_put_stream` (S3), a pack is streamed from its chunk files
 #   straight into one PUT (packstream.PackSource, Zone.put_stream) with a known Content-Length: no temp
-#   pack is written, so the data is read twice (hash, send) and written never (building the pack
-#   locally first doubled the disk I/O and cost more than the upload). Resumable as before: the same
-#   chunks give the same pack bytes, hence the same name, and a pack the zone holds is not sent again;
-#   a pack's index is written only after the pack. Other zones get the pack written to a temp file in
-#   the object store and sent with put_file.
-# - Its name (SHA-1 of its bytes) must be known before the PUT starts: HASH_THREADS threads hash packs
-#   ahead (one SHA-1 pass, 8 MiB blocks) and each pack is queued for upload as soon as it is named, so
-#   the first upload starts after hashing one pack (~60 MiB, tens of ms). Each chunk is checked against
-#   its name while it streams (its last bytes are held back on a mismatch, so no object appears).
+#   pack is written, and the data is read once, as it is sent. Other zones get the pack written to a
+#   temp file in the object store and sent with put_file (the gateway checks it against its manifest).
+# - A pack is named by its manifest, the list of the chunks it holds (docs/format.md section 5), so its
+#   name is known before any byte is read: every PUT starts at once, with no hashing pass first (naming
+#   a pack by the SHA-1 of its bytes, as before issue 13, cost one full read of the data ahead of the
+#   upload: ~0.5 CPU-s per 500 MiB on a machine where the store needs the rest). Resumable as before:
+#   the same chunks give the same name, a pack the zone holds with an index is not sent again, and a
+#   pack's index is written only after the pack.
+# - Each chunk is checked against its name while it streams (ConcatReader holds back its last bytes on
+#   a mismatch, so the PUT never completes and no object appears); a body the client did not read
+#   straight through is checked again before the index goes up (else the pack is deleted).
+# - S3 payload signing is off (zones/s3.py), so botocore does not read each body a second time to
+#   compute its SHA-256: the chunks are content-addressed and checked by every reader and by fsck.
 # - Pack size: core.pack_size, 64 MiB (packstream.DEFAULT_PACK_SIZE). J1's 500 MiB is then 9 objects
 #   (<= 10), all in flight at once; each is one single PUT (S3 takes up to 5 GiB; moto
 #   assembles multipart uploads slowly; below S3Zone.multipart_threshold = 1 GiB there are no parts at
@@ -51,9 +55,7 @@ from .zones import Zone
 #   moto, requests of <= 32 MiB are not cheaper per byte enough to matter).
 # - One upload thread per object up to 16 (UPLOAD_THREADS, LINDIVC_UPLOAD_THREADS): with 8, J1's 9th
 #   pack waited for a free thread and alone made the tail (issue 13). Memory per stream is one 1 MiB
-#   block (botocore's payload hash) plus socket buffers, so peak RSS does not grow with the data (2 GiB
-#   push: ~100 MB).
-HASH_THREADS = 2
+#   block plus socket buffers, so peak RSS does not grow with the data (2 GiB push: ~70 MB).
 UPLOAD_THREADS = int(os.environ.get("LINDIVC_UPLOAD_THREADS", "16"))
 
 
@@ -333,23 +335,17 @@ def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[s
     sent = 0
     with rep.task(f"Uploading {len(upload)} chunks in {len(groups)} objects", sum(sizes.values())) as advance:
         if groups:
-            with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(groups))) as ex, \
-                    ThreadPoolExecutor(max_workers=HASH_THREADS) as hasher:
+            with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(groups))) as ex:
                 futures = []
                 try:
-                    hashing = {}
                     for group in groups:
                         src = _pack_source(repo, group, sizes) if zone.supports_put_stream else None
                         if src is None:
                             futures.append(ex.submit(_upload_group, repo, zone, cat, group, sizes, advance))
-                        else:
-                            hashing[hasher.submit(src.index)] = src
-                    # each pack goes up as soon as its name is known, while later ones are hashed
-                    for fut in as_completed(hashing):
-                        futures.append(ex.submit(_upload_pack_stream, zone, cat, hashing[fut], fut.result(), advance))
+                        else:  # named by its manifest: no read before its PUT starts
+                            futures.append(ex.submit(_upload_pack_stream, zone, cat, src, src.index(), advance))
                     sent = sum(f.result() for f in futures)
                 except BaseException:
-                    hasher.shutdown(wait=True, cancel_futures=True)
                     ex.shutdown(wait=True, cancel_futures=True)
                     raise
     return sent
@@ -390,16 +386,22 @@ def _pack_source(repo: Repository, group: list[str], sizes: dict[str, int]) -> P
 
 
 def _upload_pack_stream(zone: Zone, cat: ZoneCatalog, src: PackSource, idx: PackIndex, advance: Progress) -> int:
-    """Upload a hashed pack straight from its chunk files (no temp pack), then its index; return 1.
+    """Upload a pack straight from its chunk files (no temp pack, one read), then its index;
+    return 1.
 
     A pack is sent even if the zone holds an object of that name (step 5). Packs that arrived
     whole in an interrupted push have their index, so the push does not reach here for them."""
     key = object_key(idx.pack)
     with src.open(advance) as body:  # checks each chunk against its name as it streams
-        zone.put_stream(key, body, idx.size)
+        try:
+            zone.put_stream(key, body, idx.size)
+        except ZoneError:
+            if body.failure is not None:  # the client reports the body's mismatch as its own error
+                raise body.failure from None
+            raise
         if not body.verified:  # the client did not read the body from start to end
             try:
-                src.index(verify=True)
+                src.verify()
             except ChecksumMismatch:
                 zone.delete(key)
                 raise
@@ -446,7 +448,7 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
         raise
     existed_locally = repo.packs.is_pack(idx.pack)
     try:
-        zone.put_file(object_key(idx.pack), repo.objects.path(idx.pack), progress=advance)
+        zone.put_pack(object_key(idx.pack), repo.objects.path(idx.pack), idx.manifest(), progress=advance)
         zone.put(index_key(idx.pack), idx.to_bytes())
         cat.add_index(idx)
     finally:

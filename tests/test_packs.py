@@ -7,7 +7,7 @@ import pytest
 
 from lindivc.errors import ChecksumMismatch, InvalidLindiFile, ObjectMissing
 from lindivc.objects import ObjectStore, sha1_bytes
-from lindivc.packs import FORMAT, InvalidPackIndex, PackIndex, PackSet, read_chunk, verify_pack
+from lindivc.packs import FORMAT, InvalidPackIndex, PackIndex, PackSet, pack_name, read_chunk, verify_pack
 from lindivc.packstream import PackWriter, pack_objects, plan_packs, repack_loose
 
 
@@ -35,8 +35,13 @@ def test_pack_round_trip_reads_every_chunk_back(store, packset):
     [index] = list(pack_objects(store, shas, target_size=1 << 20))
     assert [c.sha for c in index.chunks] == sorted(shas)
     assert index.size == sum(len(v) for v in originals.values())
-    pack = store.get(index.pack)  # verifies the pack's name
+    with open(store.path(index.pack), "rb") as f:
+        pack = f.read()
     assert pack == b"".join(originals[s] for s in sorted(shas))
+    # named by its manifest (docs/format.md section 5), not by its bytes
+    assert index.pack == pack_name((s, len(originals[s])) for s in sorted(shas)) != sha1_bytes(pack)
+    assert index.named_by_manifest
+    verify_pack(store, index)
     for s in shas:
         off, size = index.lookup(s)
         assert pack[off:off + size] == originals[s]
@@ -336,7 +341,8 @@ def test_pack_source_streams_the_bytes_pack_writer_writes(store, tmp_path):
 
     shas = put_chunks(store, 5, size=300_000)
     src = PackSource(_segments(store, shas))
-    idx = src.index(verify=True)
+    idx = src.index()  # no I/O: named by its manifest
+    src.verify()
     with src.open() as r:
         streamed = r.read()
         assert r.verified
@@ -346,8 +352,10 @@ def test_pack_source_streams_the_bytes_pack_writer_writes(store, tmp_path):
     for s in sorted(shas):
         other.put_bytes(store.get(s))
     written = next(iter(pack_objects(other, shas, target_size=10**9)))
-    assert idx.pack == written.pack == sha1_bytes(streamed)
+    assert idx.pack == written.pack == sha1_bytes(idx.manifest())
     assert idx.to_bytes() == written.to_bytes()
+    with open(other.path(written.pack), "rb") as f:
+        assert f.read() == streamed
 
 
 def test_pack_source_refuses_a_corrupt_chunk_before_its_last_bytes(store):
@@ -360,7 +368,7 @@ def test_pack_source_refuses_a_corrupt_chunk_before_its_last_bytes(store):
         f.write(b"\xff\xfe")
     src = PackSource(_segments(store, shas))
     with pytest.raises(ChecksumMismatch):
-        src.index(verify=True)
+        src.verify()
     sent = 0
     with pytest.raises(ChecksumMismatch):
         with src.open() as r:
@@ -371,6 +379,13 @@ def test_pack_source_refuses_a_corrupt_chunk_before_its_last_bytes(store):
                 sent += len(b)
     first_two = store.size(shas[0]) + store.size(shas[1])
     assert sent < first_two  # the corrupt chunk's last block was never handed out
+    r = src.open()
+    with pytest.raises(ChecksumMismatch):
+        r.read()
+    r.seek(0)  # a client retrying from the start gets nothing more
+    with pytest.raises(ChecksumMismatch):
+        r.read(10)
+    r.close()
 
 
 def test_s3_multipart_put_stream_round_trip(store, s3_bucket):
@@ -384,4 +399,5 @@ def test_s3_multipart_put_stream_round_trip(store, s3_bucket):
     with src.open() as r:
         zone._put_stream_multipart(f"sha1/{idx.pack[:2]}/{idx.pack[2:4]}/{idx.pack[4:6]}/{idx.pack}", r, src.size)
     data = zone.get(f"sha1/{idx.pack[:2]}/{idx.pack[2:4]}/{idx.pack[4:6]}/{idx.pack}")
-    assert sha1_bytes(data) == idx.pack and len(data) == src.size
+    assert data == b"".join(store.get(s) for s in sorted(shas)) and len(data) == src.size
+    assert idx.named_by_manifest

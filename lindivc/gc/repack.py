@@ -52,7 +52,7 @@ def _write_live(zone: Zone, rp: Repack, tmpdir: str) -> PackIndex:
         w.abort()
         raise
     if not zone.exists(object_key(new.pack)):
-        zone.put_file(object_key(new.pack), store.path(new.pack))
+        zone.put_pack(object_key(new.pack), store.path(new.pack), new.manifest())
     store.delete(new.pack)
     return new
 

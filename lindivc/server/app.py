@@ -11,6 +11,9 @@ HTTP API (docs/gateway.md is the reference):
     HEAD /zones/<user>/<zone>/<key>            public head
     PUT  /zones/<user>/<zone>/<key>            (auth, owner; pins/<login>.<name>: that login too)
                                                If-None-Match: * / If-Match: <etag> -> 412 on conflict
+                                               sha1/ keys: the bytes hash to the name, or (header
+                                               X-Lindivc-Manifest: N) the body is the pack's
+                                               manifest (N bytes, hashing to the name) then the pack
     DELETE /zones/<user>/<zone>/<key>          (auth, owner; pins/<login>.<name>: that login too)
 
 Documents (pins, journal entries, borrow records) are validated before they are stored
@@ -36,8 +39,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from ..documents import pin_writer
-from ..errors import InvalidKey
+from ..errors import ChecksumMismatch, InvalidKey
 from ..layout import MAX_KEY, NAME_RE, sha1_from_object_key, validate_key
+from ..packs import ChunkChecker, parse_manifest
 from .bucket import Bucket, BucketError, StoredObject
 from .guard import BodyTimeout, Guard, HTTPError, RequestLimits, client_of
 from .identity import GitHubIdentity, IdentityBusy, IdentityUnavailable, InvalidToken
@@ -274,24 +278,40 @@ class Gateway:
             if int(declared) > limit:
                 raise HTTPError(413, f"{key}: larger than the limit of {limit} bytes")
         want = sha1_from_object_key(key)
-        h = hashlib.sha1() if want else None
+        m_len = _manifest_length(request, want, declared)  # a pack sent after its manifest
+        h = hashlib.sha1() if want and m_len is None else None
+        head, checker = bytearray(), None
         size = 0
         if doc_limit is not None:  # a small document, checked whole before it is stored
             spool, grant = io.BytesIO(), 0
         else:
-            spool, grant = self.uploads.spool(int(declared) if declared is not None else None)
+            spool, grant = self.uploads.spool(int(declared) - (m_len or 0) if declared is not None else None)
         try:
             async for chunk in request.stream():
                 if not chunk:
                     continue
+                if m_len is not None and checker is None:  # the manifest, held in memory
+                    take = m_len - len(head)
+                    head += chunk[:take]
+                    chunk = chunk[take:]
+                    if len(head) == m_len:
+                        checker = _manifest_checker(bytes(head), want, key)
+                    if not chunk:
+                        continue
                 size += len(chunk)
                 if size > limit:
                     raise HTTPError(413, f"{key}: larger than the limit of {limit} bytes")
                 if h is not None:
                     h.update(chunk)
+                if checker is not None:
+                    _check(key, checker.update, chunk)
                 spool.write(chunk)
             if h is not None and h.hexdigest() != want:
                 raise HTTPError(422, f"bytes hash to sha1 {h.hexdigest()}, not {want}: refused, nothing stored")
+            if m_len is not None:
+                if checker is None:
+                    raise HTTPError(422, f"{key}: the body ended inside its manifest: refused, nothing stored")
+                _check(key, checker.finish)
             if doc_limit is not None:
                 w = Write(user, zone, self.s3_key(user, zone), key, login, owner)
                 await run_in_threadpool(self.policy.admit, w, spool.getvalue())
@@ -313,6 +333,46 @@ class Gateway:
         await run_in_threadpool(self.bucket.delete, self.s3_key(user, zone, key))
         log.info("DELETE %s/%s/%s by %s", user, zone, key, login)
         return Response(status_code=204)
+
+
+MAX_MANIFEST = 16 << 20  # bytes of a pack's manifest a gateway holds in memory (~270,000 chunks)
+
+
+def _manifest_length(request: Request, want: str | None, declared: str | None) -> int | None:
+    """The length of the manifest that starts the body (header ``X-Lindivc-Manifest``), or None
+    when the body is the object alone; 400 when the header is malformed or misplaced."""
+    raw = request.headers.get("x-lindivc-manifest")
+    if raw is None:
+        return None
+    if not want:
+        raise HTTPError(400, "X-Lindivc-Manifest is only for sha1/ keys")
+    if not raw.isdigit() or len(raw) > 9 or int(raw) > MAX_MANIFEST:
+        raise HTTPError(400, f"invalid X-Lindivc-Manifest (a length of at most {MAX_MANIFEST} bytes)")
+    if declared is not None and int(declared) < int(raw):
+        raise HTTPError(400, "X-Lindivc-Manifest is longer than the body")
+    return int(raw)
+
+
+def _manifest_checker(manifest: bytes, want: str, key: str) -> ChunkChecker:
+    """A checker of the pack bytes that follow ``manifest``; 422 unless the manifest is well formed
+    and its SHA-1 is the pack's name ``want`` (docs/format.md section 5)."""
+    got = hashlib.sha1(manifest).hexdigest()
+    if got != want:
+        raise HTTPError(422, f"the manifest hashes to sha1 {got}, not {want}: refused, nothing stored")
+    try:
+        chunks = parse_manifest(manifest)
+    except ValueError as e:
+        raise HTTPError(422, f"{key}: {e}: refused, nothing stored") from None
+    return ChunkChecker(chunks, key)
+
+
+def _check(key: str, fn: Callable, *args: object) -> None:
+    """Run a ChunkChecker step; bytes that do not match the manifest are 422."""
+    try:
+        fn(*args)
+    except ChecksumMismatch as e:
+        raise HTTPError(422, f"{key}: the pack does not match its manifest (chunk {e.expected}: {e.got}): "
+                        "refused, nothing stored") from None
 
 
 def _wrap(fn: Callable) -> Callable:

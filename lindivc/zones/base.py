@@ -129,6 +129,12 @@ class Zone(abc.ABC):
         ``progress(nbytes)`` is called as bytes are sent.
         """
 
+    def put_pack(self, key: str, path: str, manifest: bytes, *, progress: "callable | None" = None) -> str:
+        """Store the pack file at ``path`` named by ``manifest`` (docs/format.md section 5) as
+        :meth:`put_file` does; a backend that checks what it stores under ``sha1/`` (the gateway)
+        sends the manifest along. Return the etag."""
+        return self.put_file(key, path, progress=progress)
+
     def put_stream(self, key: str, stream: BinaryIO, size: int) -> str:
         """Store ``size`` bytes read from the seekable ``stream`` (from its start; read again from
         the start on a retry); return the etag. Only where :attr:`supports_put_stream`."""

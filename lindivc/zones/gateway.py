@@ -27,17 +27,22 @@ SAFE = "/@+=,"
 
 
 class _ProgressReader:
-    """A file wrapper that reports bytes read (requests streams it with a Content-Length)."""
+    """A file wrapper that reports bytes read (requests streams it with a Content-Length), after
+    ``prefix`` (sent first, not reported)."""
 
-    def __init__(self, f: BinaryIO, size: int, progress: Callable[[int], None] | None) -> None:
+    def __init__(self, f: BinaryIO, size: int, progress: Callable[[int], None] | None, prefix: bytes = b"") -> None:
         self._f = f
         self._size = size
         self._progress = progress
+        self._prefix = prefix
 
     def __len__(self) -> int:
-        return self._size
+        return len(self._prefix) + self._size
 
     def read(self, n: int = -1) -> bytes:
+        if self._prefix:
+            b, self._prefix = self._prefix, b""
+            return b
         b = self._f.read(UPLOAD_BLOCK if n is None or n < 0 else max(n, 1 << 16))
         if b and self._progress:
             self._progress(len(b))
@@ -191,6 +196,18 @@ class GatewayZone(HttpReads, Zone):
         with open(path, "rb") as f:
             resp = self._request("PUT", key, url, auth=True, data=_ProgressReader(f, size, progress),
                                  headers={**self._conditions(False, None), "Content-Length": str(size)})
+        return self._etag(resp) or ""
+
+    def put_pack(self, key: str, path: str, manifest: bytes, *,
+                 progress: "Callable[[int], None] | None" = None) -> str:
+        """Store the pack file at ``path``, sent after its manifest so that the gateway checks it
+        (header ``X-Lindivc-Manifest``, docs/gateway.md)."""
+        url = self._url(key)
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            resp = self._request("PUT", key, url, auth=True, data=_ProgressReader(f, size, progress, manifest),
+                                 headers={**self._conditions(False, None), "Content-Length": str(len(manifest) + size),
+                                          "X-Lindivc-Manifest": str(len(manifest))})
         return self._etag(resp) or ""
 
     def delete(self, key: str) -> None:

@@ -6,10 +6,11 @@ public buckets stay readable. Retries are botocore's ("standard" mode) with a sh
 and few attempts, so an endpoint that does not answer fails in seconds (``AWS_MAX_ATTEMPTS`` and
 ``AWS_RETRY_MODE`` override).
 
-Upload progress counts bytes as they are sent: botocore reads a request body once to sign it
-before sending it, so the zone tells a body that offers s3transfer's
-``signal_not_transferring``/``signal_transferring`` protocol (packs.ConcatReader does) which
-reads are the send.
+Payload signing is off (:func:`make_client`): botocore sends ``UNSIGNED-PAYLOAD`` instead of
+reading each body once more to hash it. Upload progress counts bytes as they are sent: should
+botocore read a body before sending it (a client configured otherwise), the zone tells a body
+that offers s3transfer's ``signal_not_transferring``/``signal_transferring`` protocol
+(packstream.ConcatReader does) which reads are the send.
 
 Conditional writes use S3's ``If-None-Match: *`` and ``If-Match: <etag>``. ``put_file`` is one PUT
 up to ``multipart_threshold`` (1 GiB by default: single PUTs are faster on every store we tried)
@@ -56,6 +57,11 @@ def make_client(*, max_pool_connections: int = 32):
         # compatible with S3 look-alikes that do not know the newer default checksums
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
+        # no SHA-256 of each body (botocore signs payloads on plain http unless told not to): that
+        # read the data a second time, costing CPU the upload needs. Safe: zone objects are
+        # content-addressed and checked by every reader and by fsck, https protects the bytes in
+        # transit, and boto3 itself skips it for streamed uploads on https (docs/s3.md)
+        s3={"payload_signing_enabled": False},
     )
     retries = {}
     if not os.environ.get("AWS_RETRY_MODE"):
