@@ -221,6 +221,11 @@ class ZoneCatalog:
         if etag is not None and set(data.decode().split()) == set(self.packs):
             self.remember("info/idx", etag, data)
 
+    def note_info_idx_written(self, etag: str | None, content: bytes) -> None:
+        """Remember the etag of ``info/idx`` as written, if it names exactly this catalog's packs
+        (call once the indexes it names are in the catalog)."""
+        self.remember(INFO_IDX, etag, content if set(content.decode().split()) == set(self.packs) else None)
+
     def cached(self, key: str) -> tuple[str, bytes] | None:
         """(etag, content) of the zone's derived file ``key`` as this repository last wrote or
         read it, or None."""
@@ -358,43 +363,50 @@ def update_info(zone: Zone, kind: str, add: Iterable[str] = (), remove: Iterable
     infofiles.cas_rewrite(zone, f"info/{kind}", render)
 
 
-def update_info_idx(cat: ZoneCatalog) -> None:
-    """Make ``info/idx`` list every pack of ``cat`` (one conditional PUT when the catalog
-    remembers the current etag), and remember the result when it names exactly those packs."""
+def update_info_idx(cat: ZoneCatalog, adding: Iterable[str] = (), *,
+                    remember: bool = True) -> tuple[str | None, bytes]:
+    """Make ``info/idx`` list every pack of ``cat`` and ``adding`` (one conditional PUT when the
+    catalog remembers the current etag); with ``remember``, remember the result when it names
+    exactly the catalog's packs. Returns (etag, content)."""
     def render(cur: bytes | None) -> bytes:
-        return _info_idx_content(cur, cat)
+        return _info_idx_content(cur, cat, adding)
 
     etag, content, _ = infofiles.cas_rewrite_cached(cat.zone, INFO_IDX, render, cat.cached(INFO_IDX))
-    cat.remember("info/idx", etag, content if set(content.decode().split()) == set(cat.packs) else None)
+    if remember:
+        cat.note_info_idx_written(etag, content)
+    return etag, content
 
 
-def confirm_info_idx(cat: ZoneCatalog) -> bool:
-    """Make ``info/idx`` list every pack of ``cat``, as one request conditional on the etag
+def confirm_info_idx(cat: ZoneCatalog, adding: Iterable[str] = ()) -> tuple[str | None, bytes] | None:
+    """Make ``info/idx`` list every pack of ``cat`` and the packs ``adding`` (whose indexes are
+    being written alongside), as one request conditional on the etag
     :meth:`ZoneCatalog.refresh_unless_remembered` trusted: a PUT with ``If-Match`` (or, when there
-    is nothing to add, a GET with ``If-None-Match``). True if ``info/idx`` still had that etag
-    (or no etag was remembered: the catalog was listed); False if it changed since: then nothing
-    is written and the catalog must be refreshed before the push relies on it."""
+    is nothing to add, a GET with ``If-None-Match``). Returns (etag, content) now, or None if
+    ``info/idx`` changed since the catalog matched it: then nothing is written and the catalog
+    must be refreshed before the push relies on it. Without a remembered etag (the catalog was
+    listed) it is a plain compare-and-swap rewrite. The caller passes the result to
+    :meth:`ZoneCatalog.note_info_idx_written` once the indexes are in."""
     cached = cat.cached(INFO_IDX)
     if cached is None:
-        update_info_idx(cat)
-        return True
+        return update_info_idx(cat, adding, remember=False)
     etag, current = cached
-    new = _info_idx_content(current, cat)
+    new = _info_idx_content(current, cat, adding)
     try:
         if new == current:
             data, now = cat.zone.get_if_changed(INFO_IDX, etag)
-            return data is None and now is not None  # 304: unchanged
-        now = cat.zone.put(INFO_IDX, new, if_match=etag)
+            if data is not None or now is None:
+                raise PreconditionFailed(INFO_IDX)
+        else:
+            now = cat.zone.put(INFO_IDX, new, if_match=etag)
     except (PreconditionFailed, ZoneKeyMissing):
         cat.remember(INFO_IDX, None, None)
-        return False
-    cat.remember(INFO_IDX, now, new if set(new.decode().split()) == set(cat.packs) else None)
-    return True
+        return None
+    return now, new
 
 
-def _info_idx_content(current: bytes | None, cat: ZoneCatalog) -> bytes:
+def _info_idx_content(current: bytes | None, cat: ZoneCatalog, adding: Iterable[str] = ()) -> bytes:
     names = set(current.decode().split()) if current else set()
-    return ("\n".join(sorted(names | set(cat.packs))) + "\n").encode()
+    return ("\n".join(sorted(names | set(cat.packs) | set(adding))) + "\n").encode()
 
 
 def catalog_dir(repo, name: str) -> str:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, TypeVar
 
 from . import gitsync
 from . import publish as published
@@ -23,7 +24,7 @@ from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissin
 from .fetch import copy_chunks, zone_default_branch
 from .layout import JOURNAL_FORMAT, index_key, journal_key, object_key
 from .localranges import scan_commits
-from .packs import PackIndex
+from .packs import PackIndex, pack_name
 from .packstream import PackSource, PackWriter, Progress, Segment, plan_packs
 from .progress import Reporter
 from .remotes import set_tracking_ref, tracking_ref
@@ -57,6 +58,7 @@ from .zones import Zone
 #   pack waited for a free thread and alone made the tail (issue 13). Memory per stream is one 1 MiB
 #   block plus socket buffers, so peak RSS does not grow with the data (2 GiB push: ~70 MB).
 UPLOAD_THREADS = int(os.environ.get("LINDIVC_UPLOAD_THREADS", "16"))
+T = TypeVar("T")
 
 
 @dataclass
@@ -197,9 +199,7 @@ def _push(repo: Repository, remote: str, branch: str, local: str, force: bool, d
     # 5 and 6 in parallel (chunk data and history are independent; each keeps its own order)
     with ThreadPoolExecutor(1) as ex:
         history = ex.submit(_upload_history, repo, cat, zone, local, have, rep)  # 6
-        res.packs_uploaded = _upload_packs(repo, cat, zone, missing.upload, missing.sizes, rep)  # 5
-        sent, more = _confirm_catalog(repo, cat, zone, needed, missing, rep)  # 3's check, with info/idx
-        res.packs_uploaded += sent
+        res.packs_uploaded, more = _upload_and_confirm(repo, cat, zone, needed, missing, rep)  # 5, and 3's check
         res.history_bytes = history.result()
     res.chunks_uploaded = len(missing.upload) + len(more)
     res.chunk_bytes = sum(missing.sizes.values()) + sum(more.values())
@@ -276,24 +276,6 @@ def _find_missing(repo: Repository, cat: ZoneCatalog, zone: Zone, needed: set[st
     return _Missing(upload, borrowed, {s: _local_size(repo, s) for s in upload}, trusted)
 
 
-def _confirm_catalog(repo: Repository, cat: ZoneCatalog, zone: Zone, needed: set[str], missing: _Missing,
-                     rep: Reporter) -> tuple[int, dict[str, int]]:
-    """Step 3's check of a trusted catalog, with step 5's rewrite of `info/idx`. When `info/idx`
-    changed since the catalog matched it, list the zone and upload what it lacks now; return
-    (objects sent, chunk -> size sent) by that second round."""
-    if not missing.trusted:
-        update_info_idx(cat)
-        return 0, {}
-    if confirm_info_idx(cat):
-        return 0, {}
-    cat.refresh()  # after step 2: what the zone holds now
-    lacking = sorted(needed - cat.own_chunks() - set(missing.borrow))
-    sizes = {s: _local_size(repo, s) for s in lacking}
-    sent = _upload_packs(repo, cat, zone, lacking, sizes, rep) if lacking else 0
-    update_info_idx(cat)
-    return sent, sizes
-
-
 def _local_size(repo: Repository, sha: str) -> int:
     """The size of a chunk to upload: from the local store, a local pack, a local file's range,
     or any known zone."""
@@ -322,33 +304,94 @@ _record_borrows = record_borrows  # lindivc/borrow.py
 #    temporary local pack first and put as a file (section 6.2). A pack is sent even if the zone
 #    holds an object of that name without an index (an interrupted push, or an object a GC is
 #    deleting: the new mtime tells that GC to keep it); packs with an index are never re-sent.
-#    Then rewrite `info/idx` (as step 3 says). Step 6 MAY run alongside.
+#    Once every pack is stored, rewrite `info/idx` alongside the indexes (as step 3 says). Step 6
+#    MAY run alongside.
 def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[str], sizes: dict[str, int],
-                  rep: Reporter) -> int:
-    """Returns the number of objects (packs and lone chunks) sent."""
+                  rep: Reporter, after_data: Callable[[list[str]], T] | None = None) -> tuple[int, T | None]:
+    """Returns the number of objects (packs and lone chunks) sent, and what ``after_data`` returned:
+    given the names of those objects, it runs once all their bytes are stored, alongside their
+    indexes (not at all if an upload failed)."""
     absent = [s for s in upload if not repo.has_object(s) and s not in repo.local_ranges]
     if absent:  # e.g. --no-borrow of a cloned file: copy the data
         _download_from_catalogs(repo, absent, rep)
     groups = plan_packs(sizes, repo.config.pack_size)
     grouped = {s for g in groups for s in g}
     groups += [[s] for s in upload if s not in grouped]
-    sent = 0
+    landed = _Landed(len(groups))
+    sent, result = 0, None
     with rep.task(f"Uploading {len(upload)} chunks in {len(groups)} objects", sum(sizes.values())) as advance:
-        if groups:
-            with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(groups))) as ex:
-                futures = []
-                try:
-                    for group in groups:
-                        src = _pack_source(repo, group, sizes) if zone.supports_put_stream else None
-                        if src is None:
-                            futures.append(ex.submit(_upload_group, repo, zone, cat, group, sizes, advance))
-                        else:  # named by its manifest: no read before its PUT starts
-                            futures.append(ex.submit(_upload_pack_stream, zone, cat, src, src.index(), advance))
-                    sent = sum(f.result() for f in futures)
-                except BaseException:
-                    ex.shutdown(wait=True, cancel_futures=True)
-                    raise
-    return sent
+        with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_THREADS, len(groups)))) as ex:
+            futures = []
+            try:
+                for group in groups:
+                    src = _pack_source(repo, group, sizes) if zone.supports_put_stream else None
+                    if src is None:
+                        futures.append(ex.submit(landed.run, _upload_group, repo, zone, cat, group, sizes, advance))
+                    else:  # named by its manifest: no read before its PUT starts
+                        futures.append(ex.submit(landed.run, _upload_pack_stream, zone, cat, src, src.index(), advance))
+                if after_data is not None and landed.wait():
+                    result = after_data([_object_name(g, sizes) for g in groups])
+                sent = sum(f.result() for f in futures)
+            except BaseException:
+                ex.shutdown(wait=True, cancel_futures=True)
+                raise
+    return sent, result
+
+
+def _object_name(group: list[str], sizes: dict[str, int]) -> str:
+    """The name of the zone object a group of chunks is sent as: its pack's, or a lone chunk's."""
+    return group[0] if len(group) == 1 else pack_name([(s, sizes[s]) for s in group])
+
+
+class _Landed:
+    """Counts the objects of an upload whose bytes are stored (their indexes come after)."""
+
+    def __init__(self, n: int) -> None:
+        self._left = n
+        self._failed = False
+        self._lock = threading.Lock()
+        self._all = threading.Event()
+        if n == 0:
+            self._all.set()
+
+    def landed(self) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self._all.set()
+
+    def run(self, upload: Callable[..., int], *args) -> int:
+        try:
+            return upload(*args, landed=self.landed)
+        except BaseException:
+            self._failed = True
+            self._all.set()
+            raise
+
+    def wait(self) -> bool:
+        """Wait until every object's bytes are stored (True) or an upload failed (False)."""
+        self._all.wait()
+        return not self._failed
+
+
+def _upload_and_confirm(repo: Repository, cat: ZoneCatalog, zone: Zone, needed: set[str], missing: _Missing,
+                        rep: Reporter) -> tuple[int, dict[str, int]]:
+    """Step 5, with `info/idx` rewritten alongside the indexes, conditionally on the etag a trusted
+    catalog remembers (step 3's check). When it changed since the catalog matched it, list the zone
+    and upload what it lacks now. Returns (objects sent, chunk -> size sent by that second round)."""
+    def info_idx(names: list[str]) -> tuple[str | None, bytes] | None:
+        return confirm_info_idx(cat, names)
+
+    sent, written = _upload_packs(repo, cat, zone, missing.upload, missing.sizes, rep, after_data=info_idx)
+    more: dict[str, int] = {}
+    if written is None:  # info/idx changed since the catalog matched it: list the zone, after step 2
+        cat.refresh()
+        more = {s: _local_size(repo, s) for s in sorted(needed - cat.own_chunks() - set(missing.borrow))}
+        n, written = _upload_packs(repo, cat, zone, sorted(more), more, rep,
+                                   after_data=lambda names: update_info_idx(cat, names, remember=False))
+        sent += n
+    cat.note_info_idx_written(*written)
+    return sent, more
 
 
 def _download_from_catalogs(repo: Repository, shas: list[str], rep: Reporter) -> None:
@@ -385,7 +428,8 @@ def _pack_source(repo: Repository, group: list[str], sizes: dict[str, int]) -> P
     return PackSource(segs)
 
 
-def _upload_pack_stream(zone: Zone, cat: ZoneCatalog, src: PackSource, idx: PackIndex, advance: Progress) -> int:
+def _upload_pack_stream(zone: Zone, cat: ZoneCatalog, src: PackSource, idx: PackIndex, advance: Progress,
+                        landed: Callable[[], None] = lambda: None) -> int:
     """Upload a pack straight from its chunk files (no temp pack, one read), then its index;
     return 1.
 
@@ -405,13 +449,14 @@ def _upload_pack_stream(zone: Zone, cat: ZoneCatalog, src: PackSource, idx: Pack
             except ChecksumMismatch:
                 zone.delete(key)
                 raise
+    landed()
     zone.put(index_key(idx.pack), idx.to_bytes())
     cat.add_index(idx)
     return 1
 
 
 def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[str], sizes: dict[str, int],
-                  advance: Progress) -> int:
+                  advance: Progress, landed: Callable[[], None] = lambda: None) -> int:
     """Upload one pack (written to a temp pack first) or a lone chunk, then its index; return 1."""
     if len(group) == 1:
         sha = group[0]
@@ -427,6 +472,7 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
         else:
             zone.put(object_key(sha), repo.read_object(sha))
             advance(sizes[sha])
+        landed()
         idx = PackIndex.single(sha, sizes[sha])
         zone.put(index_key(sha), idx.to_bytes())
         cat.add_index(idx)
@@ -449,6 +495,7 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
     existed_locally = repo.packs.is_pack(idx.pack)
     try:
         zone.put_pack(object_key(idx.pack), repo.objects.path(idx.pack), idx.manifest(), progress=advance)
+        landed()
         zone.put(index_key(idx.pack), idx.to_bytes())
         cat.add_index(idx)
     finally:

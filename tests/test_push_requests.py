@@ -165,3 +165,49 @@ def test_a_remembered_ref_that_moved_back_is_read_and_the_history_sent(tmp_path,
 def gitsync_ref(zone):
     from lindivc import gitsync
     return gitsync.read_remote_ref(zone, "main")[0]
+
+
+def _info_idx_matches_listing(zone) -> bool:
+    listed = {i.key.rsplit("/", 1)[-1] for i in zone.list("idx/")}
+    return set(zone.get("info/idx").decode().split()) == listed
+
+
+def test_info_idx_goes_up_alongside_the_indexes_and_names_them(tmp_path, nwb_path, s3_bucket):
+    r, rel = _setup(tmp_path, nwb_path, f"s3://{s3_bucket}/plain/a")
+    zone = catalog_for(r, "origin").zone
+    seen = _count(r)
+    _change(r, rel, 9.0)
+    res = push(r)
+    assert res.packs_uploaded >= 1
+    puts = [s.split("?")[0] for s in seen if s.startswith("PUT ")]
+    info = next(i for i, s in enumerate(puts) if s.endswith("/info/idx"))
+    ref = next(i for i, s in enumerate(puts) if s.endswith("/git/refs/heads/main"))
+    assert info < ref  # info/idx (the catalog's check) before the ref
+    assert _info_idx_matches_listing(zone)
+
+
+def test_an_index_that_failed_after_info_idx_is_repaired_by_the_next_push(tmp_path, nwb_path, s3_bucket, monkeypatch):
+    """info/idx may name a pack whose index PUT then failed: the push stops before the ref, the
+    catalog does not remember that info/idx, and the next push lists the zone and finishes."""
+    r, rel = _setup(tmp_path, nwb_path, f"s3://{s3_bucket}/plain/a")
+    cat = catalog_for(r, "origin")
+    zone = cat.zone
+    before = gitsync_ref(zone)
+    _change(r, rel, 10.0)
+    real_put = type(zone).put
+
+    def failing_put(self, key, data, **kw):
+        if key.startswith("idx/"):
+            raise push_mod.ZoneError(f"{key}: connection reset")
+        return real_put(self, key, data, **kw)
+
+    monkeypatch.setattr(type(zone), "put", failing_put)
+    with pytest.raises(push_mod.ZoneError):
+        push(r)
+    monkeypatch.undo()
+    assert gitsync_ref(zone) == before  # no ref without its indexes
+    res = push(r)
+    assert gitsync_ref(zone) == r.history.ref("refs/heads/main") and res.old == before
+    assert _info_idx_matches_listing(zone)
+    for p in cat.packs:
+        assert zone.head(index_key(p)) is not None and zone.head(object_key(p)) is not None
