@@ -24,7 +24,7 @@ from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissin
 from .fetch import copy_chunks, zone_default_branch
 from .layout import JOURNAL_FORMAT, index_key, journal_key, object_key
 from .localranges import scan_commits
-from .packs import PackIndex, pack_name
+from .packs import PackIndex
 from .packstream import PackSource, PackWriter, Progress, Segment, plan_packs
 from .progress import Reporter
 from .remotes import set_tracking_ref, tracking_ref
@@ -330,7 +330,7 @@ def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[s
                     else:  # named by its manifest: no read before its PUT starts
                         futures.append(ex.submit(landed.run, _upload_pack_stream, zone, cat, src, src.index(), advance))
                 if after_data is not None and landed.wait():
-                    result = after_data([_object_name(g, sizes) for g in groups])
+                    result = after_data(landed.names)
                 sent = sum(f.result() for f in futures)
             except BaseException:
                 ex.shutdown(wait=True, cancel_futures=True)
@@ -338,15 +338,11 @@ def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[s
     return sent, result
 
 
-def _object_name(group: list[str], sizes: dict[str, int]) -> str:
-    """The name of the zone object a group of chunks is sent as: its pack's, or a lone chunk's."""
-    return group[0] if len(group) == 1 else pack_name([(s, sizes[s]) for s in group])
-
-
 class _Landed:
     """Counts the objects of an upload whose bytes are stored (their indexes come after)."""
 
     def __init__(self, n: int) -> None:
+        self.names: list[str] = []  # of the objects stored
         self._left = n
         self._failed = False
         self._lock = threading.Lock()
@@ -354,8 +350,9 @@ class _Landed:
         if n == 0:
             self._all.set()
 
-    def landed(self) -> None:
+    def landed(self, name: str) -> None:
         with self._lock:
+            self.names.append(name)
             self._left -= 1
             if self._left == 0:
                 self._all.set()
@@ -429,7 +426,7 @@ def _pack_source(repo: Repository, group: list[str], sizes: dict[str, int]) -> P
 
 
 def _upload_pack_stream(zone: Zone, cat: ZoneCatalog, src: PackSource, idx: PackIndex, advance: Progress,
-                        landed: Callable[[], None] = lambda: None) -> int:
+                        landed: Callable[[str], None] = lambda name: None) -> int:
     """Upload a pack straight from its chunk files (no temp pack, one read), then its index;
     return 1.
 
@@ -449,14 +446,14 @@ def _upload_pack_stream(zone: Zone, cat: ZoneCatalog, src: PackSource, idx: Pack
             except ChecksumMismatch:
                 zone.delete(key)
                 raise
-    landed()
+    landed(idx.pack)
     zone.put(index_key(idx.pack), idx.to_bytes())
     cat.add_index(idx)
     return 1
 
 
 def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[str], sizes: dict[str, int],
-                  advance: Progress, landed: Callable[[], None] = lambda: None) -> int:
+                  advance: Progress, landed: Callable[[str], None] = lambda name: None) -> int:
     """Upload one pack (written to a temp pack first) or a lone chunk, then its index; return 1."""
     if len(group) == 1:
         sha = group[0]
@@ -472,7 +469,7 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
         else:
             zone.put(object_key(sha), repo.read_object(sha))
             advance(sizes[sha])
-        landed()
+        landed(sha)
         idx = PackIndex.single(sha, sizes[sha])
         zone.put(index_key(sha), idx.to_bytes())
         cat.add_index(idx)
@@ -495,7 +492,7 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
     existed_locally = repo.packs.is_pack(idx.pack)
     try:
         zone.put_pack(object_key(idx.pack), repo.objects.path(idx.pack), idx.manifest(), progress=advance)
-        landed()
+        landed(idx.pack)
         zone.put(index_key(idx.pack), idx.to_bytes())
         cat.add_index(idx)
     finally:
