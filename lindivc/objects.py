@@ -219,10 +219,12 @@ class ObjectWriter:
         from concurrent.futures import ThreadPoolExecutor
 
         self.store = store
+        # hashing has its own threads: it goes on while every writer waits for the disk (fsync)
+        self._hashers = ThreadPoolExecutor(2, thread_name_prefix="lindivc-hash")
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="lindivc-fsync")
         self._slots = threading.BoundedSemaphore(max_pending)
         self._pending: dict = {}  # sha1 -> Future (finished ones are dropped, failed ones kept)
-        self._tasks: set = set()  # futures of the workers' runs not yet finished (hash and write)
+        self._tasks: set = set()  # hashing runs not yet finished (each then has its write in _pending)
         self._lock = threading.Lock()
 
     @property
@@ -244,7 +246,7 @@ class ObjectWriter:
         named: Future = Future()
         self._slots.acquire()
         try:
-            task = self._pool.submit(self._hash_and_write, data, named)
+            task = self._hashers.submit(self._hash, data, named)
         except BaseException:
             self._slots.release()
             raise
@@ -253,9 +255,10 @@ class ObjectWriter:
         task.add_done_callback(self._task_done)
         return named
 
-    def _hash_and_write(self, data: bytes, named) -> None:
+    def _hash(self, data: bytes, named) -> None:
         from concurrent.futures import Future
 
+        handed = False  # to a writer, which then frees the slot
         try:
             try:
                 sha = sha1_bytes(data)
@@ -263,25 +266,35 @@ class ObjectWriter:
                 named.set_exception(e)
                 raise
             p = self.store.path(sha)
+            written = None
             with self._lock:
-                written = None
                 if sha not in self._pending:
                     if os.path.exists(p):
                         _touch(p)
                     else:
                         written = self._pending[sha] = Future()
+            if written is not None:
+                try:
+                    self._pool.submit(self._write, data, p, sha, written)
+                except BaseException as e:
+                    written.set_exception(e)
+                    raise
+                handed = True
             named.set_result(sha)  # after its write (if any) is pending: wait(sha) finds it
-            if written is None:
-                return
-            try:
-                atomic_write(p, data, fsync=self.store.fsync)
-            except BaseException as e:
-                written.set_exception(e)
-                raise
-            written.set_result(None)
-            self._done(sha, written)
+        finally:
+            if not handed:
+                self._slots.release()
+
+    def _write(self, data: bytes, p: str, sha: str, written) -> None:
+        try:
+            atomic_write(p, data, fsync=self.store.fsync)
+        except BaseException as e:
+            written.set_exception(e)
+            return
         finally:
             self._slots.release()
+        written.set_result(None)
+        self._done(sha, written)
 
     def _task_done(self, task) -> None:
         with self._lock:
@@ -302,7 +315,7 @@ class ObjectWriter:
             with self._lock:
                 tasks = list(self._tasks)
             for task in tasks:
-                if task.exception() is not None:  # a failed write also stays in _pending
+                if task.exception() is not None:  # a failed hash (a failed write is in _pending)
                     raise task.exception()
         with self._lock:
             futs = list(self._pending.items()) if sha1 is None else [(sha1, self._pending.get(sha1))]
@@ -324,6 +337,7 @@ class ObjectWriter:
         try:
             self.wait()
         finally:
+            self._hashers.shutdown(wait=True)
             self._pool.shutdown(wait=True)
 
 
