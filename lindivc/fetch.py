@@ -10,19 +10,22 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from . import gitsync, zonerefs
 from .catalog import ZoneCatalog, catalog_for, zone_for
 from .errors import LindivcError, ZoneKeyMissing
 from .layout import parse_zone_url
 from .localranges import scan_commits
-from .merge import MergeOutcome, merge, merge_commits
 from .mergestate import refuse_during_merge
 from .progress import Reporter
 from .publish import learn_local_ranges
 from .remotes import add_remote, delete_tracking_ref, set_tracking_ref, tracking_refs
 from .repo import Repository
 from .zones import Zone
+
+if TYPE_CHECKING:
+    from .merge import MergeOutcome
 
 #: chunks sent or received at once (downloads here, uploads in push.py; see the notes there)
 TRANSFER_THREADS = int(os.environ.get("LINDIVC_UPLOAD_THREADS", "8"))
@@ -158,6 +161,8 @@ def pull(repo: Repository, remote: str = "origin", branch: str | None = None, *,
     with conflicts stops with its state kept (kind "conflicts"; resolve with lindivc.merge);
     into another branch it is refused (NonFastForward). MergeInProgress before fetching if a
     merge is already in progress."""
+    from .merge import merge, merge_commits  # only pull merges: fetch and push need none of it
+
     branch = branch or repo.history.head_branch()
     if branch is None:
         raise LindivcError("HEAD is detached; check out a branch to pull into")

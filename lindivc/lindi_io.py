@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+from concurrent.futures import Future
 from typing import Any, Callable, Iterator
 
 import numcodecs
@@ -136,9 +137,10 @@ class ObjectBackedStore(LindiReferenceFileSystemStore):
 
     Writes: a chunk of ``chunk_threshold`` bytes or more goes to ``objects`` and its ref becomes
     ``[objects.path(sha1), 0, size]``; smaller chunks and metadata stay inline as lindi does.
-    Objects are written through an :class:`~lindivc.objects.ObjectWriter` (fsync in the
-    background); ``writer.wait()`` puts every object in place, and a read of a chunk waits for
-    its own object.
+    Objects are written through an :class:`~lindivc.objects.ObjectWriter` (hashed and fsynced
+    in the background, so a write returns before its chunk is hashed); ``rfs`` waits until
+    every chunk written so far is named and shows its ref, ``writer.wait()`` puts every object
+    in place, and a read of a chunk waits for its own object.
     Reads: for a list ref, ``read_range(url, offset, size)`` is asked first (when given) and its
     bytes are used unless it returns None.
     """
@@ -152,11 +154,27 @@ class ObjectBackedStore(LindiReferenceFileSystemStore):
         chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
         read_range: ReadRange | None = None,
     ) -> None:
+        self._naming: dict[str, tuple[Future, int]] = {}  # chunk key -> (future sha1, size), being hashed
         super().__init__(rfs, mode=mode)  # type: ignore[arg-type]
         self.objects = objects
         self.chunk_threshold = chunk_threshold
         self.read_range = read_range
         self.writer = ObjectWriter(objects) if objects is not None and mode == "r+" else None
+
+    @property
+    def rfs(self) -> dict:  # type: ignore[override]
+        """The reference file system, with the ref of every chunk written so far (waits until
+        each is hashed; raises the error of one that could not be)."""
+        while self._naming:
+            key, (named, size) = next(iter(self._naming.items()))
+            sha = named.result()
+            del self._naming[key]
+            self._rfs["refs"][key] = [self.objects.path(sha), 0, size]  # type: ignore[union-attr]
+        return self._rfs
+
+    @rfs.setter
+    def rfs(self, value: dict) -> None:
+        self._rfs = value
 
     def _get_helper(self, key: str):
         if self.writer is not None and self.writer.busy:
@@ -179,9 +197,14 @@ class ObjectBackedStore(LindiReferenceFileSystemStore):
             # zarr hands over an ndarray (or other buffer) for arrays without a compressor
             value = ensure_bytes(value)
         if self.objects is not None and len(value) >= self.chunk_threshold and is_chunk_key(key):
-            sha = self.writer.put_bytes(value) if self.writer is not None else self.objects.put_bytes(value)
+            if self.writer is not None:
+                self._naming.pop(key, None)  # re-inserted last: names resolve in write order
+                self._naming[key] = (self.writer.put_later(value), len(value))
+                return
+            sha = self.objects.put_bytes(value)
             self.rfs["refs"][key] = [self.objects.path(sha), 0, len(value)]
             return
+        self._naming.pop(key, None)  # this value replaces the chunk being hashed
         super().__setitem__(key, value)
 
     def setitems(self, values: dict) -> None:

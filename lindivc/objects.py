@@ -203,60 +203,102 @@ class ObjectStore:
 
 
 class ObjectWriter:
-    """Stores objects as :meth:`ObjectStore.put_bytes` does, with the disk work in background threads.
+    """Stores objects as :meth:`ObjectStore.put_bytes` does, hashing and writing in background threads.
 
-    :meth:`put_bytes` hashes the bytes and returns the sha1; a worker thread writes them to a
-    temp file beside their final path, fsyncs it and renames it into place, so an object appears
-    under its name only once its bytes are durable, as with ``ObjectStore.put_bytes``. The disk
-    writes overlap the caller's encoding and hashing, and each other. :meth:`wait` blocks until
-    one object (or all) is in place and re-raises a worker's error; :meth:`close` waits for all.
-    At most ``max_pending`` objects are in flight (held in memory) at once.
+    :meth:`put_later` hands the bytes to a worker thread and returns at once a future of their
+    sha1; the worker hashes them, then writes them to a temp file beside their final path, fsyncs
+    it and renames it into place, so an object appears under its name only once its bytes are
+    durable, as with ``ObjectStore.put_bytes``. Hashing (which releases the GIL) and the disk
+    writes overlap the caller's work and each other. :meth:`put_bytes` is the same, returning
+    once the sha1 is known. :meth:`wait` blocks until one object (or all) is in place and
+    re-raises a worker's error; :meth:`close` waits for all. At most ``max_pending`` objects are
+    in flight (held in memory) at once.
     """
 
     def __init__(self, store: ObjectStore, *, threads: int = 4, max_pending: int = 16) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.store = store
+        # hashing has its own threads: it goes on while every writer waits for the disk (fsync)
+        self._hashers = ThreadPoolExecutor(2, thread_name_prefix="lindivc-hash")
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="lindivc-fsync")
         self._slots = threading.BoundedSemaphore(max_pending)
         self._pending: dict = {}  # sha1 -> Future (finished ones are dropped, failed ones kept)
+        self._tasks: set = set()  # hashing runs not yet finished (each then has its write in _pending)
         self._lock = threading.Lock()
 
     @property
     def busy(self) -> bool:
         """True while some object is not yet in place (or a write failed)."""
-        return bool(self._pending)
+        return bool(self._pending) or bool(self._tasks)
 
     def put_bytes(self, data: bytes) -> str:
         """Store ``data``; return its sha1. Idempotent. The object is in place after :meth:`wait`."""
+        return self.put_later(data).result()
+
+    def put_later(self, data: bytes):
+        """Store ``data``; return a ``concurrent.futures.Future`` of its sha1, set once it is
+        hashed (a failed hash sets its error). The object is in place after :meth:`wait`."""
+        from concurrent.futures import Future
+
         if not isinstance(data, bytes):
-            data = bytes(data)  # a worker writes it later: the caller may reuse a mutable buffer
-        sha = sha1_bytes(data)
-        if sha in self._pending:
-            return sha
-        p = self.store.path(sha)
-        if os.path.exists(p):
-            _touch(p)
-            return sha
-        if not self.store.fsync:
-            atomic_write(p, data, fsync=False)
-            return sha
+            data = bytes(data)  # a worker reads it later: the caller may reuse a mutable buffer
+        named: Future = Future()
         self._slots.acquire()
         try:
-            fut = self._pool.submit(self._finish, data, p)
+            task = self._hashers.submit(self._hash, data, named)
         except BaseException:
             self._slots.release()
             raise
         with self._lock:
-            self._pending[sha] = fut
-        fut.add_done_callback(lambda f, sha=sha: self._done(sha, f))
-        return sha
+            self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return named
 
-    def _finish(self, data: bytes, dest: str) -> None:
+    def _hash(self, data: bytes, named) -> None:
+        from concurrent.futures import Future
+
+        handed = False  # to a writer, which then frees the slot
         try:
-            atomic_write(dest, data)
+            try:
+                sha = sha1_bytes(data)
+            except BaseException as e:
+                named.set_exception(e)
+                raise
+            p = self.store.path(sha)
+            written = None
+            with self._lock:
+                if sha not in self._pending:
+                    if os.path.exists(p):
+                        _touch(p)
+                    else:
+                        written = self._pending[sha] = Future()
+            if written is not None:
+                try:
+                    self._pool.submit(self._write, data, p, sha, written)
+                except BaseException as e:
+                    written.set_exception(e)
+                    raise
+                handed = True
+            named.set_result(sha)  # after its write (if any) is pending: wait(sha) finds it
+        finally:
+            if not handed:
+                self._slots.release()
+
+    def _write(self, data: bytes, p: str, sha: str, written) -> None:
+        try:
+            atomic_write(p, data, fsync=self.store.fsync)
+        except BaseException as e:
+            written.set_exception(e)
+            return
         finally:
             self._slots.release()
+        written.set_result(None)
+        self._done(sha, written)
+
+    def _task_done(self, task) -> None:
+        with self._lock:
+            self._tasks.discard(task)
 
     def _done(self, sha: str, fut) -> None:
         if fut.exception() is None:
@@ -269,6 +311,12 @@ class ObjectWriter:
 
         Raises the OSError of a failed write (again on every later call).
         """
+        if sha1 is None:
+            with self._lock:
+                tasks = list(self._tasks)
+            for task in tasks:
+                if task.exception() is not None:  # a failed hash (a failed write is in _pending)
+                    raise task.exception()
         with self._lock:
             futs = list(self._pending.items()) if sha1 is None else [(sha1, self._pending.get(sha1))]
         for sha, fut in futs:
@@ -289,6 +337,7 @@ class ObjectWriter:
         try:
             self.wait()
         finally:
+            self._hashers.shutdown(wait=True)
             self._pool.shutdown(wait=True)
 
 

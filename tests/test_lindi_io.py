@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lindivc.errors import InvalidLindiFile
-from lindivc.lindi_io import convert_hdf5, ingest, open_file
+from lindivc.lindi_io import WriteLock, convert_hdf5, ingest, open_file
 from lindivc.objects import ObjectStore
 
 EMPTY_RFS = {"refs": {".zgroup": {"zarr_format": 2}}, "version": 1}
@@ -320,3 +320,64 @@ def test_writer_keeps_metadata_strings_that_hold_no_json_object(tmp_path, store)
     refs = json.load(open(path))["refs"]
     assert refs["a/.zattrs"] == "null" and refs["b/.zattrs"] == "base64:abc" and refs["c/.zattrs"] == {"k": 1}
     open_file(path).close()
+
+
+# --------------------------------------------------------------------------- background hashing
+
+def _temp_files(root) -> list[str]:
+    return [n for _, _, files in os.walk(root) for n in files if n.startswith(".lindivc-tmp-")]
+
+
+def test_chunks_written_one_by_one_are_durable_objects_when_close_returns(tmp_path):
+    """As lindivc.open's writers do: one chunk per assignment, hashed and fsynced in the background."""
+    store = ObjectStore(str(tmp_path / "objects"))  # fsync on, as in a repository
+    path = _empty_lindi(tmp_path / "w.lindi.json")
+    chunks = [np.random.default_rng(i).standard_normal(16384) for i in range(24)]
+    with open_file(path, "r+", objects=store) as f:
+        ds = f.create_dataset("d", shape=(24 * 16384,), dtype="<f8", chunks=(16384,), compression=None)
+        for i, c in enumerate(chunks):
+            ds[i * 16384:(i + 1) * 16384] = c
+            c[:] = 0  # the caller reuses its buffer: what was assigned is what is stored
+    objs = _object_refs(path, store)
+    assert sorted(objs, key=lambda k: int(k.split("/")[1])) == [f"d/{i}" for i in range(24)]
+    for i in range(24):
+        assert store.get(objs[f"d/{i}"]) == np.random.default_rng(i).standard_normal(16384).tobytes()
+    assert _temp_files(store.root) == []
+
+
+def test_refs_and_reads_see_a_chunk_before_its_object_is_written(tmp_path, store):
+    path = _empty_lindi(tmp_path / "r.lindi.json")
+    a, b = np.arange(16384, dtype="<f8"), np.arange(16384, dtype="<f8")[::-1].copy()
+    with open_file(path, "r+", objects=store) as f:
+        ds = f.create_dataset("d", shape=(16384,), dtype="<f8", chunks=(16384,), compression=None)
+        ds[:] = a
+        ref = f._zarr_store.rfs["refs"]["d/0"]  # what lindi itself reads (to_reference_file_system)
+        assert store.sha1_from_path(ref[0]) is not None and ref[1:] == [0, a.nbytes]
+        ds[:] = b  # the same chunk again before close: the last write wins
+        np.testing.assert_array_equal(f["d"][()], b)
+        assert f.to_reference_file_system()["refs"]["d/0"] == f._zarr_store.rfs["refs"]["d/0"]
+    assert store.get(_object_refs(path, store)["d/0"]) == b.tobytes()
+
+
+def test_failed_object_write_saves_nothing(tmp_path):
+    """A chunk that cannot be stored (here its fan-out directory is a file) fails close; the
+    working file keeps its old bytes and the next writer can open it."""
+    from lindivc.objects import sha1_bytes
+
+    store = ObjectStore(str(tmp_path / "objects"))
+    path = _empty_lindi(tmp_path / "f.lindi.json")
+    before = open(path, "rb").read()
+    good, bad = np.arange(16384, dtype="<f8"), np.ones(16384, dtype="<f8")
+    blocked = os.path.join(store.root, sha1_bytes(bad.tobytes())[:2])
+    os.makedirs(store.root, exist_ok=True)
+    open(blocked, "w").close()
+    f = open_file(path, "r+", objects=store, lock=WriteLock(str(tmp_path / "f.lock"), "f.lindi.json"))
+    ds = f.create_dataset("d", shape=(2 * 16384,), dtype="<f8", chunks=(16384,), compression=None)
+    ds[:16384] = good
+    ds[16384:] = bad
+    with pytest.raises(OSError):
+        f.close()
+    assert open(path, "rb").read() == before
+    assert _temp_files(store.root) == []
+    with open_file(path, "r+", objects=store, lock=WriteLock(str(tmp_path / "f.lock"), "f.lindi.json")) as g:
+        g.create_dataset("e", data=np.arange(3))

@@ -129,7 +129,7 @@ def push(remote_name: str, branch_name: str | None, force: bool, dry_run: bool, 
     """
     from dataclasses import asdict
 
-    from ..diff import human_bytes
+    from ..progress import human_bytes
     from ..push import push as do_push
 
     res = do_push(_repo(), remote_name, branch_name, force=force, dry_run=dry_run, borrow=not no_borrow,
@@ -177,8 +177,8 @@ def fetch(remote_name: str, objects: bool, as_json: bool) -> None:
     Sets the remote-tracking branches (REMOTE/BRANCH); your branches and working files are not
     touched: `lindivc pull` brings them up to date.
     """
-    from ..diff import human_bytes
     from ..fetch import fetch as do_fetch
+    from ..progress import human_bytes
 
     res = do_fetch(_repo(), remote_name, objects=objects, reporter=_reporter())
     if as_json:
