@@ -88,8 +88,10 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_push_through_a_gateway_whose_public_url_is_down_names_that_url(s3_bucket, github_standin, tmp_path,
-                                                                         monkeypatch):
+def test_a_read_through_a_gateway_whose_public_url_is_down_names_that_url(s3_bucket, github_standin, tmp_path,
+                                                                           monkeypatch):
+    """A push needs no read of the public URL (it writes, and reads refs and lists through the
+    gateway's API); a fetch reads history there, and its error names that URL."""
     from lindivc.server.app import BackgroundServer, create_app
 
     port = _closed_port()
@@ -104,7 +106,8 @@ def test_push_through_a_gateway_whose_public_url_is_down_names_that_url(s3_bucke
     assert _invoke("commit", "-m", "one").exit_code == 0
     with BackgroundServer(app) as gw:
         assert _invoke("remote", "add", "origin", f"{gw.url}/zones/alice/x").exit_code == 0
-        res = _invoke("push")
+        assert _invoke("push").exit_code == 0
+        res = _invoke("fetch")
     _one_line_error(res, f"cannot read {public}/zones/alice/x/", f"connection refused by 127.0.0.1:{port}",
                     f"the gateway of {gw.url}/zones/alice/x redirected there")
     assert "cannot reach gateway" not in res.output
