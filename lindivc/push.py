@@ -2,63 +2,34 @@
 
 That order is what lets a crash at any point leave the zone consistent and a retry finish
 without re-sending what arrived. :func:`push` runs the eight numbered steps of the spec; each
-step is one function below, whose comment quotes its step.
+step is one function below, whose comment quotes its step. Sending the chunk data of step 5
+(packs streamed or written, each followed by its index) is lindivc/upload.py.
 """
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Callable
 
 from . import gitsync
 from . import publish as published
 from .borrow import record_borrows
 from .borrow import sibling_placements as _sibling_placements
 from .catalog import Placement, ZoneCatalog, catalog_for, confirm_info_idx, update_info_idx
-from .errors import ChecksumMismatch, LindivcError, NonFastForward, ObjectMissing, PreconditionFailed, RefConflict, ZoneError
-from .fetch import copy_chunks, zone_default_branch
-from .layout import JOURNAL_FORMAT, index_key, journal_key, object_key
+from .errors import LindivcError, NonFastForward, ObjectMissing, PreconditionFailed, RefConflict, ZoneError
+from .fetch import zone_default_branch
+from .layout import JOURNAL_FORMAT, journal_key
 from .localranges import scan_commits
-from .packs import PackIndex
-from .packstream import PackSource, PackWriter, Progress, Segment, plan_packs
 from .progress import Reporter
 from .remotes import set_tracking_ref, tracking_ref
 from .repo import Repository
 from .zonerefs import ref_key
+from .upload import upload_packs
 from .zones import Zone
 
-# How push sends chunk data (chosen with scripts/bench/push_s3.py, issues 3 and 13: moto on loopback, 2 cores):
-# - Where the zone declares `supports_put_stream` (S3), a pack is streamed from its chunk files
-#   straight into one PUT (packstream.PackSource, Zone.put_stream) with a known Content-Length: no temp
-#   pack is written, and the data is read once, as it is sent. Other zones get the pack written to a
-#   temp file in the object store and sent with put_file (the gateway checks it against its manifest).
-# - A pack is named by its manifest, the list of the chunks it holds (docs/format.md section 5), so its
-#   name is known before any byte is read: every PUT starts at once, with no hashing pass first (naming
-#   a pack by the SHA-1 of its bytes, as before issue 13, cost one full read of the data ahead of the
-#   upload: ~0.5 CPU-s per 500 MiB on a machine where the store needs the rest). Resumable as before:
-#   the same chunks give the same name, a pack the zone holds with an index is not sent again, and a
-#   pack's index is written only after the pack.
-# - Each chunk is checked against its name while it streams (ConcatReader holds back its last bytes on
-#   a mismatch, so the PUT never completes and no object appears); a body the client did not read
-#   straight through is checked again before the index goes up (else the pack is deleted).
-# - S3 payload signing is off (zones/s3.py), so botocore does not read each body a second time to
-#   compute its SHA-256: the chunks are content-addressed and checked by every reader and by fsck.
-# - Pack size: core.pack_size, 64 MiB (packstream.DEFAULT_PACK_SIZE). J1's 500 MiB is then 9 objects
-#   (<= 10), all in flight at once; each is one single PUT (S3 takes up to 5 GiB; moto
-#   assembles multipart uploads slowly; below S3Zone.multipart_threshold = 1 GiB there are no parts at
-#   all, above it parts are S3Zone.part_size = 64 MiB). Bigger packs leave threads idle on small pushes
-#   and make the tail (the last pack alone on the wire) longer; smaller ones mean more objects (and, on
-#   moto, requests of <= 32 MiB are not cheaper per byte enough to matter).
-# - One upload thread per object up to 16 (UPLOAD_THREADS, LINDIVC_UPLOAD_THREADS): with 8, J1's 9th
-#   pack waited for a free thread and alone made the tail (issue 13). Memory per stream is one 1 MiB
-#   block plus socket buffers, so peak RSS does not grow with the data (2 GiB push: ~70 MB).
-UPLOAD_THREADS = int(os.environ.get("LINDIVC_UPLOAD_THREADS", "16"))
-T = TypeVar("T")
 
 
 @dataclass
@@ -91,7 +62,7 @@ class _Missing:
     upload: list[str]  # sorted
     borrow: dict[str, Placement]
     sizes: dict[str, int]  # of the chunks to upload
-    trusted: bool = False  # the catalog was not listed: step 5 confirms it (_confirm_catalog)
+    trusted: bool = False  # the catalog was not listed: step 5 confirms it (_upload_and_confirm)
 
 
 def push(repo: Repository, remote: str = "origin", branch: str | None = None, *, force: bool = False,
@@ -306,71 +277,6 @@ _record_borrows = record_borrows  # lindivc/borrow.py
 #    deleting: the new mtime tells that GC to keep it); packs with an index are never re-sent.
 #    Once every pack is stored, rewrite `info/idx` alongside the indexes (as step 3 says). Step 6
 #    MAY run alongside.
-def _upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[str], sizes: dict[str, int],
-                  rep: Reporter, after_data: Callable[[list[str]], T] | None = None) -> tuple[int, T | None]:
-    """Returns the number of objects (packs and lone chunks) sent, and what ``after_data`` returned:
-    given the names of those objects, it runs once all their bytes are stored, alongside their
-    indexes (not at all if an upload failed)."""
-    absent = [s for s in upload if not repo.has_object(s) and s not in repo.local_ranges]
-    if absent:  # e.g. --no-borrow of a cloned file: copy the data
-        _download_from_catalogs(repo, absent, rep)
-    groups = plan_packs(sizes, repo.config.pack_size)
-    grouped = {s for g in groups for s in g}
-    groups += [[s] for s in upload if s not in grouped]
-    landed = _Landed(len(groups))
-    sent, result = 0, None
-    with rep.task(f"Uploading {len(upload)} chunks in {len(groups)} objects", sum(sizes.values())) as advance:
-        with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_THREADS, len(groups)))) as ex:
-            futures = []
-            try:
-                for group in groups:
-                    src = _pack_source(repo, group, sizes) if zone.supports_put_stream else None
-                    if src is None:
-                        futures.append(ex.submit(landed.run, _upload_group, repo, zone, cat, group, sizes, advance))
-                    else:  # named by its manifest: no read before its PUT starts
-                        futures.append(ex.submit(landed.run, _upload_pack_stream, zone, cat, src, src.index(), advance))
-                if after_data is not None and landed.wait():
-                    result = after_data(landed.names)
-                sent = sum(f.result() for f in futures)
-            except BaseException:
-                ex.shutdown(wait=True, cancel_futures=True)
-                raise
-    return sent, result
-
-
-class _Landed:
-    """Counts the objects of an upload whose bytes are stored (their indexes come after)."""
-
-    def __init__(self, n: int) -> None:
-        self.names: list[str] = []  # of the objects stored
-        self._left = n
-        self._failed = False
-        self._lock = threading.Lock()
-        self._all = threading.Event()
-        if n == 0:
-            self._all.set()
-
-    def landed(self, name: str) -> None:
-        with self._lock:
-            self.names.append(name)
-            self._left -= 1
-            if self._left == 0:
-                self._all.set()
-
-    def run(self, upload: Callable[..., int], *args) -> int:
-        try:
-            return upload(*args, landed=self.landed)
-        except BaseException:
-            self._failed = True
-            self._all.set()
-            raise
-
-    def wait(self) -> bool:
-        """Wait until every object's bytes are stored (True) or an upload failed (False)."""
-        self._all.wait()
-        return not self._failed
-
-
 def _upload_and_confirm(repo: Repository, cat: ZoneCatalog, zone: Zone, needed: set[str], missing: _Missing,
                         rep: Reporter) -> tuple[int, dict[str, int]]:
     """Step 5, with `info/idx` rewritten alongside the indexes, conditionally on the etag a trusted
@@ -379,126 +285,16 @@ def _upload_and_confirm(repo: Repository, cat: ZoneCatalog, zone: Zone, needed: 
     def info_idx(names: list[str]) -> tuple[str | None, bytes] | None:
         return confirm_info_idx(cat, names)
 
-    sent, written = _upload_packs(repo, cat, zone, missing.upload, missing.sizes, rep, after_data=info_idx)
+    sent, written = upload_packs(repo, cat, zone, missing.upload, missing.sizes, rep, after_data=info_idx)
     more: dict[str, int] = {}
     if written is None:  # info/idx changed since the catalog matched it: list the zone, after step 2
         cat.refresh()
         more = {s: _local_size(repo, s) for s in sorted(needed - cat.own_chunks() - set(missing.borrow))}
-        n, written = _upload_packs(repo, cat, zone, sorted(more), more, rep,
+        n, written = upload_packs(repo, cat, zone, sorted(more), more, rep,
                                    after_data=lambda names: update_info_idx(cat, names, remember=False))
         sent += n
     cat.note_info_idx_written(*written)
     return sent, more
-
-
-def _download_from_catalogs(repo: Repository, shas: list[str], rep: Reporter) -> None:
-    """Fetch chunks this repository knows in some zone into the local store (verified)."""
-    cats = repo.catalogs()
-    where: dict[str, ZoneCatalog] = {}
-    for s in shas:
-        for c in cats:
-            if s in c.placements:
-                where[s] = c
-                break
-        else:
-            raise ObjectMissing(s, "the local object store and every known zone; cannot push")
-    copy_chunks(repo, where, f"Downloading {len(shas)} chunks to copy", rep)
-
-
-def _pack_source(repo: Repository, group: list[str], sizes: dict[str, int]) -> PackSource | None:
-    """The pack of ``group`` as ranges of local files, when every chunk is loose or in a local
-    pack; else None (then the pack is written with PackWriter)."""
-    if len(group) < 2:
-        return None
-    segs = []
-    for sha in group:
-        if sha in repo.local_ranges:  # issue 11: a range of a local file
-            segs.append(repo.local_ranges.segment(sha))
-            continue
-        if sha in repo.objects:
-            segs.append(Segment(sha, repo.objects.path(sha), 0, sizes[sha]))
-            continue
-        loc = repo.packs.locate(sha)
-        if loc is None or loc.pack not in repo.objects:
-            return None
-        segs.append(Segment(sha, repo.objects.path(loc.pack), loc.offset, loc.size))
-    return PackSource(segs)
-
-
-def _upload_pack_stream(zone: Zone, cat: ZoneCatalog, src: PackSource, idx: PackIndex, advance: Progress,
-                        landed: Callable[[str], None] = lambda name: None) -> int:
-    """Upload a pack straight from its chunk files (no temp pack, one read), then its index;
-    return 1.
-
-    A pack is sent even if the zone holds an object of that name (step 5). Packs that arrived
-    whole in an interrupted push have their index, so the push does not reach here for them."""
-    key = object_key(idx.pack)
-    with src.open(advance) as body:  # checks each chunk against its name as it streams
-        try:
-            zone.put_stream(key, body, idx.size)
-        except ZoneError:
-            if body.failure is not None:  # the client reports the body's mismatch as its own error
-                raise body.failure from None
-            raise
-        if not body.verified:  # the client did not read the body from start to end
-            try:
-                src.verify()
-            except ChecksumMismatch:
-                zone.delete(key)
-                raise
-    landed(idx.pack)
-    zone.put(index_key(idx.pack), idx.to_bytes())
-    cat.add_index(idx)
-    return 1
-
-
-def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[str], sizes: dict[str, int],
-                  advance: Progress, landed: Callable[[str], None] = lambda name: None) -> int:
-    """Upload one pack (written to a temp pack first) or a lone chunk, then its index; return 1."""
-    if len(group) == 1:
-        sha = group[0]
-        if sha in repo.objects:
-            zone.put_file(object_key(sha), repo.objects.path(sha), progress=advance)
-        elif sha in repo.local_ranges:  # issue 11: a range of a local file, copied out first (bounded memory)
-            with repo.local_ranges.open(sha) as f:
-                repo.objects.put_stream(iter(lambda: f.read(1 << 20), b""), expected=sha)
-            try:
-                zone.put_file(object_key(sha), repo.objects.path(sha), progress=advance)
-            finally:
-                repo.objects.delete(sha)
-        else:
-            zone.put(object_key(sha), repo.read_object(sha))
-            advance(sizes[sha])
-        landed(sha)
-        idx = PackIndex.single(sha, sizes[sha])
-        zone.put(index_key(sha), idx.to_bytes())
-        cat.add_index(idx)
-        return 1
-    w = PackWriter(repo.objects)
-    try:
-        for sha in group:
-            if sha in repo.local_ranges:  # issue 11
-                with repo.local_ranges.open(sha) as f:
-                    w.add(sha, f)
-            elif sha in repo.objects:
-                with repo.objects.open(sha) as f:
-                    w.add(sha, f)
-            else:
-                w.add(sha, repo.read_object(sha))
-        idx = w.finish()
-    except BaseException:
-        w.abort()
-        raise
-    existed_locally = repo.packs.is_pack(idx.pack)
-    try:
-        zone.put_pack(object_key(idx.pack), repo.objects.path(idx.pack), idx.manifest(), progress=advance)
-        landed(idx.pack)
-        zone.put(index_key(idx.pack), idx.to_bytes())
-        cat.add_index(idx)
-    finally:
-        if not existed_locally:
-            repo.objects.delete(idx.pack)  # the loose chunks stay the local copy
-    return 1
 
 
 # 6. Upload the history: one git pack of the objects the zone lacks, `objects/info/packs`.

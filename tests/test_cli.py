@@ -114,6 +114,27 @@ def test_traceback_free_exit_in_a_real_process(tmp_path):
     assert p.stderr.strip().startswith("Error: not a lindivc repository") and "Traceback" not in p.stderr
 
 
+def test_the_fast_exit_keeps_output_exit_codes_and_exit_handlers(tmp_path):
+    """main() ends the process without tearing the interpreter down: everything printed arrives,
+    the exit status is the command's, atexit handlers run, and a reader that closes the pipe
+    early is no error."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    assert subprocess.run([sys.executable, "-m", "lindivc.cli", "init", "r"], cwd=tmp_path, env=env).returncode == 0
+    repo = tmp_path / "r"
+    for i in range(30):
+        (repo / f"f{i}.lindi.json").write_text(json.dumps({"refs": {".zgroup": {"zarr_format": 2}}}))
+    p = subprocess.run([sys.executable, "-m", "lindivc.cli", "status"], cwd=repo, capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and all(f"f{i}.lindi.json" in p.stdout for i in range(30)), p.stdout
+    marker = tmp_path / "atexit-ran"
+    code = ("import atexit, sys; from lindivc.cli import main; "
+            f"atexit.register(lambda: open({str(marker)!r}, 'w').close()); sys.argv = ['lindivc', 'nosuchcommand']; main()")
+    p = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, env=env)
+    assert p.returncode == 2 and "No such command" in p.stderr and marker.exists()
+    p = subprocess.run(f"{sys.executable} -m lindivc.cli status | head -c 10", shell=True, cwd=repo, capture_output=True,
+                       text=True, env=env)
+    assert p.returncode == 0 and len(p.stdout) == 10 and "Traceback" not in p.stderr
+
+
 def test_rm_refuses_uncommitted_changes_in_one_line_and_force_deletes(run, nwb_path, tmp_path):
     run("init")
     run("import", nwb_path, "--as", "a.lindi.json")

@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
      "zones"},
     {"catalog", "server", "rangeserver"},
     {"repo", "remotes"},
-    {"diff", "log", "importer", "consolidate", "filemerge", "merge", "publish", "borrow", "fetch", "fsck", "gc",
+    {"diff", "log", "importer", "consolidate", "filemerge", "merge", "publish", "borrow", "fetch", "fsck", "gc", "upload",
      "completion"},
     {"push", "pinning"},
     {"cli"},

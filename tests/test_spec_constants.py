@@ -10,6 +10,7 @@ import pytest
 
 from lindivc import config, layout, objects, packs, packstream
 from lindivc import push as push_module
+from lindivc import upload as upload_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(os.path.join(ROOT, "docs", "format.md"), encoding="utf-8") as _f:
@@ -88,7 +89,7 @@ def test_upload_parallelism_is_the_documented_one():
     if "LINDIVC_UPLOAD_THREADS" in os.environ:
         pytest.skip("LINDIVC_UPLOAD_THREADS overrides the default")
     m = re.search(r"up to (\d+) in parallel", section("6.4 Push"))
-    assert int(m.group(1)) == push_module.UPLOAD_THREADS
+    assert int(m.group(1)) == upload_module.UPLOAD_THREADS
 
 
 def _numbered(text: str, prefix: str = "") -> dict[int, str]:
