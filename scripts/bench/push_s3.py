@@ -14,7 +14,7 @@ Everything runs in one temporary directory against one ``moto_server`` *subproce
 - Peak RSS of the push subprocess while pushing 2 GiB (400 x 5 MiB chunks generated straight into
   the object store, plus a LINDI file referencing them): <= 300 MB.
 
-    .venv/bin/python scripts/bench/push_s3.py [--scale 0.1] [--keep] [--latency-ms 20]
+    .venv/bin/python scripts/bench/push_s3.py [--scale 0.1] [--keep] [--latency-ms 20] [--no-phases]
 
 ``--latency-ms N`` (issue 13) puts the peer kit's delay proxy (``latency_proxy.py``, standard
 library only; found in ``../shared/peers/tools/`` next to the checkout or one of its parents, or
@@ -27,6 +27,16 @@ small against the delay.
 The floors of those two are whole subprocesses doing the least a client can: one GET of the
 branch ref, one PUT of the changed chunk. The time targets hold for N = 0 only (the issue 3
 figures); at N > 0 the ratios against the floors are what to compare.
+
+``--phases`` (on by default; ``--no-phases`` skips it): after every timed run, the J1 first push
+(of a copy of the J1 repository taken before its timed push, to a fresh zone), a one-chunk push
+(of one more changed chunk) and a no-op push run once more through ``push_phases.py``, which runs
+the CLI in its own process with timers around push.py's steps and logs botocore's requests. For
+each, a table of where the wall time went (interpreter start-up, imports, the S3 client, the
+steps 1-8 as push.py numbers them, with their parts, interpreter exit), with the seconds, the share
+of the wall time and the requests of each phase; steps run on another thread (2 alongside 1, 6
+alongside 5) are marked ``||`` and not added to the sum. These runs are not the timed ones, and
+their times are not checked against targets.
 
 Exits 1 if a figure misses its target.
 """
@@ -46,8 +56,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+for _p in (ROOT, HERE):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import push_phases  # noqa: E402  (scripts/bench/push_phases.py)
 
 MiB = 1 << 20
 CHUNK = 5 * MiB
@@ -192,8 +205,8 @@ def listing(s3, bucket: str, prefix: str = "") -> dict[str, int]:
     return out
 
 
-def empty_bucket(s3, bucket: str) -> None:
-    keys = list(listing(s3, bucket))
+def empty_bucket(s3, bucket: str, prefix: str = "") -> None:
+    keys = list(listing(s3, bucket, prefix))
     for i in range(0, len(keys), 1000):
         s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
 
@@ -234,6 +247,20 @@ def run(cmd: list[str], cwd: str | None = None, check: bool = True, timeout: flo
     if check and p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     return r
+
+
+def copy_repo(src: str, dst: str) -> None:
+    """A copy of repository ``src`` whose object files are hard links (objects are never changed
+    in place), so that copying 500 MiB of chunks writes nothing."""
+    objects = os.path.join(src, ".lindivc", "objects")
+
+    def link_or_copy(a: str, b: str) -> None:
+        if os.path.commonpath([objects, a]) == objects:
+            os.link(a, b)
+        else:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, symlinks=True, copy_function=link_or_copy)
 
 
 def settle() -> None:
@@ -382,6 +409,15 @@ def round_trips(slow: Run, direct: Run, probe_ms: float) -> str:
     return f"{(slow.seconds - direct.seconds) * 1000 / probe_ms:.1f}"
 
 
+def phase_push(title: str, repo: str, moto: Moto, timed: str, tmp: str, name: str) -> None:
+    """One more ``lindivc push origin`` in ``repo``, through the phase driver (push_phases.py), and
+    its breakdown."""
+    settle()
+    m = moto.mark()
+    d = push_phases.run_driver(["push", "origin"], repo, ENV, os.path.join(tmp, f"phases-{name}.json"))
+    push_phases.print_phases(title, d, timed, len(moto.requests_since(m)))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", type=float, default=1.0, help="multiply the chunk counts (quick checks)")
@@ -391,6 +427,9 @@ def main() -> None:
                    help="hold every request N ms in a delay proxy in front of moto (a round trip to S3)")
     p.add_argument("--latency-proxy", metavar="PATH", help="the peer kit's latency_proxy.py (default: "
                    "$LINDIVC_LATENCY_PROXY, else shared/peers/tools/ in a parent directory of the checkout)")
+    p.add_argument("--phases", action=argparse.BooleanOptionalAction, default=True,
+                   help="after the timed runs, run the J1, no-op and one-chunk pushes once more with timers "
+                   "around push's steps and print where their time goes (default: on)")
     p.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     p.add_argument("--floor-op", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -429,6 +468,8 @@ def main() -> None:
         files = chunk_files(repo, CHUNK)
         assert len(files) == n1, (len(files), n1)
         total = sum(os.path.getsize(f) for f in files)
+        if args.phases:  # J1 as committed, for the phase run after the timed ones
+            copy_repo(repo, os.path.join(tmp, "j1-phases"))
         run(lindivc_cmd() + ["remote", "add", "origin", "s3://lvc/j1"], cwd=repo)
 
         # -- floor, best of 3 (the bucket emptied between runs), interleaved with the push so that
@@ -527,6 +568,21 @@ def main() -> None:
             rep.line(f"push {n_big * CHUNK / 2**30:.2f} GiB (s)", "", f"{bp.seconds:.2f}", "", "", None)
             rep.line("  objects / GiB/s", "", f"{len(objs)}", f"{n_big * CHUNK / 2**30 / bp.seconds:.2f}", "", None)
             rep.line("push 2 GiB peak RSS (MB)", "", f"{bp.maxrss / 1e6:.0f}", "", "<= 300 MB", bp.maxrss <= 300e6)
+
+        # -- where the time goes: the same pushes once more, after every timed run, with timers
+        if args.phases:
+            print(f"where a push's time goes (--phases): one more run of each push after the timed ones, "
+                  f"through {os.path.relpath(push_phases.__file__, ROOT)}; load average {os.getloadavg()[0]:.1f}")
+            print("  rows marked || run on another thread alongside the step named, rows marked . are parts "
+                  "of the row above; neither adds to the sum. Requests as botocore sent them.")
+            j1p = os.path.join(tmp, "j1-phases")
+            run(lindivc_cmd() + ["remote", "add", "origin", "s3://lvc/j1-phases"], cwd=j1p)
+            phase_push(f"J1 first push ({total / MiB:.0f} MiB, a fresh zone)", j1p, moto, f"timed run {push.seconds:.2f} s", tmp, "j1")
+            empty_bucket(s3, "lvc", "j1-phases/")
+            write_chunks(repo, n1, CHUNK, seed=101, row=(n1 // 2 + 1) % n1)
+            run(lindivc_cmd() + ["commit", "-a", "-m", "one chunk changed (phases)"], cwd=repo)
+            phase_push("one-chunk push", repo, moto, f"timed run {one.seconds:.2f} s", tmp, "one")
+            phase_push("no-op push", repo, moto, f"timed run, best of 3: {noop.seconds:.2f} s", tmp, "noop")
     finally:
         for px in (proxy, probe):
             if px is not None:
