@@ -46,7 +46,7 @@ STEPS = [
 PARTS = [
     ("lindivc.push", "catalog_for", "catalog of the remote"),
     ("lindivc.zones.s3", "make_client", "S3 client (botocore import + client)"),
-    ("lindivc.push", "_upload_packs", "data PUTs + their indexes"),
+    ("lindivc.push", "upload_packs", "data PUTs + their indexes"),
     ("lindivc.push", "confirm_info_idx", "info/idx"),
     ("lindivc.push", "_mark_publication", "mark publication (local)"),
     ("lindivc.push", "_claim_default_branch", "git/HEAD (default branch)"),
@@ -155,8 +155,8 @@ def main() -> None:
     sys.argv = ["lindivc", *argv]
     marks["cli_start"] = time.monotonic()
     code = 0
-    try:
-        lindivc.cli.main()
+    try:  # what lindivc.cli.main() does, with the JSON written between the command and its exit
+        lindivc.cli.cli(prog_name="lindivc")
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     marks["cli_end"] = time.monotonic()
@@ -164,7 +164,7 @@ def main() -> None:
         json.dump({"exit": code, "marks": marks, "events": rec.events, "requests": rec.requests}, f)
     sys.stdout.flush()
     note_exit(out, "json_written")
-    sys.exit(code)
+    lindivc.cli.end_process(code)
 
 
 def note_exit(out: str, mark: str) -> None:
