@@ -47,10 +47,11 @@ T = TypeVar("T")
 
 
 def upload_packs(repo: Repository, cat: ZoneCatalog, zone: Zone, upload: list[str], sizes: dict[str, int],
-                  rep: Reporter, after_data: Callable[[list[str]], T] | None = None) -> tuple[int, T | None]:
-    """Returns the number of objects (packs and lone chunks) sent, and what ``after_data`` returned:
-    given the names of those objects, it runs once all their bytes are stored, alongside their
-    indexes (not at all if an upload failed)."""
+                 rep: Reporter, after_data: Callable[[list[str]], T] | None = None) -> tuple[int, T | None]:
+    """Upload the chunks ``upload`` (sha1 -> size in ``sizes``) grouped into packs, each object
+    followed by its index, up to UPLOAD_THREADS at once. Returns the number of objects (packs and
+    lone chunks) sent, and what ``after_data`` returned: given the names of those objects, it runs
+    once all their bytes are stored, alongside their indexes (not at all if an upload failed)."""
     absent = [s for s in upload if not repo.has_object(s) and s not in repo.local_ranges]
     if absent:  # e.g. --no-borrow of a cloned file: copy the data
         _download_from_catalogs(repo, absent, rep)
