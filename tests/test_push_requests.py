@@ -211,3 +211,18 @@ def test_an_index_that_failed_after_info_idx_is_repaired_by_the_next_push(tmp_pa
     assert _info_idx_matches_listing(zone)
     for p in cat.packs:
         assert zone.head(index_key(p)) is not None and zone.head(object_key(p)) is not None
+
+
+@pytest.mark.parametrize("kind", ["s3", "dir"])
+def test_a_remembered_ref_that_was_deleted_is_read_and_the_branch_pushed_again(tmp_path, nwb_path, s3_bucket, kind):
+    """The zone lost the branch (deleted by hand): the swap from memory cannot match, the push
+    starts again from step 1, finds no branch, and creates it."""
+    url = f"s3://{s3_bucket}/plain/a" if kind == "s3" else str(tmp_path / "zone")
+    r, rel = _setup(tmp_path, nwb_path, url)
+    zone = catalog_for(r, "origin").zone
+    zone.delete("git/refs/heads/main")
+    _change(r, rel, 11.0)
+    res = push(r)
+    assert res.old is None and gitsync_ref(zone) == r.history.ref("refs/heads/main")
+    _change(r, rel, 12.0)
+    assert push(r).old == res.new  # and the next push is from memory again
