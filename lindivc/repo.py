@@ -13,7 +13,7 @@ from typing import Iterable
 
 from . import lindijson, mergestate
 from .config import Config
-from .errors import (AlreadyARepository, BranchExists, InvalidLindiFile, LindivcError, NoSuchBranch,
+from .errors import (AlreadyARepository, BranchExists, BranchNotMerged, InvalidLindiFile, LindivcError, NoSuchBranch,
                      NoSuchFile, NotALindiName, NotARepository, NotTracked, NothingToCommit,
                      PathNotInRevision, PathOutsideRepository, UntrackableName)
 from .history import History
@@ -434,13 +434,21 @@ class Repository:
         self.history.set_ref(f"refs/heads/{name}", sha, None, f"branch: created from {start}", self.author)
         return sha
 
-    def delete_branch(self, name: str) -> None:
+    def delete_branch(self, name: str, force: bool = False) -> str:
+        """Delete branch ``name``; return the commit it named. Without ``force``, only when HEAD
+        or a remote-tracking ref of that branch name reaches it (as ``git branch -d``)."""
         cur = self.history.ref(f"refs/heads/{name}")
         if cur is None:
             raise NoSuchBranch(name)
         if self.history.head_branch() == name:
             raise LindivcError(f"cannot delete the checked-out branch {name!r}")
+        if not force:
+            keepers = [self.history.head()] + [sha for ref, sha in self.history.refs_under("refs/remotes/").items()
+                                               if ref.split("/", 1)[-1] == name]
+            if not any(k and self.history.is_ancestor(cur, k) for k in keepers):
+                raise BranchNotMerged(name, cur)
         self.history.delete_ref(f"refs/heads/{name}", cur)
+        return cur
 
     # reading files at revisions -------------------------------------------
     def read_at(self, rev: str, path: str) -> bytes:

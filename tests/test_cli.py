@@ -214,6 +214,34 @@ def test_branch_name_mistakes_are_one_line_errors(run, nwb_path):
     _one_line_error(run("checkout", "-b", "feature", ok=False), "names cannot nest")
 
 
+def test_branch_d_keeps_unmerged_work_and_D_deletes_it(run, nwb_path, tmp_path):
+    run("init")
+    run("import", nwb_path)
+    run("commit", "-m", "a")
+    run("branch", "merged")
+    assert "deleted branch merged (was " in run("branch", "-d", "merged").output  # HEAD has its commits
+    run("checkout", "-b", "feature/x")
+    (tmp_path / "b.lindi.json").write_text('{"refs": {".zgroup": {"zarr_format": 2}}}')
+    run("add", "b.lindi.json")
+    run("commit", "-m", "work only on feature/x")
+    tip = json.loads(run("log", "--json").output)[0]["commit"]
+    run("checkout", "main")
+    _one_line_error(run("branch", "-d", "feature/x", ok=False), "not merged", "lindivc branch -D feature/x")
+    assert "feature/x" in run("branch").output  # nothing lost
+    run("remote", "add", "origin", str(tmp_path / "zone"))
+    run("push", "origin", "feature/x")  # a pushed copy (origin/feature/x) keeps the commits
+    assert f"(was {tip[:10]})" in run("branch", "-d", "feature/x").output
+    run("checkout", "-b", "scratch")
+    (tmp_path / "c.lindi.json").write_text('{"refs": {".zgroup": {"zarr_format": 2}}}')
+    run("add", "c.lindi.json")
+    run("commit", "-m", "scratch")
+    run("checkout", "main")
+    _one_line_error(run("branch", "-d", "scratch", ok=False), "not merged")
+    run("branch", "-D", "scratch")
+    assert "scratch" not in run("branch").output
+    _one_line_error(run("branch", "-d", "scratch", ok=False), "no branch named 'scratch'")
+
+
 def test_import_as_is_relative_to_the_current_directory(run, nwb_path, tmp_path, monkeypatch):
     run("init")
     (tmp_path / "sub").mkdir()

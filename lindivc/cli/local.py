@@ -417,13 +417,16 @@ def _echo_outcome(out) -> None:
 @cli.command()
 @click.argument("name", required=False, shell_complete=comp.branch_names)
 @click.argument("start", required=False, default="HEAD", shell_complete=comp.revisions)
-@click.option("-d", "--delete", is_flag=True, help="Delete branch NAME.")
+@click.option("-d", "--delete", is_flag=True,
+              help="Delete branch NAME, if HEAD or a pushed copy of it (a remote-tracking ref) has its commits.")
+@click.option("-D", "force_delete", is_flag=True, help="Delete branch NAME even if its commits would be lost.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable list: [{name, commit, current}].")
-def branch(name: str | None, start: str, delete: bool, as_json: bool) -> None:
+def branch(name: str | None, start: str, delete: bool, force_delete: bool, as_json: bool) -> None:
     """List, create or delete branches.
 
     Without NAME, list the branches; with NAME, create branch NAME at START (default HEAD);
-    with -d, delete branch NAME.
+    with -d, delete branch NAME when its commits are merged into HEAD or pushed; with -D, delete
+    it whatever it holds (as git).
     """
     r = _repo()
     if as_json and name is not None:
@@ -437,9 +440,9 @@ def branch(name: str | None, start: str, delete: bool, as_json: bool) -> None:
         for b, sha in sorted(r.history.branches().items()):
             click.echo(f"{'*' if b == cur else ' '} {b:20} {sha[:10]}")
         return
-    if delete:
-        r.delete_branch(name)
-        click.echo(f"deleted branch {name}")
+    if delete or force_delete:
+        was = r.delete_branch(name, force=force_delete)
+        click.echo(f"deleted branch {name} (was {was[:10]})")
     else:
         sha = r.create_branch(name, start)
         click.echo(f"created branch {name} at {sha[:10]}")

@@ -12,7 +12,8 @@ from .base import (  # noqa: F401
     LindivcError, NotARepository, AlreadyARepository, InvalidLindiFile, InvalidPackIndex,
     ObjectMissing, ChecksumMismatch, RefConflict, UnknownRevision, PathOutsideRepository,
     FileLocked, NothingToCommit, ConfigInvalid, UnknownRevisionOrPath, NoSuchFile, NotALindiName,
-    UntrackableName, NotTracked, PathNotInRevision, BranchExists, NoSuchBranch, WorkingFileExists,
+    UntrackableName, NotTracked, PathNotInRevision, BranchExists, NoSuchBranch, BranchNotMerged,
+    WorkingFileExists,
     CorruptIndex, ConversionFailed, LocalFileUnpublishable, InvalidPublicURL,
 )
 from .remote import (  # noqa: F401

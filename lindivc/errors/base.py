@@ -208,6 +208,15 @@ class NoSuchBranch(LindivcError):
         super().__init__(f"no branch named {name!r}")
 
 
+class BranchNotMerged(LindivcError):
+    """``branch -d`` of a branch whose commits HEAD and its remote-tracking refs do not reach."""
+
+    def __init__(self, name: str, commit: str) -> None:
+        self.name, self.commit = name, commit
+        super().__init__(f"branch {name!r} ({commit[:10]}) is not merged into HEAD or pushed; "
+                         f"its commits would be lost: to delete it anyway, lindivc branch -D {name}")
+
+
 class WorkingFileExists(LindivcError):
     """An import whose target working file exists (and ``force`` was not given)."""
 
