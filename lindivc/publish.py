@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 from . import lindijson
 from .catalog import ZoneCatalog, public_prefix
 from .documents import parse_published_refs, public_url_document
-from .errors import InvalidDocument, LocalFileUnpublishable, ObjectMissing, ZoneKeyMissing
+from .errors import InvalidDocument, LocalFileUnpublishable, ObjectMissing, ZoneError, ZoneKeyMissing
 from .history import CommitInfo
 from .layout import PUBLIC_KEY, file_key, object_key, parse_zone_url, version_key
 from .localranges import LocalRanges
@@ -166,8 +166,7 @@ def publish_files(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, h
             keys_of.setdefault((path, blob), []).append(file_key(path))
 
     public = public_url_job(repo, remote, cat, zone)
-    if public is not None:
-        also = (*also, public)
+    jobs = [*also, public] if public is not None else list(also)
 
     def put(item: tuple[tuple[str, str], list[str]]) -> int:
         (path, blob), keys = item
@@ -182,12 +181,11 @@ def publish_files(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, h
 
     res = Published(files=sorted(head_files), base=base)
     items = sorted(keys_of.items())
-    with ThreadPoolExecutor(max_workers=max(1, min(PUBLISH_THREADS, len(items) + len(also)))) as ex:
-        extra = [ex.submit(job) for job in also]
+    with ThreadPoolExecutor(max_workers=max(1, min(PUBLISH_THREADS, len(items) + len(jobs)))) as ex:
+        extra = [ex.submit(job) for job in jobs]
         res.documents = sum(ex.map(put, items))
-        for f in extra:
-            f.result()
-    if public is not None:
+        done = [f.result() for f in extra]
+    if public is not None and done[-1]:
         _remember_public_url(cat, repo.config.remote_public_url(remote))
     if default_branch and previous is not None:
         for path in sorted(set(repo.history.commit_files(previous)) - set(head_files)):
@@ -202,17 +200,28 @@ def publish_files(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, h
     return res
 
 
-def public_url_job(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone) -> Callable[[], object] | None:
+def public_url_job(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone) -> Callable[[], bool] | None:
     """The request that makes the zone's ``info/public`` name ``remote``'s public URL (put when
     it is set, deleted when it was cleared), or None when this repository already wrote that
-    value there (docs/format.md 6.1). Once it succeeded, :func:`_remember_public_url`."""
+    value there (docs/format.md 6.3). The job returns False if the store refused or failed (a
+    gateway older than ``info/public``): the push goes on and the next one tries again. Once it
+    returned True, :func:`_remember_public_url`."""
     url = repo.config.remote_public_url(remote)
     if url == cat.meta.get(PUBLIC_WRITTEN):
         return None
-    if url is None:
-        return lambda: zone.delete(PUBLIC_KEY)
-    doc = public_url_document(url)
-    return lambda: zone.put(PUBLIC_KEY, doc)
+    doc = public_url_document(url) if url is not None else None
+
+    def job() -> bool:
+        try:
+            if doc is None:
+                zone.delete(PUBLIC_KEY)
+            else:
+                zone.put(PUBLIC_KEY, doc)
+        except ZoneError:
+            return False
+        return True
+
+    return job
 
 
 def update_public_url(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone) -> bool:
@@ -221,8 +230,8 @@ def update_public_url(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zon
     job = public_url_job(repo, remote, cat, zone)
     if job is None:
         return False
-    job()
-    _remember_public_url(cat, repo.config.remote_public_url(remote))
+    if job():
+        _remember_public_url(cat, repo.config.remote_public_url(remote))
     return True
 
 

@@ -59,6 +59,12 @@ def test_public_url_document_round_trips_and_its_key_is_in_the_layout():
     assert parse_public_url(public_doc("http://127.0.0.1:8000/")) == "http://127.0.0.1:8000/"
 
 
+def test_the_documented_size_limit_is_the_codes():
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "format.md")) as f:
+        spec = " ".join(f.read().split())
+    assert f"Public URL `info/public` (limit {MAX_PUBLIC_BYTES >> 10} KiB)" in spec
+
+
 HOSTILE = {
     "not http": public_doc("ftp://cdn.example.org/a/"),
     "a script": public_doc("javascript:alert(1)//"),
@@ -162,6 +168,22 @@ def test_a_zone_without_a_public_url_gets_no_info_public(tmp_path):
     r.config.add_remote("origin", str(zone))
     push(r)
     assert not (zone / "info" / "public").exists()
+
+
+def test_a_store_that_refuses_info_public_does_not_fail_the_push(tmp_path, monkeypatch):
+    """A gateway older than info/public refuses the key: the push still succeeds, and a later
+    push (against a store that takes it) writes it."""
+    from lindivc import layout
+
+    r, _ = make_repo(tmp_path / "a", n_chunks=1)
+    zone = tmp_path / "cloud" / "zones" / "alice" / "a"
+    r.config.add_remote("origin", str(zone), public_url="https://cdn.example.org/a/")
+    with monkeypatch.context() as m:
+        m.setattr(layout, "INFO_KEYS", ("info/idx", "info/borrow"))
+        res = push(r)
+    assert res.files_published and not (zone / "info" / "public").exists()
+    assert push(r).up_to_date
+    assert parse_public_url((zone / "info" / "public").read_bytes()) == "https://cdn.example.org/a/"
 
 
 def test_gateway_stores_a_valid_info_public_from_the_owner_only(tmp_path, gateway, monkeypatch):
