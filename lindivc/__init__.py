@@ -1,5 +1,5 @@
 """lindivc: git for LINDI files."""
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 
 def open(path: str, mode: str = "r"):

@@ -1,5 +1,9 @@
 """Borrowing (cross-zone dedupe): a chunk another zone of the same cloud holds is referenced
 there instead of uploaded again (docs/format.md 6.4 steps 3 and 4, 6.3 borrow records and pins).
+
+When it records borrows, the borrower also reads each lender's ``info/public`` (the public base
+URL its owner published, untrusted: parsed by ``documents.parse_public_url``, never fetched) and
+remembers it in its catalog, for its published files (docs/format.md 6.7).
 """
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ import os
 import time
 
 from .catalog import Placement, ZoneCatalog, update_info
-from .documents import BorrowedChunk, BorrowRecord, ByteRange, borrow_pin
-from .errors import ZoneError
-from .layout import borrow_key, index_key, pin_key
+from .documents import BorrowedChunk, BorrowRecord, ByteRange, borrow_pin, parse_public_url
+from .errors import InvalidDocument, ZoneError, ZoneKeyMissing
+from .layout import PUBLIC_KEY, borrow_key, index_key, pin_key
+from .publish import LENDER_PUBLIC
 from .repo import Repository
 from .zones import Zone
 
@@ -38,7 +43,8 @@ def sibling_placements(repo: Repository, zone: Zone, wanted: set[str]) -> dict[s
 
 def record_borrows(cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement]) -> set[str]:
     """Record that ``zone`` borrows ``borrowed`` (chunk -> where it lives): a pin in each lending
-    zone, then ``borrow/<id>`` and ``info/borrow`` here (docs/format.md 6.4 step 4). Returns the
+    zone, then ``borrow/<id>`` and ``info/borrow`` here (docs/format.md 6.4 step 4); each lender's
+    ``info/public`` is read and remembered in ``cat`` (:func:`note_lender_public`). Returns the
     chunks that can no longer be borrowed (the lender's GC collected them)."""
     by_lender: dict[str, list[tuple[str, Placement]]] = {}
     for sha, p in borrowed.items():
@@ -51,6 +57,7 @@ def record_borrows(cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement])
                               time.time())
         lender = cat._lender(lender_url)
         lender.put(pin_key(pid), pin.to_bytes())
+        note_lender_public(cat, lender_url, lender)
         gone = {pack for pack in {r.object for r in pin.ranges} if not lender.exists(index_key(pack))}
         if gone:
             lost |= {c[0] for c in chunks if c[1] in gone}
@@ -63,3 +70,32 @@ def record_borrows(cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement])
         cat.add_borrow(name, rec)
         update_info(zone, "borrow", [name])
     return lost
+
+
+def note_lender_public(cat: ZoneCatalog, lender_url: str, lender: Zone) -> str | None:
+    """Read the lending zone's ``info/public`` and remember the public base URL it names in
+    ``cat`` (forgotten when the lender has none, or a document that does not parse: its refs
+    then use the lender's own prefix); return it. A store that fails keeps what was remembered."""
+    try:
+        stream = lender.open_read(PUBLIC_KEY)
+    except ZoneKeyMissing:
+        url = None
+    except ZoneError:
+        return (cat.meta.get(LENDER_PUBLIC) or {}).get(lender_url)
+    else:
+        try:
+            url = parse_public_url(stream, PUBLIC_KEY)
+        except InvalidDocument:
+            url = None
+        except ZoneError:
+            return (cat.meta.get(LENDER_PUBLIC) or {}).get(lender_url)
+        finally:
+            stream.close()
+    known = cat.meta.setdefault(LENDER_PUBLIC, {})
+    if known.get(lender_url) != url:
+        if url is None:
+            known.pop(lender_url, None)
+        else:
+            known[lender_url] = url
+        cat._save_meta()
+    return url

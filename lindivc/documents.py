@@ -13,6 +13,8 @@ API (everything a caller needs):
     parse_borrow_record(data, key="", max_bytes=MAX_BORROW_BYTES) -> BorrowRecord
     parse_journal_entry(data, key="", max_bytes=MAX_JOURNAL_BYTES) -> JournalEntry
     parse_published_refs(data, key="", max_bytes=MAX_PUBLISHED_BYTES) -> PublishedRefs
+    parse_public_url(data, key="info/public", max_bytes=MAX_PUBLIC_BYTES) -> str
+    public_url_document(url) -> bytes
     Pin(...).to_bytes(), BorrowRecord(...).to_bytes(), JournalEntry(...).to_bytes()
     pin_id(writer, name) -> str;  pin_writer(pin_id) -> str | None
     writer_for(login, zone_url) -> str;  borrow_pin(borrower, name, ranges, created) -> (id, Pin)
@@ -27,20 +29,24 @@ made are their roots (a caller should report them so that their owner re-pins).
 refs of a LINDI file after template expansion. Refs of another shape (inline data, groups'
 metadata) are not byte ranges; malformed refs (not a list of three, a non-integer offset, a
 template that is not a string, an unknown template name) are skipped and counted.
+
+``parse_public_url`` reads a zone's ``info/public`` (its owner's public base URL): the URL is
+only ever written into a borrower's published refs, never fetched.
 """
 from __future__ import annotations
 
 import hashlib
 import math
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterable, Iterator, Union
 
 import orjson
 
 from .errors import InvalidDocument
-from .layout import (BORROW_FORMAT, ID_RE, JOURNAL_FORMAT, LEGACY_PIN_FORMAT, PIN_FORMAT, parse_zone_url,
-                     sha1_from_object_key)
+from .layout import (BORROW_FORMAT, ID_RE, JOURNAL_FORMAT, LEGACY_PIN_FORMAT, PIN_FORMAT, PUBLIC_FORMAT, PUBLIC_KEY,
+                     parse_zone_url, sha1_from_object_key)
 from .objects import is_sha1
 
 
@@ -48,6 +54,7 @@ MAX_PIN_BYTES = 4 << 20
 MAX_BORROW_BYTES = 16 << 20
 MAX_JOURNAL_BYTES = 64 << 20
 MAX_PUBLISHED_BYTES = 512 << 20
+MAX_PUBLIC_BYTES = 8 << 10
 MAX_URL = 4096  # characters of a URL, a label, a ref URL after template expansion
 MAX_INT = (1 << 63) - 1  # offsets and sizes
 PIN_KINDS = ("file", "borrow")
@@ -312,6 +319,30 @@ def parse_published_refs(data: Source, key: str = "", max_bytes: int = MAX_PUBLI
     # a template that is not a short string proves nothing: refs using it are skipped
     templates = {k: t for k, t in raw.items() if isinstance(t, str) and len(t) <= MAX_URL}
     return PublishedRefs(key, refs, templates)
+
+
+def public_url_document(url: str) -> bytes:
+    """The ``info/public`` document naming ``url`` (a zone's public base URL, as
+    :func:`lindivc.layout.normalize_public_url` returns it); parses back to ``url``."""
+    return _dump({"format": PUBLIC_FORMAT, "url": url})
+
+
+def parse_public_url(data: Source, key: str = PUBLIC_KEY, max_bytes: int = MAX_PUBLIC_BYTES) -> str:
+    """The public base URL in an ``info/public`` document: an http(s) URL with a host, ending in
+    ``/``, of printable ASCII without spaces, ``{``, ``}``, query or fragment, at most
+    :data:`MAX_URL` characters. Raises InvalidDocument."""
+    doc, v = _load_document(data, key, max_bytes, PUBLIC_FORMAT, "a public URL document")
+    url = v.text(doc.get("url"), "url")
+    try:
+        p = urllib.parse.urlsplit(url)
+        p.port  # noqa: B018 (raises ValueError for a port that is not a number in range)
+    except ValueError:
+        raise InvalidDocument(key, "url is not a valid URL") from None
+    if not (url.isascii() and p.scheme in ("http", "https") and p.hostname and url.endswith("/")) \
+            or p.query or p.fragment or "?" in url or "#" in url or any(c in url for c in " {}\\"):
+        raise InvalidDocument(key, "url must be an http(s) URL with a host, ending in '/', without spaces, "
+                                   "braces, query or fragment")
+    return url
 
 
 # --------------------------------------------------------------------------- helpers

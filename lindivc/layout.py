@@ -11,6 +11,7 @@ All keys here are relative to the zone prefix, '/'-separated, never starting wit
     pins/<id>               external roots
     borrow/<id>             chunks this zone's files reference in another zone of its cloud
     info/idx, info/borrow   derived lists of idx/ and borrow/ names, for zones that cannot list
+    info/public             the zone owner's public base URL, for borrowers' published files
     lease/gc                the GC lease
 """
 from __future__ import annotations
@@ -61,13 +62,15 @@ def borrow_key(entry_id: str) -> str:
 
 
 GC_LEASE_KEY = "lease/gc"
-INFO_KEYS = ("info/idx", "info/borrow")
+PUBLIC_KEY = "info/public"
+INFO_KEYS = ("info/idx", "info/borrow", PUBLIC_KEY)
 
-# Format names of the documents under journal/, borrow/ and pins/ (docs/format.md section 6.3)
+# Format names of the documents under journal/, borrow/, pins/ and info/public (docs/format.md section 6.3)
 JOURNAL_FORMAT = "lindivc-journal/1"
 BORROW_FORMAT = "lindivc-borrow/1"
 PIN_FORMAT = "lindivc-pin/2"  # pins carry their roots (docs/format.md 6.3)
 LEGACY_PIN_FORMAT = "lindivc-pin/1"  # still read (its URL never followed), no longer written
+PUBLIC_FORMAT = "lindivc-public/1"  # info/public
 
 
 def sha1_from_object_key(key: str) -> str | None:

@@ -9,6 +9,9 @@ five or more refs use gets one of its own (lindi's rule, so templates of importe
 re-derived rather than lost), and the other refs into a zone use one per zone base URL
 (``{"z0": "https://.../zones/alice/acg/"}``, refs ``["{{z0}}sha1/aa/bb/cc/<sha1>", offset, size]``).
 Nothing else of the file changes.
+
+A zone's owner publishes its public base URL in ``info/public`` (:func:`update_public_url`), so
+that a borrower's published files name the lender's chunks under it (:data:`LENDER_PUBLIC`).
 """
 from __future__ import annotations
 
@@ -19,10 +22,10 @@ from typing import Callable, Sequence
 
 from . import lindijson
 from .catalog import ZoneCatalog, public_prefix
-from .documents import parse_published_refs
-from .errors import InvalidDocument, LocalFileUnpublishable, ObjectMissing, ZoneKeyMissing
+from .documents import parse_published_refs, public_url_document
+from .errors import InvalidDocument, LocalFileUnpublishable, ObjectMissing, ZoneError, ZoneKeyMissing
 from .history import CommitInfo
-from .layout import file_key, object_key, parse_zone_url, version_key
+from .layout import PUBLIC_KEY, file_key, object_key, parse_zone_url, version_key
 from .localranges import LocalRanges
 from .remotes import tracking_refs
 from .repo import Repository
@@ -31,6 +34,10 @@ from .zones import Zone
 #: documents rendered and put at once (each holds one rendered file in memory)
 PUBLISH_THREADS = 4
 NEUROSIFT = "https://neurosift.app/nwb?url="
+#: catalog meta: the URL this repository last wrote to the zone's ``info/public``
+PUBLIC_WRITTEN = "public_written"
+#: catalog meta: lender zone URL -> the public base URL its ``info/public`` named when last read
+LENDER_PUBLIC = "lender_public"
 
 
 def neurosift_url(file_url: str) -> str:
@@ -48,11 +55,15 @@ def public_base(repo: Repository, remote: str, zone: Zone) -> str:
     return repo.config.remote_public_url(remote) or public_prefix(zone)
 
 
-def lender_base(lender_url: str, lender_prefix: str, zone_url: str, public_url: str | None) -> str:
-    """The public base of a lending zone of the same cloud: when this zone has a public URL that
-    ends in its own ``zones/<user>/<zone>/``, the cloud is served there as a whole and the
-    lender's base is the same root with the lender's part; otherwise the lender's own public
-    prefix."""
+def lender_base(lender_url: str, lender_prefix: str, zone_url: str, public_url: str | None,
+                lender_public: str | None = None) -> str:
+    """The public base of a lending zone of the same cloud: the public URL its owner published
+    (``lender_public``, read from its ``info/public``) when known; else, when this zone has a
+    public URL that ends in its own ``zones/<user>/<zone>/``, the cloud is served there as a
+    whole and the lender's base is the same root with the lender's part; otherwise the lender's
+    own public prefix."""
+    if lender_public:
+        return lender_public
     own, lender = parse_zone_url(zone_url), parse_zone_url(lender_url)
     tail = f"zones/{own.user}/{own.name}/"
     if public_url and own.in_cloud and lender.in_cloud and own.cloud_root == lender.cloud_root \
@@ -70,9 +81,10 @@ class Renderer:
         self.local = local
         own = cat.meta.get("prefix") or public_prefix(cat.zone)
         self.bases: dict[str, str] = {own: public_url or own}  # placement prefix -> published base
+        lenders = cat.meta.get(LENDER_PUBLIC) or {}
         for prefix, zurl in cat.prefixes.items():
             if zurl != cat.url:
-                self.bases[prefix] = lender_base(zurl, prefix, cat.url, public_url)
+                self.bases[prefix] = lender_base(zurl, prefix, cat.url, public_url, lenders.get(zurl))
 
     def _locate(self, sha: str, offset: int, size: int) -> list:
         p = self.cat.placements.get(sha)
@@ -153,6 +165,9 @@ def publish_files(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, h
         for path, blob in head_files.items():
             keys_of.setdefault((path, blob), []).append(file_key(path))
 
+    public = public_url_job(repo, remote, cat, zone)
+    jobs = [*also, public] if public is not None else list(also)
+
     def put(item: tuple[tuple[str, str], list[str]]) -> int:
         (path, blob), keys = item
         data = renderer.render(repo.history.read_blob(blob), path)
@@ -166,11 +181,12 @@ def publish_files(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, h
 
     res = Published(files=sorted(head_files), base=base)
     items = sorted(keys_of.items())
-    with ThreadPoolExecutor(max_workers=max(1, min(PUBLISH_THREADS, len(items) + len(also)))) as ex:
-        extra = [ex.submit(job) for job in also]
+    with ThreadPoolExecutor(max_workers=max(1, min(PUBLISH_THREADS, len(items) + len(jobs)))) as ex:
+        extra = [ex.submit(job) for job in jobs]
         res.documents = sum(ex.map(put, items))
-        for f in extra:
-            f.result()
+        done = [f.result() for f in extra]
+    if public is not None and done[-1]:
+        _remember_public_url(cat, repo.config.remote_public_url(remote))
     if default_branch and previous is not None:
         for path in sorted(set(repo.history.commit_files(previous)) - set(head_files)):
             zone.delete(file_key(path))
@@ -182,6 +198,49 @@ def publish_files(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, h
         cat.meta["published_base"] = base
         cat._save_meta()
     return res
+
+
+def public_url_job(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone) -> Callable[[], bool] | None:
+    """The request that makes the zone's ``info/public`` name ``remote``'s public URL (put when
+    it is set, deleted when it was cleared), or None when this repository already wrote that
+    value there (docs/format.md 6.3). The job returns False if the store refused or failed (a
+    gateway older than ``info/public``): the push goes on and the next one tries again. Once it
+    returned True, :func:`_remember_public_url`."""
+    url = repo.config.remote_public_url(remote)
+    if url == cat.meta.get(PUBLIC_WRITTEN):
+        return None
+    doc = public_url_document(url) if url is not None else None
+
+    def job() -> bool:
+        try:
+            if doc is None:
+                zone.delete(PUBLIC_KEY)
+            else:
+                zone.put(PUBLIC_KEY, doc)
+        except ZoneError:
+            return False
+        return True
+
+    return job
+
+
+def update_public_url(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone) -> bool:
+    """Make the zone's ``info/public`` name ``remote``'s public URL unless this repository wrote
+    that value last (:func:`public_url_job`, run here); True if it sent a request."""
+    job = public_url_job(repo, remote, cat, zone)
+    if job is None:
+        return False
+    if job():
+        _remember_public_url(cat, repo.config.remote_public_url(remote))
+    return True
+
+
+def _remember_public_url(cat: ZoneCatalog, url: str | None) -> None:
+    if url is None:
+        cat.meta.pop(PUBLIC_WRITTEN, None)
+    else:
+        cat.meta[PUBLIC_WRITTEN] = url
+    cat._save_meta()
 
 
 def base_moved(repo: Repository, remote: str, cat: ZoneCatalog) -> bool:

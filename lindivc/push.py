@@ -325,7 +325,8 @@ def _mark_publication(cat: ZoneCatalog, branch: str, local: str, previous: str |
 def _finish_publication(repo: Repository, remote: str, cat: ZoneCatalog, zone: Zone, branch: str, local: str,
                         also: list[Callable[[], object]] = ()) -> published.Published | None:
     """Put the published files of ``local`` when their publication is pending (v/, and f/ on the
-    default branch), running ``also`` alongside; None if nothing was pending."""
+    default branch), running ``also`` alongside; None if nothing was pending. Either way the
+    zone's ``info/public`` is brought up to date (published.public_url_job)."""
     pending = cat.meta.get("publish_pending", {}).get(branch)
     if isinstance(pending, list):  # written by an earlier version: [head, previous], f/ only
         pending = {"head": pending[0], "previous": pending[1], "versions": []}
@@ -334,10 +335,12 @@ def _finish_publication(repo: Repository, remote: str, cat: ZoneCatalog, zone: Z
         default = (cat.meta.get("default_branch") or _claim_default_branch(cat, zone, branch)) == branch
         pub = published.publish_files(repo, remote, cat, zone, local, pending.get("versions") or [],
                                       pending.get("previous"), default_branch=default, also=also)
-    elif also:
-        with ThreadPoolExecutor(len(also)) as ex:
-            for f in [ex.submit(j) for j in also]:
-                f.result()
+    else:
+        if also:
+            with ThreadPoolExecutor(len(also)) as ex:
+                for f in [ex.submit(j) for j in also]:
+                    f.result()
+        published.update_public_url(repo, remote, cat, zone)
     if pending is not None:
         del cat.meta["publish_pending"][branch]
         cat._save_meta()

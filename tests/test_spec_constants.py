@@ -77,6 +77,7 @@ def test_key_limits_are_the_documented_ones():
     ("Journal entry", layout.JOURNAL_FORMAT),
     ("Borrow record", layout.BORROW_FORMAT),
     ("Pin", layout.PIN_FORMAT),
+    ("Public URL", layout.PUBLIC_FORMAT),
 ])
 def test_document_format_names(document, constant):
     text = section("6.3 Documents")

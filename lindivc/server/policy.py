@@ -1,6 +1,7 @@
 """Which documents the gateway stores, for whom (docs/gateway.md, "Documents").
 
-Every ``pins/``, ``journal/`` and ``borrow/`` body is parsed with lindivc.documents before it
+Every ``pins/``, ``journal/`` and ``borrow/`` body, and ``info/public`` (the zone's public base
+URL, which borrowers write into their published files), is parsed with lindivc.documents before it
 reaches the bucket: a document that does not parse is refused (422), one over its size limit
 413. A pin written into someone else's zone must also:
 
@@ -21,12 +22,15 @@ from dataclasses import dataclass
 from ..documents import (
     MAX_BORROW_BYTES,
     MAX_JOURNAL_BYTES,
+    MAX_PUBLIC_BYTES,
     parse_borrow_record,
     parse_journal_entry,
     parse_pin,
+    parse_public_url,
     pin_writer,
 )
 from ..errors import InvalidDocument
+from ..layout import PUBLIC_KEY
 from .bucket import Bucket
 from .guard import HTTPError
 
@@ -61,6 +65,8 @@ class DocumentPolicy:
 
     def max_bytes(self, key: str) -> int | None:
         """The size limit of the document at ``key``; None if ``key`` holds no document."""
+        if key == PUBLIC_KEY:
+            return MAX_PUBLIC_BYTES
         top = key.split("/", 1)[0]
         return {"pins": self.limits.max_pin_bytes, "journal": self.limits.max_journal_bytes,
                 "borrow": self.limits.max_borrow_bytes}.get(top)
@@ -77,6 +83,8 @@ class DocumentPolicy:
                 parse_borrow_record(data, w.key, self.limits.max_borrow_bytes)
             elif top == "pins":
                 self._admit_pin(w, name, data)
+            elif w.key == PUBLIC_KEY:
+                parse_public_url(data, w.key)
         except InvalidDocument as e:
             raise HTTPError(422, f"refused: {e}") from None
 
