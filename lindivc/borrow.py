@@ -13,7 +13,7 @@ import os
 import time
 
 from .catalog import Placement, ZoneCatalog, update_info
-from .documents import BorrowedChunk, BorrowRecord, ByteRange, borrow_pin, parse_public_url
+from .documents import MAX_PUBLIC_BYTES, BorrowedChunk, BorrowRecord, ByteRange, borrow_pin, parse_public_url
 from .errors import InvalidDocument, ZoneError, ZoneKeyMissing
 from .layout import PUBLIC_KEY, borrow_key, index_key, pin_key
 from .publish import LENDER_PUBLIC
@@ -84,13 +84,15 @@ def note_lender_public(cat: ZoneCatalog, lender_url: str, lender: Zone) -> str |
         return (cat.meta.get(LENDER_PUBLIC) or {}).get(lender_url)
     else:
         try:
-            url = parse_public_url(stream, PUBLIC_KEY)
-        except InvalidDocument:
-            url = None
-        except ZoneError:
+            data = stream.read(MAX_PUBLIC_BYTES + 1)  # bounded: a larger document is invalid
+        except Exception:  # noqa: BLE001 - any broken stream of another user's zone: keep what was known
             return (cat.meta.get(LENDER_PUBLIC) or {}).get(lender_url)
         finally:
             stream.close()
+        try:
+            url = parse_public_url(data, PUBLIC_KEY)
+        except InvalidDocument:
+            url = None
     known = cat.meta.setdefault(LENDER_PUBLIC, {})
     if known.get(lender_url) != url:
         if url is None:

@@ -326,3 +326,35 @@ def test_gc_of_the_lender_keeps_chunks_referenced_under_its_public_url(tmp_path)
     local = tmp_path / "local.lindi.json"
     local.write_text(doc)
     np.testing.assert_array_equal(read_all(str(local)), original)
+
+
+def test_a_lender_stream_that_breaks_mid_read_keeps_the_known_url(tmp_path, monkeypatch):
+    """A read of another user's info/public that fails half way (a reset connection, a botocore
+    streaming error) keeps the URL the borrower knew: no traceback, the push goes on."""
+    from lindivc.zones.local import LocalZone
+    cloud = tmp_path / "cloud"
+    a_dir, b_dir = cloud / "zones" / "alice" / "a", cloud / "zones" / "bob" / "b"
+    a, name = make_repo(tmp_path / "a", seed=4)
+    a.config.add_remote("origin", str(a_dir), public_url="https://cdn.example.org/alice/a/")
+    push(a)
+    packs = set(os.listdir(a_dir / "idx"))
+    b = clone(str(a_dir), str(tmp_path / "b"))
+    b.config.add_remote("mine", str(b_dir))
+    _derive(b, name, 1)
+    push(b, "mine")
+    assert all(u.startswith("https://cdn.example.org/alice/a/sha1/") for u in _lender_refs(b_dir, name, packs))
+
+    class Broken:
+        def read(self, n=-1):
+            raise ConnectionResetError("connection reset by peer")
+
+        def close(self):
+            pass
+
+    real = LocalZone.open_read
+    monkeypatch.setattr(LocalZone, "open_read",
+                        lambda self, key: Broken() if key == PUBLIC_KEY else real(self, key))
+    _derive(b, name, 2)
+    res = push(b, "mine")
+    assert res.chunks_borrowed == 5
+    assert all(u.startswith("https://cdn.example.org/alice/a/sha1/") for u in _lender_refs(b_dir, name, packs))
