@@ -75,25 +75,12 @@ def record_borrows(cat: ZoneCatalog, zone: Zone, borrowed: dict[str, Placement])
 def note_lender_public(cat: ZoneCatalog, lender_url: str, lender: Zone) -> str | None:
     """Read the lending zone's ``info/public`` and remember the public base URL it names in
     ``cat`` (forgotten when the lender has none, or a document that does not parse: its refs
-    then use the lender's own prefix); return it. A store that fails keeps what was remembered."""
-    try:
-        stream = lender.open_read(PUBLIC_KEY)
-    except ZoneKeyMissing:
-        url = None
-    except ZoneError:
-        return (cat.meta.get(LENDER_PUBLIC) or {}).get(lender_url)
-    else:
-        try:
-            data = stream.read(MAX_PUBLIC_BYTES + 1)  # bounded: a larger document is invalid
-        except Exception:  # noqa: BLE001 - any broken stream of another user's zone: keep what was known
-            return (cat.meta.get(LENDER_PUBLIC) or {}).get(lender_url)
-        finally:
-            stream.close()
-        try:
-            url = parse_public_url(data, PUBLIC_KEY)
-        except InvalidDocument:
-            url = None
+    then use the lender's own prefix); return it. A read that fails keeps what was remembered."""
     known = cat.meta.setdefault(LENDER_PUBLIC, {})
+    try:
+        url = _read_public_url(lender)
+    except _ReadFailed:
+        return known.get(lender_url)
     if known.get(lender_url) != url:
         if url is None:
             known.pop(lender_url, None)
@@ -101,3 +88,27 @@ def note_lender_public(cat: ZoneCatalog, lender_url: str, lender: Zone) -> str |
             known[lender_url] = url
         cat._save_meta()
     return url
+
+
+class _ReadFailed(Exception):
+    """Reading another zone's ``info/public`` failed (the store, the connection, the stream)."""
+
+
+def _read_public_url(lender: Zone) -> str | None:
+    """The URL the lender's ``info/public`` names; None when it has none, or one that does not parse."""
+    try:
+        stream = lender.open_read(PUBLIC_KEY)
+    except ZoneKeyMissing:
+        return None
+    except ZoneError as e:
+        raise _ReadFailed() from e
+    try:
+        data = stream.read(MAX_PUBLIC_BYTES + 1)  # bounded: a larger document is invalid
+    except Exception as e:  # noqa: BLE001 - any broken stream of another user's zone
+        raise _ReadFailed() from e
+    finally:
+        stream.close()
+    try:
+        return parse_public_url(data, PUBLIC_KEY)
+    except InvalidDocument:
+        return None

@@ -220,15 +220,22 @@ def _lender_refs(zone_dir, name: str, lender_packs: set[str]) -> list[str]:
     return out
 
 
-def test_borrowed_chunks_are_published_under_the_lenders_public_url_and_malformed_ones_are_ignored(tmp_path):
+def _lender_and_borrower(tmp_path, seed: int):
+    """Alice pushes to a directory cloud with a CDN public URL; Bob clones her zone and pushes a
+    derivative to his own zone, borrowing her chunks. Returns (a, b, name, a_dir, b_dir, packs)."""
     cloud = tmp_path / "cloud"
     a_dir, b_dir = cloud / "zones" / "alice" / "a", cloud / "zones" / "bob" / "b"
-    a, name = make_repo(tmp_path / "a", seed=3)
+    a, name = make_repo(tmp_path / "a", seed=seed)
     a.config.add_remote("origin", str(a_dir), public_url="https://cdn.example.org/alice/a/")
     push(a)
     packs = set(os.listdir(a_dir / "idx"))
     b = clone(str(a_dir), str(tmp_path / "b"))
     b.config.add_remote("mine", str(b_dir))
+    return a, b, name, a_dir, b_dir, packs
+
+
+def test_borrowed_chunks_are_published_under_the_lenders_public_url_and_malformed_ones_are_ignored(tmp_path):
+    a, b, name, a_dir, b_dir, packs = _lender_and_borrower(tmp_path, 3)
     _derive(b, name, 1)
     res = push(b, "mine")
     assert res.chunks_borrowed == 5 and res.chunks_uploaded == 0
@@ -332,14 +339,7 @@ def test_a_lender_stream_that_breaks_mid_read_keeps_the_known_url(tmp_path, monk
     """A read of another user's info/public that fails half way (a reset connection, a botocore
     streaming error) keeps the URL the borrower knew: no traceback, the push goes on."""
     from lindivc.zones.local import LocalZone
-    cloud = tmp_path / "cloud"
-    a_dir, b_dir = cloud / "zones" / "alice" / "a", cloud / "zones" / "bob" / "b"
-    a, name = make_repo(tmp_path / "a", seed=4)
-    a.config.add_remote("origin", str(a_dir), public_url="https://cdn.example.org/alice/a/")
-    push(a)
-    packs = set(os.listdir(a_dir / "idx"))
-    b = clone(str(a_dir), str(tmp_path / "b"))
-    b.config.add_remote("mine", str(b_dir))
+    a, b, name, a_dir, b_dir, packs = _lender_and_borrower(tmp_path, 4)
     _derive(b, name, 1)
     push(b, "mine")
     assert all(u.startswith("https://cdn.example.org/alice/a/sha1/") for u in _lender_refs(b_dir, name, packs))
