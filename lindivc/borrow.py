@@ -79,7 +79,7 @@ def note_lender_public(cat: ZoneCatalog, lender_url: str, lender: Zone) -> str |
     known = cat.meta.setdefault(LENDER_PUBLIC, {})
     try:
         url = _read_public_url(lender)
-    except _ReadFailed:
+    except ZoneError:  # the store or the connection failed (ZoneReader): keep what was known
         return known.get(lender_url)
     if known.get(lender_url) != url:
         if url is None:
@@ -90,24 +90,14 @@ def note_lender_public(cat: ZoneCatalog, lender_url: str, lender: Zone) -> str |
     return url
 
 
-class _ReadFailed(Exception):
-    """Reading another zone's ``info/public`` failed (the store, the connection, the stream)."""
-
-
 def _read_public_url(lender: Zone) -> str | None:
-    """The URL the lender's ``info/public`` names; None when it has none, or one that does not parse."""
+    """The URL the lender's ``info/public`` names; None when it has none, or one that does not
+    parse. A store that fails raises ZoneError."""
     try:
-        stream = lender.open_read(PUBLIC_KEY)
+        with lender.open_read(PUBLIC_KEY) as stream:
+            data = stream.read(MAX_PUBLIC_BYTES + 1)  # bounded: a larger document is invalid
     except ZoneKeyMissing:
         return None
-    except ZoneError as e:
-        raise _ReadFailed() from e
-    try:
-        data = stream.read(MAX_PUBLIC_BYTES + 1)  # bounded: a larger document is invalid
-    except Exception as e:  # noqa: BLE001 - any broken stream of another user's zone
-        raise _ReadFailed() from e
-    finally:
-        stream.close()
     try:
         return parse_public_url(data, PUBLIC_KEY)
     except InvalidDocument:

@@ -338,6 +338,7 @@ def test_gc_of_the_lender_keeps_chunks_referenced_under_its_public_url(tmp_path)
 def test_a_lender_stream_that_breaks_mid_read_keeps_the_known_url(tmp_path, monkeypatch):
     """A read of another user's info/public that fails half way (a reset connection, a botocore
     streaming error) keeps the URL the borrower knew: no traceback, the push goes on."""
+    from lindivc.zones.base import ZoneReader
     from lindivc.zones.local import LocalZone
     a, b, name, a_dir, b_dir, packs = _lender_and_borrower(tmp_path, 4)
     _derive(b, name, 1)
@@ -352,8 +353,8 @@ def test_a_lender_stream_that_breaks_mid_read_keeps_the_known_url(tmp_path, monk
             pass
 
     real = LocalZone.open_read
-    monkeypatch.setattr(LocalZone, "open_read",
-                        lambda self, key: Broken() if key == PUBLIC_KEY else real(self, key))
+    monkeypatch.setattr(LocalZone, "open_read", lambda self, key: ZoneReader(Broken(), self.url, key, (OSError,))
+                        if key == PUBLIC_KEY else real(self, key))
     _derive(b, name, 2)
     res = push(b, "mine")
     assert res.chunks_borrowed == 5

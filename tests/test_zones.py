@@ -533,3 +533,34 @@ def test_open_zone_dispatch(tmp_path, s3_env):
     assert isinstance(open_zone("memory://x"), MemoryZone)
     # a cloud zone over https without a token is read-only HTTP
     assert isinstance(open_zone("https://example.org/zones/alice/z"), HttpZone)
+
+
+def test_a_body_cut_short_is_a_zone_error_naming_the_key():
+    """A server that promises 100,000 bytes and hangs up after 1,000 (a reset connection, a
+    proxy that gave up): reading the stream raises ZoneUnreachable naming the zone and the key,
+    not the HTTP library's own exception (GC and borrowers read other users' documents so)."""
+    from http.server import BaseHTTPRequestHandler
+
+    class Short(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"x" * 1000)
+            self.wfile.flush()
+            self.close_connection = True
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Short)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        z = HttpZone(f"http://127.0.0.1:{srv.server_address[1]}/zones/ada/acg/")
+        with z.open_read("pins/ada.x") as f:
+            with pytest.raises(ZoneUnreachable, match=r"reading pins/ada\.x failed"):
+                while f.read(4096):
+                    pass
+    finally:
+        srv.shutdown()
+        srv.server_close()

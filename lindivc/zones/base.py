@@ -10,7 +10,7 @@ import abc
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from ..errors import InvalidKey, ZoneError
+from ..errors import InvalidKey, ZoneError, ZoneUnreachable
 from ..layout import ZoneURL, validate_key
 
 #: bytes per read when streaming (copies, uploads, downloads)
@@ -36,6 +36,34 @@ def check_prefix(prefix: str) -> str:
 def check_range(offset: int, size: int) -> None:
     if offset < 0 or size < 0:
         raise ZoneError(f"invalid byte range: offset {offset}, size {size}")
+
+
+class ZoneReader:
+    """The stream ``open_read`` returns: read, close, a context manager. A failure while reading
+    (a reset connection, a timeout, a truncated body) raises ZoneUnreachable naming the zone and
+    the key, so that a caller handles one error class for a store that fails, whoever wrote the
+    value; ``errors`` are the exception classes the backend's stream raises."""
+
+    def __init__(self, raw: BinaryIO, url: str, key: str, errors: tuple[type[BaseException], ...]) -> None:
+        self._raw, self._url, self._key, self._errors = raw, url, key, errors
+
+    def read(self, n: int | None = -1) -> bytes:
+        try:
+            return self._raw.read() if n is None or n < 0 else self._raw.read(n)
+        except self._errors as e:
+            raise ZoneUnreachable(f"{self._url}: reading {self._key} failed: {e}") from None
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        except self._errors:
+            pass
+
+    def __enter__(self) -> "ZoneReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -112,7 +140,8 @@ class Zone(abc.ABC):
 
     @abc.abstractmethod
     def open_read(self, key: str) -> BinaryIO:
-        """A streaming reader of the value at ``key`` (close it when done)."""
+        """A streaming reader of the value at ``key`` (close it when done); a read that fails
+        raises ZoneError (:class:`ZoneReader`)."""
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:

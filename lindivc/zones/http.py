@@ -15,7 +15,7 @@ from typing import BinaryIO, Callable, Iterator
 from ..errors import AccessDenied, InvalidKey, RedirectUnreachable, ZoneError, ZoneKeyMissing, ZoneUnreachable
 from ..httpread import CONTENT_RANGE_RE, describe, make_session
 from ..layout import ZoneURL, parse_zone_url
-from .base import ObjectInfo, Zone, check_key, check_prefix, check_range
+from .base import ObjectInfo, Zone, ZoneReader, check_key, check_prefix, check_range
 
 TIMEOUT = (5, 60)  # connect, read
 
@@ -86,9 +86,11 @@ class HttpReads:
         return ranged_body(resp, self.url, key, offset, size)
 
     def open_read(self, key: str) -> BinaryIO:
+        from urllib3.exceptions import HTTPError
+
         resp = self._request("GET", key, self._url(key), stream=True)
         resp.raw.decode_content = True
-        return resp.raw
+        return ZoneReader(resp.raw, self.url, key, (HTTPError, OSError))
 
     def head(self, key: str) -> ObjectInfo | None:
         try:

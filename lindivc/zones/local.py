@@ -26,7 +26,7 @@ from typing import BinaryIO, Callable, Iterator
 from ..errors import InvalidKey, PreconditionFailed, ZoneError, ZoneKeyMissing
 from ..layout import NAME_RE, TOP_PREFIXES, ZoneURL, parse_zone_url
 from ..atomic import fsync_dir
-from .base import STREAM_BLOCK, ObjectInfo, Zone, check_key, check_prefix, check_range
+from .base import STREAM_BLOCK, ObjectInfo, Zone, ZoneReader, check_key, check_prefix, check_range
 
 META_DIR = ".lindivc-zone"
 
@@ -169,7 +169,7 @@ class LocalZone(Zone):
 
     def open_read(self, key: str) -> BinaryIO:
         try:
-            return open(self._path(key), "rb")
+            return ZoneReader(open(self._path(key), "rb"), self.url, key, (OSError,))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ZoneKeyMissing(key, self.url) from None
 

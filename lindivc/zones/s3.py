@@ -30,7 +30,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from ..errors import AccessDenied, InvalidKey, PreconditionFailed, ZoneError, ZoneKeyMissing, ZoneUnreachable
 from ..layout import NAME_RE, ZoneURL, parse_zone_url
-from .base import ObjectInfo, Zone, check_key, check_prefix, check_range
+from .base import ObjectInfo, Zone, ZoneReader, check_key, check_prefix, check_range
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -267,8 +267,11 @@ class S3Zone(Zone):
         return data
 
     def open_read(self, key: str) -> BinaryIO:
+        from botocore.exceptions import BotoCoreError
+        from urllib3.exceptions import HTTPError
+
         resp = self._call(self.client.get_object, key, Bucket=self.bucket, Key=self._k(key))
-        return resp["Body"]
+        return ZoneReader(resp["Body"], self.url, key, (BotoCoreError, HTTPError, OSError))
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
