@@ -110,7 +110,7 @@ def fsck_local(repo, reporter: Reporter | None = None) -> FsckReport:
             repo.objects.verify(sha)
         except ChecksumMismatch as e:
             rep.add("corrupt-object", sha, f"{repo.objects.path(sha)} hashes to {e.got} (unless it is a pack "
-                    "whose index was never written: an interrupted `lindivc pack` or push)")
+                    "whose index was never written: an interrupted `lindivc pack`)")
         except ObjectMissing:
             pass  # removed meanwhile
     for name in packs:

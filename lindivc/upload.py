@@ -3,7 +3,10 @@ each object followed by its index (push step 5, docs/format.md 6.4)."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
@@ -11,7 +14,8 @@ from .catalog import ZoneCatalog
 from .errors import ChecksumMismatch, ObjectMissing, ZoneError
 from .fetch import copy_chunks
 from .layout import index_key, object_key
-from .packs import PackIndex
+from .objects import ObjectStore
+from .packs import PackIndex, pack_name
 from .packstream import PackSource, PackWriter, Progress, Segment, plan_packs
 from .progress import Reporter
 from .repo import Repository
@@ -195,7 +199,18 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
         zone.put(index_key(sha), idx.to_bytes())
         cat.add_index(idx)
         return 1
-    w = PackWriter(repo.objects)
+    name = pack_name((sha, sizes[sha]) for sha in sorted(group))
+    if repo.packs.is_pack(name) and name in repo.objects:  # `lindivc pack` made it: send that file
+        idx = repo.packs.index(name)
+        zone.put_pack(object_key(name), repo.objects.path(name), idx.manifest(), progress=advance)
+        landed(name)
+        zone.put(index_key(name), idx.to_bytes())
+        cat.add_index(idx)
+        return 1
+    # the temporary pack is written outside the object store, so that a push killed here leaves
+    # no unindexed pack there (fsck would call it corrupt); stale scratch dirs are removed later
+    scratch = tempfile.mkdtemp(prefix="push-", dir=_scratch_root(repo))
+    w = PackWriter(ObjectStore(scratch, fsync=False))
     try:
         for sha in group:
             if sha in repo.local_ranges:  # issue 11
@@ -207,16 +222,30 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
             else:
                 w.add(sha, repo.read_object(sha))
         idx = w.finish()
-    except BaseException:
-        w.abort()
-        raise
-    existed_locally = repo.packs.is_pack(idx.pack)
-    try:
-        zone.put_pack(object_key(idx.pack), repo.objects.path(idx.pack), idx.manifest(), progress=advance)
+        zone.put_pack(object_key(idx.pack), w.objects.path(idx.pack), idx.manifest(), progress=advance)
         landed(idx.pack)
         zone.put(index_key(idx.pack), idx.to_bytes())
         cat.add_index(idx)
     finally:
-        if not existed_locally:
-            repo.objects.delete(idx.pack)  # the loose chunks stay the local copy
+        w.abort()
+        shutil.rmtree(scratch, ignore_errors=True)  # the loose chunks stay the local copy
     return 1
+
+
+SCRATCH_MAX_AGE = 24 * 3600.0  # a push's scratch dir this old is left by a killed push
+
+
+def _scratch_root(repo: Repository) -> str:
+    """``.lindivc/tmp``, where pushes write temporary packs; scratch dirs a killed push left
+    (older than SCRATCH_MAX_AGE) are removed first."""
+    root = os.path.join(repo.lvc, "tmp")
+    os.makedirs(root, exist_ok=True)
+    now = time.time()
+    for name in os.listdir(root):
+        p = os.path.join(root, name)
+        try:
+            if name.startswith("push-") and now - os.stat(p).st_mtime > SCRATCH_MAX_AGE:
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass
+    return root

@@ -28,7 +28,7 @@ from lindivc.zones import open_zone
 from lindivc.zones.gateway import GatewayZone
 
 from test_fsck import flip, zpath
-from test_gc import HOUR, N, age, make_repo, orphan
+from test_gc import HOUR, N, age, make_repo, orphan, read_all
 
 ALICE = "tok-alice"
 
@@ -310,3 +310,23 @@ def test_push_through_the_gateway_sends_new_named_packs_that_fsck_clean(gateway,
     idxs = [PackIndex.from_bytes(zone.get(f"idx/{i.key.rsplit('/', 1)[1]}")) for i in zone.list("idx/")]
     assert any(i.named_by_manifest for i in idxs)
     assert fsck_zone(zone, read_data=True, cache_dir=str(tmp_path / "c")).ok
+
+
+def test_a_pack_made_by_lindivc_pack_is_sent_as_it_is_to_a_zone_that_takes_files(tmp_path, monkeypatch):
+    """`lindivc pack` made exactly the pack push plans (same chunks, same name): push sends that
+    file instead of writing a temporary copy, and the zone's copy checks clean."""
+    from lindivc import upload
+
+    r, name = make_repo(tmp_path / "a", seed=9, n_chunks=6, pack_size=300_000)
+    pack_loose(r)
+    local_packs = {p for p in r.objects if r.packs.is_pack(p)}
+    assert local_packs
+    monkeypatch.setattr(upload, "PackWriter", None)  # a temporary pack would fail the push
+    zone_dir = tmp_path / "zone"
+    r.config.add_remote("origin", str(zone_dir))
+    push(r)
+    sent = {p for p in os.listdir(zone_dir / "idx")}
+    assert local_packs <= sent
+    assert fsck_zone(open_zone(str(zone_dir)), read_data=True).ok
+    c = clone(str(zone_dir), str(tmp_path / "c"))
+    np.testing.assert_array_equal(read_all(c.abspath(name)), read_all(r.abspath(name)))

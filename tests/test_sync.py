@@ -178,8 +178,25 @@ def test_interrupted_push_resumes_without_reupload(tmp_path, nwb_path):
     assert 3 <= len(done) < 20, "the push was not interrupted midway"
     mtimes = {n: os.path.getmtime(os.path.join(zone, "sha1", n[:2], n[2:4], n[4:6], n)) for n in done}
     assert not os.path.exists(os.path.join(zone, "git", "refs", "heads", "main"))
+    # the killed push's temporary packs are outside the object store: the repository checks clean
+    from lindivc.fsck import fsck_local
+    from lindivc.repo import Repository
+
+    r = Repository(r.root)
+    report = fsck_local(r)
+    assert report.ok, [str(p) for p in report.problems]
+    assert not [o for o in r.objects if r.packs.is_pack(o) or os.path.getsize(r.objects.path(o)) > 3 * 2**20]
+    scratch = os.path.join(r.lvc, "tmp")
+    os.makedirs(os.path.join(scratch, "push-stale"), exist_ok=True)
+    with open(os.path.join(scratch, "push-stale", "x"), "wb") as f:
+        f.write(b"left by a push killed long ago")
+    assert all(n.startswith("push-") for n in os.listdir(scratch))  # the killed push's, if any
+    for n in os.listdir(scratch):  # as if killed two days ago: the next push removes them
+        os.utime(os.path.join(scratch, n), (time.time() - 2 * 86400,) * 2)
+    os.makedirs(os.path.join(scratch, "push-fresh"))  # another push's, still young: kept
     res = push(r)
     assert res.packs_uploaded == 20 - len(done)  # finished packs were not sent again
+    assert os.listdir(scratch) == ["push-fresh"]
     for n, m in mtimes.items():
         assert os.path.getmtime(os.path.join(zone, "sha1", n[:2], n[2:4], n[4:6], n)) == m
     from lindivc.fsck import fsck_zone
