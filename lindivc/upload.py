@@ -201,12 +201,7 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
         return 1
     name = pack_name((sha, sizes[sha]) for sha in sorted(group))
     if repo.packs.is_pack(name) and name in repo.objects:  # `lindivc pack` made it: send that file
-        idx = repo.packs.index(name)
-        zone.put_pack(object_key(name), repo.objects.path(name), idx.manifest(), progress=advance)
-        landed(name)
-        zone.put(index_key(name), idx.to_bytes())
-        cat.add_index(idx)
-        return 1
+        return _send_pack(zone, cat, repo.packs.index(name), repo.objects.path(name), advance, landed)
     # the temporary pack is written outside the object store, so that a push killed here leaves
     # no unindexed pack there (fsck would call it corrupt); stale scratch dirs are removed later
     scratch = tempfile.mkdtemp(prefix="push-", dir=_scratch_root(repo))
@@ -222,13 +217,19 @@ def _upload_group(repo: Repository, zone: Zone, cat: ZoneCatalog, group: list[st
             else:
                 w.add(sha, repo.read_object(sha))
         idx = w.finish()
-        zone.put_pack(object_key(idx.pack), w.objects.path(idx.pack), idx.manifest(), progress=advance)
-        landed(idx.pack)
-        zone.put(index_key(idx.pack), idx.to_bytes())
-        cat.add_index(idx)
+        return _send_pack(zone, cat, idx, w.objects.path(idx.pack), advance, landed)
     finally:
         w.abort()
         shutil.rmtree(scratch, ignore_errors=True)  # the loose chunks stay the local copy
+
+
+def _send_pack(zone: Zone, cat: ZoneCatalog, idx: PackIndex, path: str, advance: Progress,
+               landed: Callable[[str], None]) -> int:
+    """Put the pack file at ``path`` after its manifest, then its index; return 1."""
+    zone.put_pack(object_key(idx.pack), path, idx.manifest(), progress=advance)
+    landed(idx.pack)
+    zone.put(index_key(idx.pack), idx.to_bytes())
+    cat.add_index(idx)
     return 1
 
 
