@@ -26,6 +26,7 @@ from .packs import ChunkEntry, PackIndex, PackSet, pack_name, verify_pack
 #: the default ``core.pack_size`` (docs/format.md section 3): 64 MiB, from the push benchmark
 #: (reasons in push.py, above the upload threads)
 DEFAULT_PACK_SIZE = 64 * 2**20
+PACK_TMP_PREFIX = ".tmp-pack-"  # a pack being written, in the object store's root
 HASH_BLOCK = 8 * 2**20  # bytes per read when re-checking a pack streamed from its chunk files
 
 Progress = Callable[[int], None]
@@ -43,7 +44,7 @@ class PackWriter:
         self.objects = objects
         self.progress = progress
         os.makedirs(objects.root, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(dir=objects.root, prefix=".tmp-pack-")
+        fd, self._tmp = tempfile.mkstemp(dir=objects.root, prefix=PACK_TMP_PREFIX)
         self._f: BinaryIO | None = os.fdopen(fd, "w+b")
         self._entries: list[ChunkEntry] = []
         self._seen: set[str] = set()

@@ -453,6 +453,30 @@ def test_local_gc_keeps_reachable_young_and_working_deletes_old_garbage(tmp_path
     np.testing.assert_array_equal(read_all(r.abspath(name)), np.random.default_rng(13).standard_normal(5 * N))
 
 
+def test_local_gc_deletes_temp_files_a_killed_write_left_and_keeps_young_ones(tmp_path):
+    """A killed `lindivc pack` or object write leaves temp files in the store's root: older than
+    grace they go (listed as "temp" in the dry run), a young one may be a write in progress."""
+    from lindivc.atomic import TMP_PREFIX
+    from lindivc.packstream import PACK_TMP_PREFIX
+    r, name = make_repo(tmp_path / "a", seed=15)
+    root = r.objects.root
+    old = time.time() - 30 * 86400
+    for n, data in ((PACK_TMP_PREFIX + "k1ll3d", b"p" * 5000), (TMP_PREFIX + "abc", b"o" * 300),
+                    (PACK_TMP_PREFIX + "young", b"y" * 10)):
+        with open(os.path.join(root, n), "wb") as f:
+            f.write(data)
+    for n in (PACK_TMP_PREFIX + "k1ll3d", TMP_PREFIX + "abc"):
+        os.utime(os.path.join(root, n), (old, old))
+    plan = gc.gc_local(r)  # dry run: nothing deleted
+    temps = sorted((d.key, d.size) for d in plan.delete if d.kind == "temp")
+    assert temps == [(TMP_PREFIX + "abc", 300), (PACK_TMP_PREFIX + "k1ll3d", 5000)]
+    assert len(os.listdir(root)) >= 3
+    gc.gc_local(r, prune=True)
+    left = [n for n in os.listdir(root) if n.startswith((TMP_PREFIX, PACK_TMP_PREFIX))]
+    assert left == [PACK_TMP_PREFIX + "young"]
+    np.testing.assert_array_equal(read_all(r.abspath(name)), np.random.default_rng(15).standard_normal(5 * N))
+
+
 def test_local_gc_reflog_and_packs(tmp_path):
     r, name = make_repo(tmp_path / "a", seed=15)
     first = r.history.head()

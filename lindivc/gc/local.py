@@ -15,9 +15,11 @@ import re
 import time
 
 from .. import lindijson, mergestate
+from ..atomic import TMP_PREFIX
 from ..catalog import Placement, ZoneCatalog, zone_for
 from ..errors import InvalidLindiFile, LindivcError, RefsChanged, ZoneError
 from ..layout import object_key
+from ..packstream import PACK_TMP_PREFIX
 from ..progress import Reporter, human_bytes
 from ..zones.base import Zone
 from .model import DEFAULT_GRACE, YOUNG, Deletion, GCPlan, is_old
@@ -134,6 +136,9 @@ def plan_local(repo, *, grace: float = DEFAULT_GRACE, evict_pushed: bool = False
             plan.delete.append(Deletion(sha, "loose", size, mtime, "no ref, reflog entry, staged or working file reaches it"))
         else:
             plan.keep(YOUNG, size)
+    for name, size, mtime in _temp_files(repo):
+        if is_old(mtime, cutoff):
+            plan.delete.append(Deletion(name, "temp", size, mtime, "a temp file a killed write left"))
     for idx in packs:
         p = repo.objects.path(idx.pack)
         if not os.path.exists(p):
@@ -154,6 +159,21 @@ def plan_local(repo, *, grace: float = DEFAULT_GRACE, evict_pushed: bool = False
     return plan
 
 
+def _temp_files(repo) -> list[tuple[str, int, float]]:
+    """(name, size, mtime) of the temp files in the object store's root: objects and packs being
+    written, or left by a write that was killed (atomic.TMP_PREFIX, packstream.PACK_TMP_PREFIX)."""
+    out = []
+    root = repo.objects.root
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        if name.startswith((TMP_PREFIX, PACK_TMP_PREFIX)):
+            try:
+                st = os.stat(os.path.join(root, name))
+            except FileNotFoundError:
+                continue
+            out.append((name, st.st_size, st.st_mtime))
+    return out
+
+
 def sweep_local(repo, plan: GCPlan, reporter: Reporter | None = None) -> GCPlan:
     """Delete what ``plan`` names (skipping objects touched since the plan); for evictions, the
     working files are re-rendered first, to read those chunks from their zone. ``reporter``
@@ -167,16 +187,19 @@ def sweep_local(repo, plan: GCPlan, reporter: Reporter | None = None) -> GCPlan:
     nbytes = human_bytes(sum(d.size for d in plan.delete))
     what = "object" if len(plan.delete) == 1 else "objects"
     for d in rep.track(plan.delete, f"Deleting {len(plan.delete)} local {what} ({nbytes})"):
-        p = repo.objects.path(d.key)
+        p = os.path.join(repo.objects.root, d.key) if d.kind == "temp" else repo.objects.path(d.key)
         try:
             mtime = os.path.getmtime(p)
         except FileNotFoundError:
             continue
         if d.kind != "evict" and mtime != d.mtime and not is_old(mtime, plan.cutoff):
             continue  # touched (re-added) since the plan
-        if repo.packs.is_pack(d.key):
-            repo.packs.remove(d.key)  # index first, then the pack
-        repo.objects.delete(d.key)
+        if d.kind == "temp":
+            os.unlink(p)
+        else:
+            if repo.packs.is_pack(d.key):
+                repo.packs.remove(d.key)  # index first, then the pack
+            repo.objects.delete(d.key)
         plan.deleted += 1
         plan.deleted_bytes += d.size
     plan.swept = True

@@ -22,7 +22,7 @@ class Deletion:
     """One key (zone) or object (local) a sweep deletes, and why it is garbage."""
 
     key: str
-    kind: str  # "version" | "index" | "object" | "pack" | "journal" | "pin" | "loose" | "evict"
+    kind: str  # "version" | "index" | "object" | "pack" | "journal" | "pin" | "loose" | "evict" | "temp"
     size: int
     mtime: float
     reason: str
